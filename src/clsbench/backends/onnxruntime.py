@@ -1,0 +1,71 @@
+"""ONNX Runtime on the CPU: the embedded default backend."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import ClsbenchError
+from . import Backend
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str, **kw):
+        super().__init__(model_path, **kw)
+        import onnxruntime as ort
+
+        if self.precision != "fp32":
+            raise ClsbenchError(f"onnxruntime backend runs the model as stored; precision "
+                                f"{self.precision!r} needs a compiled model")
+        if not os.path.isfile(model_path):
+            raise ClsbenchError(f"{model_path}: model file not found")
+        self.threads = self.threads or default_threads()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # InvalidProtobuf, Fail, NotImplemented...
+            raise ClsbenchError(f"{model_path}: onnxruntime cannot load it as an ONNX model ({e})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1:
+            raise ClsbenchError(f"{model_path}: expected one input, found {[i.name for i in inputs]}")
+        inp = inputs[0]
+        shape = inp.shape
+        if len(shape) != 4 or shape[1] != 3 or inp.type != "tensor(float)":
+            raise ClsbenchError(f"{model_path}: input {inp.name!r} is {inp.type} {shape}; "
+                                f"expected float32 [batch, 3, H, W]")
+        if isinstance(shape[0], int) and shape[0] != self.batch_size:
+            raise ClsbenchError(f"{model_path}: fixed batch size {shape[0]} cannot run batch size "
+                                f"{self.batch_size}; export with a dynamic batch axis")
+        if not all(isinstance(d, int) for d in shape[1:]):
+            raise ClsbenchError(f"{model_path}: input {inp.name!r} has symbolic spatial dims {shape}")
+        self.input_name = inp.name
+        self.output_name = outputs[0].name
+        self._shape = tuple(shape[1:])
+        self._version = ort.__version__
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._shape
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "runtime": "onnxruntime", "version": self._version,
+                "provider": "CPUExecutionProvider", "device": "cpu", "precision": self.precision,
+                "threads": self.threads, "model": os.path.abspath(self.model_path),
+                "input": self.input_name, "output": self.output_name}

@@ -1,0 +1,302 @@
+"""The `clsbench` command: a thin argparse layer over the library."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import ClsbenchError, __version__
+
+GUIDE = "the guide's"
+
+
+def _add_infer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="onnxruntime", help="inference runtime (default: onnxruntime, CPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="runtime threads (default: all CPUs this process may use)")
+    p.add_argument("--device-id", type=int, default=0,
+                   help="names the output folder dumpOutput_device<ID> and perf file, as the vendor tool does")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="clsbench",
+        description="ImageNet classifier from PyTorch weights to measured numbers: export, "
+                    "preprocess, dataset info, offline inference, accuracy, throughput. Files "
+                    "are compatible with the Ascend model-zoo MnasNet1.0 guide's scripts.",
+        epilog="Start with `clsbench demo`, or `clsbench run --weights W.pth --data IMAGENET_DIR`.")
+    ap.add_argument("--version", action="version", version=f"clsbench {__version__}")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("export", help="pth → ONNX with a parity check against PyTorch (guide §3.1)",
+                       description="Export torchvision weights to ONNX (input 'image', output "
+                                   "'class', dynamic batch), run onnx.checker, and compare ONNX "
+                                   "Runtime with PyTorch eager; the parity record is written "
+                                   "beside the model as <name>.parity.json. Needs clsbench[export].")
+    p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture (default mnasnet1_0)")
+    p.add_argument("--weights", required=True, help="state-dict .pth (loaded with weights_only=True)")
+    p.add_argument("--output", required=True, help="ONNX file to write")
+    p.add_argument("--opset", type=int, default=11, help="ONNX opset (default 11, as the guide)")
+    p.add_argument("--parity-images", help="folder of real photos for the parity check "
+                                          "(default: synthetic normal input)")
+    p.add_argument("--parity-batch", type=int, default=16, help="images in the parity batch")
+    p.add_argument("--no-check", action="store_true", help="write the model even if parity fails")
+
+    p = sub.add_parser("preprocess", help="images → float32 CHW .bin files (guide §4.2)",
+                       description="Exact torchvision-preset preprocessing (PIL, resize shorter "
+                                   "side, centre crop, ImageNet mean/std) to <stem>.bin, byte-"
+                                   "identical to the guide's imagenet_torch_preprocess.py. Flat "
+                                   "or class-folder input; resumable; uses every core.")
+    p.add_argument("--model", default="mnasnet1_0",
+                   help="model or preset name: mnasnet, resnet, inceptionv3, inceptionv4, mnasnet1_0, ...")
+    p.add_argument("src", metavar="SRC_DIR")
+    p.add_argument("dst", metavar="DST_DIR")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
+
+    p = sub.add_parser("info", help="write a dataset .info file (guide §4.3)",
+                       description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
+    isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
+    b = isub.add_parser("bin", help="for .bin tensors: width/height from the command line")
+    b.add_argument("dir", metavar="DIR")
+    b.add_argument("out", metavar="OUT.info")
+    b.add_argument("width", type=int, metavar="W")
+    b.add_argument("height", type=int, metavar="H")
+    j = isub.add_parser("jpg", help="for images: width/height read from each file")
+    j.add_argument("dir", metavar="DIR")
+    j.add_argument("out", metavar="OUT.info")
+
+    p = sub.add_parser("infer", help="offline inference over an .info file, or pure inference (guide §5)",
+                       description="Batched inference; writes result/dumpOutput_device<ID>/<stem>_1.txt "
+                                   "per input and result/perf_vision_batchsize_<N>_device_<ID>.txt "
+                                   "(+ .json with the environment). The last partial batch is padded; "
+                                   "padding outputs are not written. Rerunning resumes. With --loop N "
+                                   "and no --info: random input, compute-only throughput and latency.")
+    p.add_argument("--model", required=True, help="ONNX model")
+    p.add_argument("--info", help="dataset .info file of .bin tensors")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--output", default="result", help="result root (default ./result)")
+    p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt",
+                   help="txt: one line of floats (the guide's eval reads it); bin: raw float32; npy")
+    p.add_argument("--loop", type=int, help="pure-inference mode: timed runs on random input")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
+    _add_infer_args(p)
+
+    p = sub.add_parser("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
+                       description="Reads outputs written by `clsbench infer` or the vendor tools "
+                                   "(.txt, .bin, .npy), writes the guide's exact JSON, prints a "
+                                   "table against the model's reference accuracy.")
+    p.add_argument("result_dir", metavar="RESULT_DIR")
+    p.add_argument("labels", metavar="val_label.txt")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("name", metavar="result.json")
+    p.add_argument("--model", default="mnasnet1_0", help="whose reference accuracy to compare with")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when Top-1 is more than --tolerance points below the reference")
+    p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
+    p.add_argument("--strict", action="store_true", help="fail on outputs without labels and labels without outputs")
+
+    def add_run_args(p, weights_required):
+        p.add_argument("--weights", required=weights_required, help="state-dict .pth")
+        p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture")
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt")
+        p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
+        p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
+        p.add_argument("--tolerance", type=float, default=1.0)
+        p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
+        _add_infer_args(p)
+
+    p = sub.add_parser("run", help="everything above in one resumable command",
+                       description="export → preprocess → info → infer → eval on an ImageNet-"
+                                   "layout directory (val/ + val_label.txt, or val/<class>/ folders), "
+                                   "ending with an accuracy table, throughput, and where every file is.")
+    p.add_argument("--data", required=True, help="ImageNet-layout directory")
+    p.add_argument("--work-dir", default="runs/latest", help="where every output goes (default runs/latest)")
+    add_run_args(p, True)
+
+    p = sub.add_parser("demo", help="build a small labelled dataset from shipped photos and `run` on it",
+                       description="Makes a few hundred ImageNet-layout JPEGs from scikit-image's "
+                                   "sample photographs and runs the whole flow. Without --weights it "
+                                   "uses realistic random weights: the accuracy is then meaningless.")
+    p.add_argument("--work-dir", default="runs/demo")
+    p.add_argument("--per-class", type=int, default=60, help="images per source photo (5 photos)")
+    add_run_args(p, False)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except ClsbenchError as e:
+        from .ui import console
+
+        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        from .ui import console
+
+        console.print("\n[bold]interrupted[/]: finished files are kept (every file is written "
+                      "atomically); rerun the same command to resume where it stopped.")
+        return 130
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_export(a) -> int:
+    from .export import export_onnx, parity_path
+    from .ui import out
+
+    rec = export_onnx(a.weights, a.output, model=a.model, opset=a.opset,
+                      parity_images=a.parity_images, parity_batch=a.parity_batch, check=not a.no_check)
+    p = rec["parity"]
+    out.print(f"wrote {a.output} (opset {a.opset}, input 'image', output 'class', dynamic batch)")
+    out.print(f"weights: {rec['weights']['verdict']}")
+    out.print(f"parity vs PyTorch on {p['inputs']}: rel. L2 error {p['rel_l2_error']:.3e}, "
+              f"top-1 agreement {p['top1_agreement']:.1%}, top-5 sets equal {p['top5_set_agreement']:.1%} "
+              f"→ {'PASS' if rec['passed'] else 'FAIL'} ({parity_path(a.output)})")
+    return 0 if rec["passed"] else 1
+
+
+def cmd_preprocess(a) -> int:
+    from .models import get_preprocessing
+    from .preprocess import preprocess_dir
+    from .ui import out
+
+    pp = get_preprocessing(a.model)
+    rep = preprocess_dir(a.src, a.dst, pp, workers=a.workers, overwrite=a.overwrite,
+                         strict=a.strict, show_progress=not a.quiet)
+    out.print(f"{a.dst}: {rep.written} written, {rep.resumed} already done, {len(rep.failed)} "
+              f"unreadable (skipped, listed above), {len(rep.ignored)} non-image entries ignored "
+              f"[{rep.layout} layout; resize {pp.resize}, crop {pp.crop}, mean {pp.mean}, std {pp.std}]")
+    return 0
+
+
+def cmd_info(a) -> int:
+    from .dataset import gen_bin_info, gen_jpg_info
+    from .ui import out
+
+    if a.mode == "bin":
+        entries = gen_bin_info(a.dir, a.out, a.width, a.height)
+    else:
+        entries = gen_jpg_info(a.dir, a.out)
+    out.print(f"{a.out}: {len(entries)} entries")
+    return 0
+
+
+def cmd_infer(a) -> int:
+    from .infer import infer_offline, pure_inference
+    from .report import backend_line, perf_table
+    from .ui import out
+
+    if a.loop:
+        if a.info:
+            raise ClsbenchError("--loop (pure inference) and --info (offline inference) exclude each other")
+        rec = pure_inference(a.model, batch_size=a.batch_size, loop=a.loop, warmup=a.warmup,
+                             backend=a.backend, threads=a.threads, device_id=a.device_id, output=a.output)
+        out.print(f"ave_throughputRate = {rec['ave_throughputRate']:.2f} samples/s, "
+                  f"ave_latency = {rec['ave_latency']:.3f} ms")
+        out.print(perf_table(rec, f"pure inference, {backend_line(rec)}"))
+        return 0
+    if not a.info:
+        raise ClsbenchError("give --info X.info (offline inference) or --loop N (pure inference)")
+    rec = infer_offline(a.model, a.info, batch_size=a.batch_size, output=a.output,
+                        device_id=a.device_id, outfmt=a.outfmt, backend=a.backend,
+                        threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet)
+    if rec["samples"]:
+        out.print(perf_table(rec, f"offline inference, {backend_line(rec)}"))
+    out.print(f"{rec['samples']} inferred, {rec['resumed']} already done → {rec['outputs']}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .evaluate import evaluate, write_result
+    from .models import get_model
+    from .report import accuracy_table
+    from .ui import out, warn
+
+    spec = get_model(a.model)
+    acc = evaluate(a.result_dir, a.labels, strict=a.strict)
+    path = write_result(acc, a.out_dir, a.name)
+    if acc.unlabelled_outputs:
+        warn(f"{len(acc.unlabelled_outputs)} outputs have no label and are not counted, "
+             f"e.g. {acc.unlabelled_outputs[0]}")
+    if acc.labels_without_output:
+        warn(f"{acc.labels_without_output} labelled images have no output and are not counted")
+    out.print(accuracy_table(acc, spec, f"Accuracy vs torchvision {spec.name}"))
+    out.print(f"wrote {path}")
+    return _check(a, acc.percent(1), spec)
+
+
+def _check(a, top1: float, spec) -> int:
+    from .ui import out
+
+    drop = spec.top1 - top1
+    if a.check and drop > a.tolerance:
+        out.print(f"[bold red]FAIL[/]: Top-1 {top1:.2f} is {drop:.2f} points below the reference "
+                  f"{spec.top1} (tolerance {a.tolerance})")
+        return 1
+    if a.check:
+        out.print(f"PASS: Top-1 within {a.tolerance} point(s) of the reference {spec.top1}")
+    return 0
+
+
+def _run(a, weights: str, data: str) -> int:
+    from .pipeline import run
+    from .report import accuracy_table, backend_line, perf_table
+    from .ui import out
+
+    s = run(weights, data, model=a.model, batch_size=a.batch_size, work_dir=a.work_dir,
+            device_id=a.device_id, threads=a.threads, backend=a.backend, outfmt=a.outfmt,
+            workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite,
+            show_progress=not a.quiet)
+    from .models import get_model
+
+    spec = get_model(a.model)
+    out.print()
+    out.print(accuracy_table(s["_accuracy"], spec, f"Accuracy vs torchvision {spec.name}"))
+    out.print(perf_table(s["performance"], f"Throughput: {backend_line(s['performance'])}"))
+    out.print("Files:")
+    for k, v in s["files"].items():
+        out.print(f"  {k:<13} {v}")
+    return _check(a, s["accuracy"]["top1"], spec)
+
+
+def cmd_run(a) -> int:
+    return _run(a, a.weights, a.data)
+
+
+def cmd_demo(a) -> int:
+    from .demo import build_demo_dataset, calibration_batch
+    from .models import get_model
+    from .ui import console
+
+    spec = get_model(a.model)
+    data = build_demo_dataset(os.path.join(a.work_dir, "data"), per_class=a.per_class)
+    weights = a.weights
+    if not weights:
+        from .synthetic_weights import save_realistic_weights
+
+        weights = os.path.join(a.work_dir, f"realistic_random_{spec.name}.pth")
+        if not os.path.exists(weights):
+            save_realistic_weights(spec, calibration_batch(spec.preprocessing), weights)
+        console.print("[bold yellow on red] NO REAL WEIGHTS [/] using realistic *random* weights "
+                      f"({weights}): the accuracy below is meaningless; the pipeline, file formats "
+                      "and throughput are real. Pass --weights mnasnet1.0_top1_73.512-f206786ef8.pth "
+                      "for real accuracy.")
+    rc = _run(a, weights, str(data))
+    if not a.weights:
+        console.print("[bold yellow]reminder:[/] random weights — accuracy is meaningless.")
+        return 0
+    return rc
+
+
+COMMANDS = {"export": cmd_export, "preprocess": cmd_preprocess, "info": cmd_info,
+            "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""A small labelled ImageNet-layout dataset from the photographs scikit-image ships.
+
+No download: the photos are files inside the installed scikit-image package. Each is
+cropped, flipped and rescaled into many distinct JPEGs (deterministically), named and
+labelled like ImageNet val so every stage of the guide's workflow runs on real pixels.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import ClsbenchError
+from .dataset import write_labels
+
+# (file in skimage/data, ImageNet-1k class index, class name): the nearest class for each
+SOURCES = [
+    ("chelsea.png", 281, "tabby cat"),
+    ("coffee.png", 967, "espresso"),
+    ("rocket.jpg", 657, "missile"),
+    ("motorcycle_left.png", 670, "motor scooter"),
+    ("camera.png", 872, "tripod"),  # grayscale photo: exercises convert('RGB')
+]
+
+
+def skimage_data_dir() -> Path:
+    try:
+        import skimage
+    except ImportError:
+        raise ClsbenchError("the demo builds its images from scikit-image's sample photos: "
+                            "pip install 'clsbench[demo]'") from None
+    return Path(os.path.dirname(skimage.__file__)) / "data"
+
+
+def source_photos() -> list[tuple[Image.Image, int, str]]:
+    d = skimage_data_dir()
+    photos = []
+    for f, label, name in SOURCES:
+        with Image.open(d / f) as im:
+            im.load()
+            photos.append((im if im.mode in ("RGB", "L") else im.convert("RGB"), label, name))
+    return photos
+
+
+def variants(photo: Image.Image, n: int, rng: np.random.Generator):
+    """Random crops (30-100 % of the area, aspect 3:4..4:3), flips, ImageNet-like sizes."""
+    w, h = photo.size
+    for _ in range(n):
+        area = w * h * rng.uniform(0.3, 1.0)
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        cw = int(min(w, round(np.sqrt(area * aspect))))
+        ch = int(min(h, round(np.sqrt(area / aspect))))
+        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        im = photo.crop((left, top, left + cw, top + ch))
+        if rng.random() < 0.5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        long_side = int(rng.integers(300, 640))
+        s = long_side / max(im.size)
+        im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
+        yield im
+
+
+def build_demo_dataset(root: str | os.PathLike, per_class: int = 60, seed: int = 0) -> Path:
+    """Writes root/val/ILSVRC2012_val_XXXXXXXX.JPEG and root/val_label.txt; returns root."""
+    root = Path(root)
+    val = root / "val"
+    val.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pairs, i = [], 0
+    for photo, label, _ in source_photos():
+        for im in variants(photo, per_class, rng):
+            i += 1
+            name = f"ILSVRC2012_val_{i:08d}.JPEG"
+            if not (val / name).exists():
+                tmp = val / f".{name}.tmp"
+                im.save(tmp, format="JPEG", quality=90)
+                os.replace(tmp, val / name)
+            pairs.append((name, label))
+    write_labels(root / "val_label.txt", pairs)
+    return root
+
+
+def calibration_batch(preset, n: int = 64, seed: int = 1) -> np.ndarray:
+    """Preprocessed crops of the sample photos, for BatchNorm re-estimation."""
+    from .preprocess import crop_uint8, normalize
+
+    rng = np.random.default_rng(seed)
+    photos = source_photos()
+    out = []
+    for k in range(n):
+        photo = photos[k % len(photos)][0]
+        im = next(variants(photo, 1, rng))
+        out.append(normalize(crop_uint8(im.convert("RGB"), preset), preset))
+    return np.stack(out)

@@ -1,0 +1,181 @@
+"""Exact ImageNet-val preprocessing to the guide's float32 CHW .bin files.
+
+Default mode is pixel-exact to torchvision's MNASNet1_0_Weights.IMAGENET1K_V1.transforms()
+on PIL images and byte-identical to the guide's imagenet_torch_preprocess.py (formats.md §3):
+PIL decode, convert('RGB') (EXIF orientation ignored, as the reference does), shorter side
+to `resize` with PIL bilinear (long side truncated; untouched when already `resize`), centre
+crop with round(), then float32 /255, -mean, /std, in that order: the order fixes the bits.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import ClsbenchError, __version__
+from ._io import atomic_write_bytes, atomic_write_json, remove_stale_temps
+from .dataset import list_images, stem
+from .models import Preprocessing
+
+MANIFEST = ".clsbench_preprocess.json"
+_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now, so a truncated file fails here and names itself
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise ClsbenchError(f"{path}: no such file") from None
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... for bad data
+        raise ClsbenchError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
+
+
+def resize_shorter(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
+    w, h = img.size
+    if (w <= h and w == size) or (h <= w and h == size):
+        return img
+    if w < h:
+        return img.resize((size, int(size * h / w)), _FILTERS[interpolation])
+    return img.resize((int(size * w / h), size), _FILTERS[interpolation])
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def crop_uint8(img: Image.Image, pp: Preprocessing) -> np.ndarray:
+    """Resized and cropped RGB pixels, HWC uint8: everything before normalization."""
+    return np.asarray(center_crop(resize_shorter(img, pp.resize, pp.interpolation), pp.crop))
+
+
+def normalize(hwc: np.ndarray, pp: Preprocessing) -> np.ndarray:
+    """uint8 HWC -> float32 CHW, bit-identical to ToTensor+Normalize (same op order)."""
+    x = hwc.astype(np.float32).transpose(2, 0, 1) / 255.0
+    x -= np.asarray(pp.mean, dtype=np.float32)[:, None, None]
+    x /= np.asarray(pp.std, dtype=np.float32)[:, None, None]
+    return x
+
+
+def preprocess_image(path: str | os.PathLike, pp: Preprocessing) -> np.ndarray:
+    return normalize(crop_uint8(load_rgb(path), pp), pp)
+
+
+def to_bin_bytes(chw: np.ndarray) -> bytes:
+    return np.ascontiguousarray(chw, dtype="<f4").tobytes()
+
+
+# ---------------------------------------------------------------- directory conversion
+
+@dataclass
+class PreprocessReport:
+    written: int = 0
+    resumed: int = 0  # already present from an earlier, interrupted run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    ignored: list[str] = field(default_factory=list)  # non-image entries
+    layout: str = "flat"
+    outputs: list[str] = field(default_factory=list)  # every .bin name, sorted
+
+
+def _convert_one(job: tuple[str, str, Preprocessing]) -> tuple[str, str | None]:
+    src, dst, pp = job
+    try:
+        atomic_write_bytes(dst, to_bin_bytes(preprocess_image(src, pp)))
+        return src, None
+    except ClsbenchError as e:
+        return src, str(e)
+    except OSError as e:  # disk full, permissions: fatal for the whole run
+        raise ClsbenchError(f"{dst}: cannot write ({e})") from None
+
+
+def _check_manifest(dst: Path, pp: Preprocessing, overwrite: bool) -> None:
+    mpath = dst / MANIFEST
+    settings = pp.as_dict()
+    if mpath.exists():
+        try:
+            old = json.loads(mpath.read_text())["preprocessing"]
+        except (ValueError, KeyError) as e:
+            raise ClsbenchError(f"{mpath}: unreadable manifest ({e}); remove it or use --overwrite") from None
+        if old != json.loads(json.dumps(settings)) and not overwrite:
+            raise ClsbenchError(
+                f"{dst}: holds .bin files made with other preprocessing {old}; "
+                f"use another output directory or --overwrite")
+    elif any(n.endswith(".bin") for n in os.listdir(dst)) and not overwrite:
+        raise ClsbenchError(
+            f"{dst}: holds .bin files that clsbench did not write (no {MANIFEST}); "
+            f"use an empty directory or --overwrite to regenerate them")
+
+
+def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessing, *,
+                   workers: int | None = None, overwrite: bool = False, strict: bool = False,
+                   show_progress: bool = True) -> PreprocessReport:
+    """Convert every image under `src` (flat or one level of class folders) to `dst/<stem>.bin`.
+
+    Resumable: a .bin of the right size is never rewritten (writes are atomic, so an existing
+    file is a finished one). Undecodable images are listed in the report; with strict=True
+    they stop the run instead.
+    """
+    from .ui import progress, warn
+
+    src, dst = Path(src), Path(dst)
+    listing = list_images(src)
+    report = PreprocessReport(layout=listing.layout, ignored=[str(p) for p in listing.ignored])
+    if not listing.images:
+        raise ClsbenchError(f"{src}: holds no images ({len(listing.ignored)} other entries)")
+    owners: dict[str, Path] = {}
+    for rel in listing.images:
+        name = stem(rel.name) + ".bin"
+        if name in owners:
+            raise ClsbenchError(
+                f"{src / rel} and {src / owners[name]} would both be written to {name}; "
+                f"file names must be unique up to their first '.'")
+        owners[name] = rel
+    dst.mkdir(parents=True, exist_ok=True)
+    _check_manifest(dst, pp, overwrite)
+    remove_stale_temps(dst)
+    atomic_write_json(dst / MANIFEST, {"tool": f"clsbench {__version__}",
+                                       "source": str(src.resolve()),
+                                       "preprocessing": pp.as_dict()})
+    jobs = []
+    for name, rel in owners.items():
+        out = dst / name
+        if not overwrite and out.is_file() and out.stat().st_size == pp.bin_bytes:
+            report.resumed += 1
+        else:
+            jobs.append((str(src / rel), str(out), pp))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    with progress(len(jobs), f"preprocess → {dst}", show_progress) as advance:
+        if workers == 1 or len(jobs) < 8:
+            results = map(_convert_one, jobs)
+            pool = None
+        else:
+            # spawn: workers must not inherit a parent's torch/onnxruntime thread pools
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            results = pool.map(_convert_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+        try:
+            for source, err in results:
+                if err is None:
+                    report.written += 1
+                else:
+                    if strict:
+                        raise ClsbenchError(err)
+                    report.failed.append((source, err))
+                advance()
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    for source, err in report.failed:
+        warn(f"skipped: {err}")
+    failed_names = {stem(Path(s).name) + ".bin" for s, _ in report.failed}
+    report.outputs = sorted(n for n in owners if n not in failed_names)
+    return report
