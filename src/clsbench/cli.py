@@ -27,9 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `clsbench demo`, or `clsbench run --weights W.pth --data IMAGENET_DIR`.")
     ap.add_argument("--version", action="version", version=f"clsbench {__version__}")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("export", help="pth → ONNX with a parity check against PyTorch (guide §3.1)",
+    def command(name, **kw):
+        return sub.add_parser(name, parents=[common], **kw)
+
+    p = command("export", help="pth → ONNX with a parity check against PyTorch (guide §3.1)",
                        description="Export torchvision weights to ONNX (input 'image', output "
                                    "'class', dynamic batch), run onnx.checker, and compare ONNX "
                                    "Runtime with PyTorch eager; the parity record is written "
@@ -43,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-batch", type=int, default=16, help="images in the parity batch")
     p.add_argument("--no-check", action="store_true", help="write the model even if parity fails")
 
-    p = sub.add_parser("preprocess", help="images → float32 CHW .bin files (guide §4.2)",
+    p = command("preprocess", help="images → float32 CHW .bin files (guide §4.2)",
                        description="Exact torchvision-preset preprocessing (PIL, resize shorter "
                                    "side, centre crop, ImageNet mean/std) to <stem>.bin, byte-"
                                    "identical to the guide's imagenet_torch_preprocess.py. Flat "
@@ -56,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
 
-    p = sub.add_parser("info", help="write a dataset .info file (guide §4.3)",
+    p = command("info", help="write a dataset .info file (guide §4.3)",
                        description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
     b = isub.add_parser("bin", help="for .bin tensors: width/height from the command line")
@@ -68,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("dir", metavar="DIR")
     j.add_argument("out", metavar="OUT.info")
 
-    p = sub.add_parser("infer", help="offline inference over an .info file, or pure inference (guide §5)",
+    p = command("infer", help="offline inference over an .info file, or pure inference (guide §5)",
                        description="Batched inference; writes result/dumpOutput_device<ID>/<stem>_1.txt "
                                    "per input and result/perf_vision_batchsize_<N>_device_<ID>.txt "
                                    "(+ .json with the environment). The last partial batch is padded; "
@@ -85,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
     _add_infer_args(p)
 
-    p = sub.add_parser("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
+    p = command("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
                        description="Reads outputs written by `clsbench infer` or the vendor tools "
                                    "(.txt, .bin, .npy), writes the guide's exact JSON, prints a "
                                    "table against the model's reference accuracy.")
@@ -110,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
         _add_infer_args(p)
 
-    p = sub.add_parser("run", help="everything above in one resumable command",
+    p = command("run", help="everything above in one resumable command",
                        description="export → preprocess → info → infer → eval on an ImageNet-"
                                    "layout directory (val/ + val_label.txt, or val/<class>/ folders), "
                                    "ending with an accuracy table, throughput, and where every file is.")
@@ -118,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="runs/latest", help="where every output goes (default runs/latest)")
     add_run_args(p, True)
 
-    p = sub.add_parser("demo", help="build a small labelled dataset from shipped photos and `run` on it",
+    p = command("demo", help="build a small labelled dataset from shipped photos and `run` on it",
                        description="Makes a few hundred ImageNet-layout JPEGs from scikit-image's "
                                    "sample photographs and runs the whole flow. Without --weights it "
                                    "uses realistic random weights: the accuracy is then meaningless.")
@@ -130,12 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from rich.markup import escape as rich_escape
+
     try:
         return COMMANDS[args.cmd](args)
     except ClsbenchError as e:
         from .ui import console
 
-        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {rich_escape(str(e))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         from .ui import console
