@@ -142,3 +142,35 @@ def test_pure_inference_mode(onnx_model, tmp_path):
     assert lat["count"] == 3 and lat["min"] <= lat["p50"] <= lat["max"]
     assert rec["ave_throughputRate"] == pytest.approx(2e3 / lat["mean"])
     assert json.loads((tmp_path / "perf_pure_batchsize_2_device_0.json").read_text())["loop"] == 3
+
+
+def test_text_scores_are_python_e8_formatting_and_round_trip():
+    from clsbench.infer import format_scores
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**32, size=(40, 1000), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    rows = [np.where(np.isfinite(bits), bits, np.float32(1.0)).astype(np.float32),
+            rng.standard_normal((8, 1000)).astype(np.float32),
+            np.array([[0.0, -0.0, 1.0, 9.9999999, 0.5, 1e-45, 3.4e38, 999999999.0, 1e-8, -1e-30]], np.float32)]
+    for a in rows:
+        for row, line in zip(a, format_scores(a)):
+            assert line == (" ".join("%+.8e" % v for v in row.tolist()) + "\n").encode()
+            back = np.array(line.decode().strip().split(" "), dtype=np.float32)
+            assert np.array_equal(back.view(np.uint32), row.view(np.uint32))
+
+
+def test_nan_output_is_an_error_not_a_number(tmp_path, info_file, onnx_model):
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load(onnx_model)
+    # multiply the logits by NaN: a broken model must not produce a result file
+    out = m.graph.output[0].name
+    m.graph.initializer.append(helper.make_tensor("nan_c", TensorProto.FLOAT, [], [float("nan")]))
+    m.graph.node.append(helper.make_node("Mul", [out, "nan_c"], ["class_nan"]))
+    m.graph.output[0].name = "class_nan"
+    bad = tmp_path / "nan.onnx"
+    onnx.save(m, bad)
+    with pytest.raises(ClsbenchError, match="NaN or infinite output for"):
+        infer_offline(str(bad), str(info_file), batch_size=4, output=str(tmp_path / "r"), show_progress=False)
+    assert outputs(tmp_path / "r" / "dumpOutput_device0") == []

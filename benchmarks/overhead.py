@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Overhead of `clsbench infer` vs a bare onnxruntime session.run loop.
+
+For each batch size: clsbench's offline inference over N preprocessed .bin files (reading,
+padding, running, writing one output file per image: its [e2e] throughput) against a bare
+loop of session.run over one in-memory batch with the same model, batch size and threads.
+Runs alternate (bare, tool, bare, tool, ...) so drift hits both alike; medians are quoted.
+
+    python benchmarks/overhead.py                      # realistic random MnasNet1.0 (needs torch)
+    python benchmarks/overhead.py --model m.onnx --data DIR_WITH_IMAGES
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import numpy as np  # noqa: E402
+
+from clsbench.backends.onnxruntime import OnnxRuntimeBackend, default_threads  # noqa: E402
+from clsbench.dataset import gen_bin_info  # noqa: E402
+from clsbench.infer import infer_offline  # noqa: E402
+from clsbench.models import get_model  # noqa: E402
+from clsbench.perf import environment  # noqa: E402
+from clsbench.preprocess import preprocess_dir  # noqa: E402
+
+
+def bare_loop(model: str, batch: int, threads: int, n_images: int) -> float:
+    """img/s of session.run on one in-memory batch, as many images as the tool runs."""
+    rt = OnnxRuntimeBackend(model, batch_size=batch, threads=threads)
+    x = np.random.default_rng(0).standard_normal((batch, *rt.input_shape), dtype=np.float32)
+    rt.run(x)  # warm-up, as clsbench does
+    iters = -(-n_images // batch)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        rt.session.run(None, {rt.input_name: x})
+    return iters * batch / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="ONNX model (default: export realistic random MnasNet1.0)")
+    ap.add_argument("--data", help="folder of images (default: the demo's photos)")
+    ap.add_argument("--images", type=int, default=320, help="images per run (default 320)")
+    ap.add_argument("--batches", default="1,16,32")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=default_threads())
+    ap.add_argument("--outfmt", default="txt", choices=("txt", "bin", "npy"))
+    a = ap.parse_args()
+
+    spec = get_model("mnasnet1_0")
+    work = Path(tempfile.mkdtemp(prefix="clsbench-overhead-"))
+    data = a.data
+    if not data:
+        from clsbench.demo import build_demo_dataset
+
+        data = str(build_demo_dataset(work / "data", per_class=-(-a.images // 5)) / "val")
+    model = a.model
+    if not model:
+        from clsbench.demo import calibration_batch
+        from clsbench.export import export_onnx
+        from clsbench.synthetic_weights import save_realistic_weights
+
+        w = save_realistic_weights(spec, calibration_batch(spec.preprocessing), str(work / "w.pth"))
+        model = str(work / "model.onnx")
+        export_onnx(w, model)
+    preprocess_dir(data, work / "prep", spec.preprocessing, show_progress=False)
+    entries = gen_bin_info(str(work / "prep"), str(work / "all.info"), 224, 224)[: a.images]
+    info = work / "x.info"
+    info.write_text("".join(f"{e.idx} {e.path} 224 224\n" for e in entries))
+    n = len(entries)
+
+    env = environment()
+    print(f"# clsbench infer vs bare onnxruntime loop — {n} images/run, {a.runs} runs, median")
+    print(f"# {env['cpu']}, {env['logical_cpus']} CPUs, onnxruntime {env.get('onnxruntime')}, "
+          f"{a.threads} threads, fp32, outfmt {a.outfmt}, clsbench {env['clsbench']}")
+    print()
+    print("| batch | bare session.run img/s | clsbench infer e2e img/s | ratio | clsbench compute-only img/s |")
+    print("|---:|---:|---:|---:|---:|")
+    for bs in [int(b) for b in a.batches.split(",")]:
+        bare, tool, compute = [], [], []
+        for r in range(a.runs):
+            bare.append(bare_loop(model, bs, a.threads, n))
+            rec = infer_offline(model, str(info), batch_size=bs, output=str(work / f"r{bs}_{r}"),
+                                outfmt=a.outfmt, threads=a.threads, show_progress=False)
+            tool.append(rec["stages"]["e2e"]["throughputRate"])
+            compute.append(rec["stages"]["infer"]["Interface throughputRate"])
+        b, t = statistics.median(bare), statistics.median(tool)
+        print(f"| {bs} | {b:.1f} | {t:.1f} | {t / b:.3f} | {statistics.median(compute):.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

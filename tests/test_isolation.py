@@ -1,0 +1,84 @@
+"""The inference path runs without torch; onnxruntime never phones home."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "torchvision"):
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+    sys.meta_path.insert(0, _NoTorch())
+""")
+
+
+def test_inference_path_imports_and_runs_without_torch(tmp_path, tiny_dataset, onnx_model):
+    """preprocess → info → infer → eval through the CLI, with torch made unimportable."""
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        from clsbench.cli import main
+        steps = [
+            ["preprocess", "-q", "--model", "mnasnet", {str(tiny_dataset / 'val')!r}, "prep"],
+            ["info", "bin", "prep", "x.info", "224", "224"],
+            ["infer", "-q", "--model", {str(onnx_model)!r}, "--info", "x.info", "--batch-size", "4"],
+            ["eval", "result/dumpOutput_device0", {str(tiny_dataset / 'val_label.txt')!r}, ".", "result.json"],
+            ["infer", "--model", {str(onnx_model)!r}, "--loop", "1", "--warmup", "0"],
+        ]
+        for s in steps:
+            assert main(s) == 0, s
+        assert not any(m.split(".")[0] in ("torch", "torchvision") for m in sys.modules), "torch was imported"
+        try:
+            import torch
+        except ModuleNotFoundError:
+            print("TORCH-FREE OK")
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "TORCH-FREE OK" in p.stdout
+    assert (tmp_path / "result.json").is_file()
+
+
+def test_export_without_torch_says_what_to_install(tmp_path):
+    code = BLOCK_TORCH + "from clsbench.cli import main; sys.exit(main(['export', '--weights', 'w.pth', '--output', 'm.onnx']))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 2 and "pip install 'clsbench[export]'" in p.stderr
+
+
+LIVE = textwrap.dedent("""
+    import sys, time
+    if sys.argv[1] == "clsbench":
+        from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+        import numpy as np
+        OnnxRuntimeBackend(sys.argv[2], batch_size=1).run(np.zeros((1, 3, 224, 224), np.float32))
+    else:
+        import onnxruntime as ort
+        ort.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
+    time.sleep(8)  # onnxruntime's telemetry starts in processes that live a few seconds
+""")
+
+
+@pytest.mark.slow
+def test_no_telemetry_files_or_lookups(tmp_path, onnx_model):
+    def live(kind):
+        home = tmp_path / kind
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+        env["HOME"] = str(home)
+        cmd = [sys.executable, "-c", LIVE, kind, str(onnx_model)]
+        if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"]).returncode == 0:
+            cmd = ["unshare", "-n", *cmd]  # loopback only: nothing can leave even if it tried
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return sorted(str(q.relative_to(home)) for q in home.rglob("*"))
+
+    assert live("clsbench") == []
+    control = live("bare-onnxruntime")
+    if not control:
+        pytest.skip("this onnxruntime build writes no telemetry files; nothing to prove against")
+    assert any("onnxruntime" in c for c in control)  # e.g. .cache/Microsoft/.../deviceid
