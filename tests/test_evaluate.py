@@ -122,3 +122,10 @@ def test_mixed_class_counts_refused(tmp_path):
     (tmp_path / "l.txt").write_text("a.JPEG 0\nb.JPEG 1\n")
     with pytest.raises(ClsbenchError, match="other outputs have 3"):
         evaluate(tmp_path / "out", tmp_path / "l.txt")
+
+
+def test_label_out_of_range_for_the_model_named(tmp_path):
+    write_outputs(tmp_path / "out", {"a": [0.1, 0.9, 0.0]})
+    (tmp_path / "l.txt").write_text("a.JPEG 7\n")
+    with pytest.raises(ClsbenchError, match=r"l.txt: label 7 of 'a' is out of range for a 3-class output"):
+        evaluate(tmp_path / "out", tmp_path / "l.txt")

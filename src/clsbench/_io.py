@@ -21,11 +21,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # os.write names no file: say which
+            raise OSError(e.errno, e.strerror, path) from e
         raise
 
 

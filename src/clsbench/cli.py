@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    p.add_argument("--exif-transpose", action="store_true",
+                   help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
 
     p = command("info", help="write a dataset .info file (guide §4.3)",
                        description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
@@ -114,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
         p.add_argument("--tolerance", type=float, default=1.0)
         p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
+        p.add_argument("--strict", action="store_true",
+                       help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
         _add_infer_args(p)
 
     p = command("run", help="everything above in one resumable command",
@@ -145,11 +150,22 @@ def main(argv: list[str] | None = None) -> int:
 
         console.print(f"[bold red]error:[/] {rich_escape(str(e))}", soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
+    except OSError as e:  # unwritable folder, full disk...: name the file, no traceback
         from .ui import console
 
-        console.print("\n[bold]interrupted[/]: finished files are kept (every file is written "
-                      "atomically); rerun the same command to resume where it stopped.")
+        where = e.filename or ""
+        console.print(f"[bold red]error:[/] {rich_escape(str(where))}: {rich_escape(e.strerror or str(e))}",
+                      soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        from .ui import console, current
+
+        done = (f" during {current['task']}: {current['done']} of {current['total']} finished"
+                if current["task"] else "")
+        console.print(f"\n[bold]interrupted[/]{rich_escape(done)}. Every finished file is kept "
+                      f"(each is written atomically); rerun the same command to resume:\n"
+                      f"  clsbench {rich_escape(' '.join(argv if argv is not None else sys.argv[1:]))}",
+                      soft_wrap=True)
         return 130
 
 
@@ -176,6 +192,8 @@ def cmd_preprocess(a) -> int:
     from .ui import out
 
     pp = get_preprocessing(a.model)
+    if a.exif_transpose:
+        pp = dataclasses.replace(pp, exif_transpose=True)
     rep = preprocess_dir(a.src, a.dst, pp, workers=a.workers, overwrite=a.overwrite,
                          strict=a.strict, show_progress=not a.quiet)
     out.print(f"{a.dst}: {rep.written} written, {rep.resumed} already done, {len(rep.failed)} "
@@ -260,7 +278,7 @@ def _run(a, weights: str, data: str) -> int:
 
     s = run(weights, data, model=a.model, batch_size=a.batch_size, work_dir=a.work_dir,
             device_id=a.device_id, threads=a.threads, backend=a.backend, outfmt=a.outfmt,
-            workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite,
+            workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
             show_progress=not a.quiet)
     from .models import get_model
 
@@ -268,6 +286,16 @@ def _run(a, weights: str, data: str) -> int:
     out.print()
     out.print(accuracy_table(s["_accuracy"], spec, f"Accuracy vs torchvision {spec.name}"))
     out.print(perf_table(s["performance"], f"Throughput: {backend_line(s['performance'])}"))
+    bad = s["dataset"]["unreadable"]
+    if bad:
+        out.print(f"[bold yellow]{len(bad)} unreadable images skipped[/] (not counted in the accuracy):",
+                  soft_wrap=True)
+        for b in bad:
+            out.print(f"  {b['error']}", soft_wrap=True, markup=False)
+    acc = s["accuracy"]
+    if acc["labels_without_output"] or acc["outputs_without_label"]:
+        out.print(f"{acc['labels_without_output']} labelled images without output, "
+                  f"{acc['outputs_without_label']} outputs without label (not counted)")
     out.print("Files:")
     for k, v in s["files"].items():
         out.print(f"  {k:<13} {v}")

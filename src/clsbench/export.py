@@ -143,12 +143,18 @@ def parity_inputs(spec: ModelSpec, images: str | None, n: int = 16, seed: int = 
     from .preprocess import preprocess_image
 
     if images:
-        listing = list_images(images)
-        files = [Path(images) / p for p in listing.images[:n]]
-        if not files:
-            raise ClsbenchError(f"{images}: holds no images for the parity check")
-        batch = np.stack([preprocess_image(f, spec.preprocessing) for f in files])
-        return batch, f"{len(files)} images from {os.path.abspath(images)}"
+        batch, skipped = [], 0
+        for rel in list_images(images).images:
+            if len(batch) == n:
+                break
+            try:
+                batch.append(preprocess_image(Path(images) / rel, spec.preprocessing))
+            except ClsbenchError:  # unreadable photos are preprocess's to report, not parity's
+                skipped += 1
+        if not batch:
+            raise ClsbenchError(f"{images}: holds no readable images for the parity check")
+        note = f" ({skipped} unreadable skipped)" if skipped else ""
+        return np.stack(batch), f"{len(batch)} images from {os.path.abspath(images)}{note}"
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n, 3, spec.preprocessing.crop, spec.preprocessing.crop), dtype=np.float32),
             f"{n} synthetic normal samples (seed {seed}); pass --parity-images for real photos")

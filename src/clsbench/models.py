@@ -24,6 +24,8 @@ class Preprocessing:
     interpolation: str = "bilinear"  # PIL filter
     layout: str = "NCHW"
     dtype: str = "float32"
+    # The reference (and torchvision on a PIL image) ignores EXIF orientation; opt-in only.
+    exif_transpose: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)

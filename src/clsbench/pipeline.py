@@ -40,11 +40,11 @@ def locate_dataset(data: str | os.PathLike, work: Path) -> tuple[Path, Path]:
                         f"to derive labels from")
 
 
-def _export_is_current(onnx_path: Path, weights: str) -> bool:
+def _export_is_current(onnx_path: Path, weights: str, model: str) -> bool:
     from .export import read_parity
 
     rec = read_parity(str(onnx_path))
-    if not (onnx_path.is_file() and rec and rec.get("passed")):
+    if not (onnx_path.is_file() and rec and rec.get("passed") and rec.get("model") == model):
         return False
     from .infer import file_sha256
 
@@ -54,7 +54,8 @@ def _export_is_current(onnx_path: Path, weights: str) -> bool:
 def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int = 16,
         work_dir: str = "runs/latest", device_id: int = 0, threads: int | None = None,
         backend: str = "onnxruntime", outfmt: str = "txt", workers: int | None = None,
-        tolerance: float = 1.0, overwrite: bool = False, show_progress: bool = True) -> dict:
+        tolerance: float = 1.0, overwrite: bool = False, strict: bool = False,
+        show_progress: bool = True) -> dict:
     from .export import export_onnx, read_parity
     from .infer import infer_offline
     from .preprocess import preprocess_dir
@@ -66,7 +67,7 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
     val, label_file = locate_dataset(data, work)
 
     onnx_path = work / "model.onnx"
-    if not overwrite and _export_is_current(onnx_path, weights):
+    if not overwrite and _export_is_current(onnx_path, weights, spec.name):
         info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
         exported = read_parity(str(onnx_path))
     else:
@@ -80,7 +81,7 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
     prep = work / "prep_dataset"
     info(f"[2/5] preprocess {val} → {prep} ({spec.preset} preset)")
     rep = preprocess_dir(val, prep, spec.preprocessing, workers=workers, overwrite=overwrite,
-                         show_progress=show_progress)
+                         strict=strict, show_progress=show_progress)
     info(f"      {rep.written} written, {rep.resumed} already done, {len(rep.failed)} unreadable, "
          f"{len(rep.ignored)} non-image entries ignored")
 
@@ -100,7 +101,7 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
 
     info("[5/5] evaluate")
     dump = result / f"dumpOutput_device{device_id}"
-    acc = evaluate(dump, label_file)
+    acc = evaluate(dump, label_file, strict=strict)
     result_json = write_result(acc, work, "result.json")
 
     summary = {

@@ -27,13 +27,37 @@ MANIFEST = ".clsbench_preprocess.json"
 _FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
+_WIDE_GRAY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+def load_rgb(path: str | os.PathLike, exif_transpose: bool = False) -> Image.Image:
+    """Decode and convert to RGB as the reference does: Image.open(p).convert('RGB').
+
+    The format is found from the content, not the extension (a PNG named .JPEG decodes as
+    the PNG it is). Palette, RGBA (alpha dropped), CMYK and 8-bit grayscale go through
+    PIL's convert, exactly as in the reference. 16-bit grayscale is the one deliberate
+    exception: PIL's convert clips it at 255 (an almost white image), so it is scaled to
+    8 bits instead.
+    """
     try:
         with Image.open(path) as im:
             im.load()  # decode now, so a truncated file fails here and names itself
+            if exif_transpose:
+                from PIL import ImageOps
+
+                im = ImageOps.exif_transpose(im)
+            if im.mode in _WIDE_GRAY:
+                a = np.asarray(im, dtype=np.float64)
+                if a.min() < 0 or a.max() > 65535:
+                    raise ValueError(f"{im.mode} pixel values outside 0..65535")
+                im = Image.fromarray(np.rint(a * (255 / 65535)).astype(np.uint8), "L")
+            elif im.mode == "F":
+                raise ValueError("floating-point image; convert it to 8-bit first")
             return im.convert("RGB")
     except FileNotFoundError:
         raise ClsbenchError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ClsbenchError(f"{path}: is a directory, not an image") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... for bad data
         raise ClsbenchError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
 
@@ -68,7 +92,7 @@ def normalize(hwc: np.ndarray, pp: Preprocessing) -> np.ndarray:
 
 
 def preprocess_image(path: str | os.PathLike, pp: Preprocessing) -> np.ndarray:
-    return normalize(crop_uint8(load_rgb(path), pp), pp)
+    return normalize(crop_uint8(load_rgb(path, pp.exif_transpose), pp), pp)
 
 
 def to_bin_bytes(chw: np.ndarray) -> bytes:
@@ -87,6 +111,13 @@ class PreprocessReport:
     outputs: list[str] = field(default_factory=list)  # every .bin name, sorted
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C goes to the whole process group; only the parent decides what happens
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _convert_one(job: tuple[str, str, Preprocessing]) -> tuple[str, str | None]:
     src, dst, pp = job
     try:
@@ -95,7 +126,7 @@ def _convert_one(job: tuple[str, str, Preprocessing]) -> tuple[str, str | None]:
     except ClsbenchError as e:
         return src, str(e)
     except OSError as e:  # disk full, permissions: fatal for the whole run
-        raise ClsbenchError(f"{dst}: cannot write ({e})") from None
+        raise ClsbenchError(f"{dst}: cannot write ({e.strerror or e})") from None
 
 
 def _check_manifest(dst: Path, pp: Preprocessing, overwrite: bool) -> None:
@@ -160,7 +191,8 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
             pool = None
         else:
             # spawn: workers must not inherit a parent's torch/onnxruntime thread pools
-            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                       initializer=_ignore_sigint)
             results = pool.map(_convert_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
         try:
             for source, err in results:

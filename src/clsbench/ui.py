@@ -12,18 +12,32 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay co
 out = Console(highlight=False, soft_wrap=True)
 
 
+# The step in progress, so an interruption can say what was finished.
+current = {"task": None, "done": 0, "total": 0}
+
+
 @contextlib.contextmanager
 def progress(total: int, description: str, enabled: bool = True):
-    """Yields advance(n=1). Disabled (a no-op) when not wanted or when total is 0."""
+    """Yields advance(n=1); draws a bar unless disabled. Always tracks `current`."""
+    current.update(task=description, done=0, total=total)
+
+    def count(n=1):
+        current["done"] += n
+
     if not enabled or total <= 0:
-        yield lambda n=1: None
+        yield count
         return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                    console=console, transient=not console.is_terminal, disable=False)
     with bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n=1):
+            count(n)
+            bar.advance(task, n)
+
+        yield advance
 
 
 def warn(msg: str) -> None:
