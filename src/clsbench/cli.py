@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    p.add_argument("--format", choices=("bin", "store"), default="bin",
+                   help="bin: the guide's float32 .bin per image (602,112 B); store: one memory-mapped "
+                        "uint8 file + index (150,528 B/image), normalized per batch at inference")
     p.add_argument("--exif-transpose", action="store_true",
                    help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
 
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and no --info: random input, compute-only throughput and latency.")
     p.add_argument("--model", required=True, help="ONNX model")
     p.add_argument("--info", help="dataset .info file of .bin tensors")
+    p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--output", default="result", help="result root (default ./result)")
     p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt",
@@ -108,6 +112,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
     p.add_argument("--strict", action="store_true", help="fail on outputs without labels and labels without outputs")
 
+    p = command("compile", help="ONNX → the artifact each backend runs best, per precision (guide §3.2)",
+                description="onnxruntime fp32 (offline-optimized ONNX) / int8 (static QDQ, opset 13); "
+                            "openvino fp32 / bf16 (IR) / int8 (NNCF). int8 calibrates on the first "
+                            "--calib-images images of --data; every artifact gets a parity record "
+                            "(top-1 agreement, top-5 overlap, relative logit error vs fp32) on the "
+                            "held-out images after them: <artifact>.compile.json.")
+    p.add_argument("--model", required=True, help="exported ONNX model")
+    p.add_argument("--backend", required=True, choices=("onnxruntime", "openvino"))
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 (openvino), int8")
+    p.add_argument("--data", help="folder of images (calibration and held-out parity)")
+    p.add_argument("--calib-images", type=int, default=300)
+    p.add_argument("--parity-images", type=int, default=200)
+    p.add_argument("--preset", default="mnasnet", help="preprocessing preset of the images")
+    p.add_argument("--output", default="compiled", help="output folder (default ./compiled)")
+
+    p = command("perf", help="batch sweep × backends × precisions → the guide's §7 table, JSON, PNG",
+                description="Throughput (compute-only and end to end) and latency min/mean/p50/p90/p99/max "
+                            "per batch size for each backend:precision. Writes perf.md (laid out like the "
+                            "guide's §7.3 with its Ascend/T4 figures for reference), perf.json (with the "
+                            "environment) and perf.png. With --data, real-data figures are reported beside "
+                            "random-input ones (the guide warns random data can mislead). A rerun resumes.")
+    p.add_argument("--model", required=True, help="exported ONNX model (fp32)")
+    p.add_argument("--weights", help=".pth for the torch backend")
+    p.add_argument("--compiled", default="compiled", help="folder of `clsbench compile` artifacts (int8, IR)")
+    p.add_argument("--configs", default="onnxruntime:fp32",
+                   help="comma-separated backend:precision, e.g. onnxruntime:fp32,onnxruntime:int8,"
+                        "openvino:fp32,openvino:bf16,openvino:int8,torch:fp32")
+    p.add_argument("--batches", default="1,4,8,16,32,64")
+    p.add_argument("--duration", type=float, default=2.0, help="minimum seconds per cell")
+    p.add_argument("--iterations", type=int, default=10, help="minimum runs per cell")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
+    p.add_argument("--output", default="perf", help="output folder (default ./perf)")
+
     def add_run_args(p, weights_required):
         p.add_argument("--weights", required=weights_required, help="state-dict .pth")
         p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture")
@@ -119,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
         p.add_argument("--strict", action="store_true",
                        help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
+        p.add_argument("--stream", action="store_true",
+                       help="decode+resize in worker processes straight into inference: no .bin files, "
+                            "memory flat in the number of images")
         _add_infer_args(p)
 
     p = command("run", help="everything above in one resumable command",
@@ -194,6 +236,15 @@ def cmd_preprocess(a) -> int:
     pp = get_preprocessing(a.model)
     if a.exif_transpose:
         pp = dataclasses.replace(pp, exif_transpose=True)
+    if a.format == "store":
+        from .store import build_store
+
+        r = build_store(a.src, a.dst, pp, workers=a.workers, overwrite=a.overwrite, show_progress=not a.quiet)
+        if r["failed"] and a.strict:
+            raise ClsbenchError(r["failed"][0][1])
+        out.print(f"{a.dst}: store of {r['images']} images ({r['bytes_per_image']:,} B each): "
+                  f"{r['written']} written, {r['resumed']} already done, {len(r['failed'])} unreadable")
+        return 0
     rep = preprocess_dir(a.src, a.dst, pp, workers=a.workers, overwrite=a.overwrite,
                          strict=a.strict, show_progress=not a.quiet)
     out.print(f"{a.dst}: {rep.written} written, {rep.resumed} already done, {len(rep.failed)} "
@@ -228,9 +279,9 @@ def cmd_infer(a) -> int:
                   f"ave_latency = {rec['ave_latency']:.3f} ms")
         out.print(perf_table(rec, f"pure inference, {backend_line(rec)}"))
         return 0
-    if not a.info:
-        raise ClsbenchError("give --info X.info (offline inference) or --loop N (pure inference)")
-    rec = infer_offline(a.model, a.info, batch_size=a.batch_size, output=a.output,
+    if not (a.info or a.store):
+        raise ClsbenchError("give --info X.info or --store DIR (offline inference), or --loop N (pure inference)")
+    rec = infer_offline(a.model, a.info, store=a.store, batch_size=a.batch_size, output=a.output,
                         device_id=a.device_id, outfmt=a.outfmt, backend=a.backend,
                         threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet)
     if rec["samples"]:
@@ -278,7 +329,7 @@ def _run(a, weights: str, data: str) -> int:
 
     s = run(weights, data, model=a.model, batch_size=a.batch_size, work_dir=a.work_dir,
             device_id=a.device_id, threads=a.threads, backend=a.backend, outfmt=a.outfmt,
-            workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
+            workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict, stream=a.stream,
             show_progress=not a.quiet)
     from .models import get_model
 
@@ -331,7 +382,89 @@ def cmd_demo(a) -> int:
     return rc
 
 
-COMMANDS = {"export": cmd_export, "preprocess": cmd_preprocess, "info": cmd_info,
+def cmd_compile(a) -> int:
+    from .compile import compile_model, record_path
+    from .models import get_preprocessing
+    from .ui import out
+
+    rec = compile_model(a.model, backend=a.backend, precision=a.precision, output_dir=a.output,
+                        data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
+                        pp=get_preprocessing(a.preset))
+    out.print(f"wrote {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
+    p = rec.get("parity")
+    if p:
+        out.print(f"parity vs fp32 on {p['inputs']}: top-1 agreement {p['top1_agreement']:.1%}, "
+                  f"top-5 overlap {p['top5_overlap']:.1%}, rel. logit error {p['rel_l2_error']:.2e}")
+    else:
+        out.print("no --data: no parity record (give a folder of images to measure one)")
+    out.print(f"record: {record_path(rec['artifact'])}")
+    return 0
+
+
+def resolve_configs(a) -> list:
+    from .compile import artifact_name
+    from .perf import Config
+
+    configs = []
+    for item in a.configs.split(","):
+        backend, _, precision = item.strip().partition(":")
+        precision = precision or "fp32"
+        if backend in ("torch", "cuda"):
+            if not a.weights:
+                raise ClsbenchError(f"{item}: the {backend} backend needs --weights W.pth")
+            model = a.weights
+        elif precision == "fp32" and backend == "onnxruntime":
+            model = a.model
+        else:
+            compiled = os.path.join(a.compiled, artifact_name(a.model, backend, "int8" if precision == "int8" else "fp32"))
+            if precision != "int8" and not os.path.exists(compiled):
+                compiled = a.model  # OpenVINO reads the ONNX directly
+            if not os.path.exists(compiled):
+                raise ClsbenchError(f"{item}: {compiled} not found; make it with `clsbench compile --model "
+                                    f"{a.model} --backend {backend} --precision {precision} --data DIR`")
+            model = compiled
+        configs.append(Config(backend, precision, model))
+    return configs
+
+
+def cmd_perf(a) -> int:
+    import json
+
+    import numpy as np
+
+    from ._io import atomic_write_json, atomic_write_text
+    from .perf import sweep
+    from .report import perf_markdown, perf_plot
+    from .ui import out, progress
+
+    configs = resolve_configs(a)
+    batches = [int(b) for b in a.batches.split(",")]
+    pool = None
+    if a.data:
+        files = sorted(f for f in os.listdir(a.data) if f.endswith(".bin"))[: 2 * max(batches)]
+        if not files:
+            raise ClsbenchError(f"{a.data}: no .bin files for the real-data figures")
+        pool = np.stack([np.fromfile(os.path.join(a.data, f), dtype="<f4") for f in files])
+        pool = pool.reshape(len(files), 3, -1)
+        side = int(round((pool.shape[2]) ** 0.5))
+        pool = pool.reshape(len(files), 3, side, side)
+    os.makedirs(a.output, exist_ok=True)
+    cells = len(configs) * len(batches) * (2 if pool is not None else 1)
+    with progress(cells, "perf sweep", not a.quiet) as advance:
+        result = sweep(configs, batches, pool=pool, duration=a.duration, iterations=a.iterations,
+                       warmup=a.warmup, threads=a.threads, progress_cb=advance,
+                       checkpoint=os.path.join(a.output, ".perf.partial.json"))
+    md = perf_markdown(result)
+    atomic_write_json(os.path.join(a.output, "perf.json"), result)
+    atomic_write_text(os.path.join(a.output, "perf.md"), md)
+    png = perf_plot(result, os.path.join(a.output, "perf.png"))
+    out.print(md, markup=False)
+    out.print(f"wrote {a.output}/perf.md, perf.json" + (", perf.png" if png else " (no matplotlib: no plot)"))
+    json.dumps(result)  # the record must stay JSON-serialisable
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "preprocess": cmd_preprocess, "info": cmd_info,
             "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
 
 if __name__ == "__main__":

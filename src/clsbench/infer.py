@@ -34,11 +34,6 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def output_name(entry_path: str, outfmt: str) -> str:
-    """`<input-stem>_1.<fmt>`: output index 1, as the guide's benchmark tool names it."""
-    return f"{stem(entry_path)}_1.{outfmt}"
-
-
 _P10 = 10.0 ** np.arange(-60, 61)
 _PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], np.uint8)
 
@@ -144,40 +139,202 @@ def _clear_outputs(dump: Path) -> None:
             p.unlink()
 
 
-def infer_offline(model: str, info: str, *, batch_size: int, output: str = "result",
-                  device_id: int = 0, outfmt: str = "txt", backend: str = "onnxruntime",
-                  threads: int | None = None, precision: str = "fp32", overwrite: bool = False,
-                  show_progress: bool = True) -> dict:
-    """Run every input of `info`; returns the perf record (also written as .txt and .json)."""
+class _Source:
+    """Where batches come from. items: (key, source) pairs; key names the output file."""
+
+    items: list
+    where: str
+    unavailable: list
+    failed: list
+
+    def start(self, pending, batch_size: int) -> None:
+        self._pending, self._pos = pending, 0
+
+    def next_group(self, batch_size: int, batch: np.ndarray) -> list:
+        """The next items (at most batch_size), their data read into `batch`; [] at the end."""
+        group = self._pending[self._pos:self._pos + batch_size]
+        self._pos += len(group)
+        if group:
+            self.read(group, batch)
+        return group
+
+    def read(self, group, batch: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def preprocess(self, n: int, batch: np.ndarray) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _BinFiles(_Source):
+    """Inputs listed in a .info file: one float32 .bin per image (the guide's format)."""
+
+    def __init__(self, info: str, shape: tuple[int, int, int]):
+        entries = read_info(info)
+        _check_inputs(entries, info, shape)
+        self.items = [(stem(e.path), e.path) for e in entries]
+        self.where = os.path.abspath(info)
+        self.unavailable, self.failed = [], []
+
+    def read(self, group, batch: np.ndarray) -> None:
+        for i, (_, path) in enumerate(group):
+            with open(path, "rb", buffering=0) as f:  # straight into the batch
+                if f.readinto(memoryview(batch[i]).cast("B")) != batch[i].nbytes:
+                    raise ClsbenchError(f"{path}: shorter than expected (changed during the run?)")
+
+
+class _StoreSource(_Source):
+    """Inputs from a compact uint8 store: gathered, then normalized per batch."""
+
+    def __init__(self, root: str, shape: tuple[int, int, int]):
+        from .store import Store
+
+        self.store = Store(root)
+        c = self.store.pp.crop
+        if (3, c, c) != tuple(shape):
+            raise ClsbenchError(f"{root}: crops are 3x{c}x{c}, the model takes {shape}")
+        self.items = [(n, i) for i, n in enumerate(self.store.names) if self.store.done[i]]
+        self.unavailable = [n for i, n in enumerate(self.store.names) if not self.store.done[i]]
+        self.where = os.path.abspath(root)
+        self.failed = []
+
+    def read(self, group, batch: np.ndarray) -> None:
+        first, last = group[0][1], group[-1][1]
+        idx = [i for _, i in group]
+        # contiguous slots (the usual case) are one memcpy from the mapping
+        self._u8 = (self.store.crops[first:last + 1] if last - first + 1 == len(idx)
+                    else self.store.crops[idx])
+
+    def preprocess(self, n: int, batch: np.ndarray) -> None:
+        from .store import normalize_batch
+
+        normalize_batch(self._u8, self.store.pp, out=batch[:n])
+
+
+class _ImageStream(_Source):
+    """Inputs decoded on the fly: worker processes decode+resize+crop, no files in between.
+
+    A bounded window of outstanding jobs (a few batches) keeps memory flat whatever the
+    number of images; results are consumed in order, so outputs are the same as from files.
+    """
+
+    def __init__(self, images: str, shape: tuple[int, int, int], pp, workers: int | None,
+                 strict: bool = False):
+        from .dataset import list_images
+
+        c = pp.crop
+        if (3, c, c) != tuple(shape):
+            raise ClsbenchError(f"preset crop 3x{c}x{c} does not match the model input {shape}")
+        listing = list_images(images)
+        if not listing.images:
+            raise ClsbenchError(f"{images}: holds no images")
+        self.items = [(stem(p.name), os.path.join(images, str(p))) for p in listing.images]
+        self.where = os.path.abspath(images)
+        self.pp = pp
+        self.workers = workers or os.cpu_count() or 1
+        self.unavailable: list[str] = []
+        self.failed: list[tuple[str, str]] = []
+        self.strict = strict
+        self.pool = None
+
+    def start(self, pending, batch_size: int) -> None:
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        from .preprocess import _ignore_sigint
+
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                        initializer=_ignore_sigint)
+        self._todo = iter(pending)
+        self._window = deque()
+        self._limit = max(2 * batch_size, 4 * self.workers)
+        self._refill()
+
+    def _refill(self) -> None:
+        from .store import _crop_job
+
+        while len(self._window) < self._limit:
+            item = next(self._todo, None)
+            if item is None:
+                return
+            self._window.append((item, self.pool.submit(_crop_job, (item[1], self.pp))))
+
+    def next_group(self, batch_size: int, batch: np.ndarray) -> list:
+        group, crops = [], []
+        while len(group) < batch_size and self._window:
+            item, fut = self._window.popleft()
+            data, _, err = fut.result()
+            self._refill()
+            if err:  # unreadable: listed, never run (--strict stops instead)
+                if self.strict:
+                    raise ClsbenchError(err)
+                self.failed.append((item[1], err))
+                continue
+            group.append(item)
+            crops.append(np.frombuffer(data, np.uint8).reshape(batch.shape[1:]))
+        if group:
+            self._u8 = np.stack(crops)
+        return group
+
+    def preprocess(self, n: int, batch: np.ndarray) -> None:
+        from .store import normalize_batch
+
+        normalize_batch(self._u8, self.pp, out=batch[:n])
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def infer_offline(model: str, info: str | None = None, *, batch_size: int, store: str | None = None,
+                  images: str | None = None, preprocessing=None, workers: int | None = None,
+                  strict: bool = False, output: str = "result", device_id: int = 0, outfmt: str = "txt",
+                  backend: str = "onnxruntime", threads: int | None = None, precision: str = "fp32",
+                  overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
+    fly (`images`, streaming); returns the perf record (also written as the vendor's perf
+    .txt and a .json)."""
     from .ui import progress
 
     if batch_size < 1:
         raise ClsbenchError(f"batch size must be >= 1, got {batch_size}")
-    entries = read_info(info)
+    if sum(x is not None for x in (info, store, images)) != 1:
+        raise ClsbenchError("give exactly one input: an .info file, a store or an image folder")
+    if info is not None:
+        read_info(info)  # a malformed .info is reported before the model is loaded
     rt = get_backend(backend)(model, batch_size=batch_size, threads=threads,
                               device_id=device_id, precision=precision)
     shape = rt.input_shape
-    _check_inputs(entries, info, shape)
+    if info is not None:
+        source = _BinFiles(info, shape)
+    elif store is not None:
+        source = _StoreSource(store, shape)
+    else:
+        from .models import PRESETS
+
+        source = _ImageStream(images, shape, preprocessing or PRESETS["mnasnet"], workers, strict)
     out_root = Path(output)
     dump = out_root / f"dumpOutput_device{device_id}"
     manifest = {"tool": f"clsbench {__version__}", "model": os.path.abspath(model),
                 "model_sha256": file_sha256(model), "batch_size": batch_size, "outfmt": outfmt,
-                "backend": backend, "precision": precision, "info": os.path.abspath(info)}
-    names = [output_name(e.path, outfmt) for e in entries]
+                "backend": backend, "precision": precision, "input": source.where}
+    names = [f"{key}_1.{outfmt}" for key, _ in source.items]
     if len(set(names)) != len(names):
         seen = {}
-        for e, n in zip(entries, names):
+        for (key, src), n in zip(source.items, names):
             if n in seen:
-                raise ClsbenchError(f"{info}: {e.path} and {seen[n]} would both write {n}")
-            seen[n] = e.path
+                raise ClsbenchError(f"{source.where}: {src} and {seen[n]} would both write {n}")
+            seen[n] = src
     _prepare_output_dir(dump, manifest, overwrite)
-    done = {n for n in os.listdir(dump)}
-    pending = [e for e, n in zip(entries, names) if n not in done]
-    resumed = len(entries) - len(pending)
+    done = set(os.listdir(dump))
+    pending = [item for item, n in zip(source.items, names) if n not in done]
+    resumed = len(source.items) - len(pending)
 
     # warm-up: the first run allocates and plans; it is not part of any figure
-    warm = np.zeros((batch_size, *shape), dtype=np.float32)
-    probe = rt.run(warm)
+    probe = rt.run(np.zeros((batch_size, *shape), dtype=np.float32))
     num_classes = int(probe.shape[-1])
     encoder = OutputEncoder(outfmt)
 
@@ -188,48 +345,54 @@ def infer_offline(model: str, info: str, *, batch_size: int, output: str = "resu
     # One thread, in order: read -> run -> write. On a machine whose cores all run the
     # runtime, overlapping I/O threads measured slower (they preempt the runtime's
     # spinning workers mid-layer) than doing the I/O between runs; see docs/performance.md.
-    with progress(len(pending), f"infer bs{batch_size} → {dump}", show_progress) as advance:
-        for start in range(0, len(pending), batch_size):
-            group = pending[start:start + batch_size]
-            t0 = time.perf_counter()
-            for i, e in enumerate(group):
-                with open(e.path, "rb", buffering=0) as f:  # straight into the batch
-                    if f.readinto(memoryview(batch[i]).cast("B")) != batch[i].nbytes:
-                        raise ClsbenchError(f"{e.path}: shorter than expected (changed during the run?)")
-            t1 = time.perf_counter()
-            # pad the last partial batch with its last sample; padding outputs are dropped
-            batch[len(group):] = batch[len(group) - 1]
-            t2 = time.perf_counter()
-            logits = rt.run(batch)
-            t3 = time.perf_counter()
-            if logits.shape != (batch_size, num_classes):
-                raise ClsbenchError(f"{model}: output shape {logits.shape}, expected "
-                                    f"({batch_size}, {num_classes})")
-            logits = logits[:len(group)]
-            bad = ~np.isfinite(logits).all(axis=1)
-            if bad.any():
-                raise ClsbenchError(f"{model}: NaN or infinite output for {group[int(np.argmax(bad))].path}")
-            for e, blob in zip(group, encoder.encode(logits)):
-                atomic_write_bytes(dump / output_name(e.path, outfmt), blob)
-            t4 = time.perf_counter()
-            read_s += t1 - t0
-            pre_s += t2 - t1
-            compute_ms.append((t3 - t2) * 1e3)
-            post_s += t4 - t3
-            advance(len(group))
+    source.start(pending, batch_size)
+    try:
+        with progress(len(pending), f"infer bs{batch_size} → {dump}", show_progress) as advance:
+            while True:
+                t0 = time.perf_counter()
+                group = source.next_group(batch_size, batch)
+                if not group:
+                    break
+                t1 = time.perf_counter()
+                source.preprocess(len(group), batch)
+                # pad the last partial batch with its last sample; padding outputs are dropped
+                batch[len(group):] = batch[len(group) - 1]
+                t2 = time.perf_counter()
+                logits = rt.run(batch)
+                t3 = time.perf_counter()
+                if logits.shape != (batch_size, num_classes):
+                    raise ClsbenchError(f"{model}: output shape {logits.shape}, expected "
+                                        f"({batch_size}, {num_classes})")
+                logits = logits[:len(group)]
+                bad = ~np.isfinite(logits).all(axis=1)
+                if bad.any():
+                    raise ClsbenchError(f"{model}: NaN or infinite output for {group[int(np.argmax(bad))][1]}")
+                for (key, _), blob in zip(group, encoder.encode(logits)):
+                    atomic_write_bytes(dump / f"{key}_1.{outfmt}", blob)
+                t4 = time.perf_counter()
+                read_s += t1 - t0
+                pre_s += t2 - t1
+                compute_ms.append((t3 - t2) * 1e3)
+                post_s += t4 - t3
+                advance(len(group))
+    finally:
+        source.close()
     wall = time.perf_counter() - t_start
+    n_done = len(pending) - len(source.failed)
 
-    st = StageTimes(samples=len(pending), computed=len(compute_ms) * batch_size, wall_s=wall,
+    st = StageTimes(samples=n_done, computed=len(compute_ms) * batch_size, wall_s=wall,
                     read_s=read_s, preprocess_s=pre_s, infer_s=sum(compute_ms) / 1e3, post_s=post_s)
     record = {
-        "mode": "offline", "samples": len(pending), "resumed": resumed, "total": len(entries),
-        "batch_size": batch_size, "device_id": device_id, "outfmt": outfmt, "warmup_runs": 1,
-        "info": os.path.abspath(info), "outputs": str(dump.resolve()),
-        "stages": st.rates() if pending else {},
+        "mode": "offline" if images is None else "stream", "samples": n_done, "resumed": resumed,
+        "total": len(source.items), "unavailable": source.unavailable,
+        "failed": [{"file": f, "error": e} for f, e in source.failed],
+        "batch_size": batch_size, "device_id": device_id,
+        "outfmt": outfmt, "warmup_runs": 1, "input": source.where, "outputs": str(dump.resolve()),
+        "stages": st.rates() if n_done else {},
         "compute_latency_ms_per_batch": latency_stats(compute_ms),
         "num_classes": num_classes, "backend": rt.describe(), "environment": environment(),
     }
-    if pending:
+    if n_done:
         # a resumed run measured only its own part; the perf file says what it measured
         atomic_write_text(out_root / perf_file_name(batch_size, device_id), format_perf_file(st))
         atomic_write_json(out_root / perf_file_name(batch_size, device_id).replace(".txt", ".json"), record)

@@ -106,3 +106,110 @@ def interface_throughput(text: str) -> float:
 
 def perf_file_name(batch_size: int, device_id: int) -> str:
     return f"perf_vision_batchsize_{batch_size}_device_{device_id}.txt"
+
+
+# ---------------------------------------------------------------- batch sweep (guide §7)
+
+# The guide's figures (formats.md §7), images/s at batch 1, 4, 8, 16, 32, 64.
+GUIDE_REFERENCE = {
+    "Ascend 310": dict(zip((1, 4, 8, 16, 32, 64), (3106.8, 5682.5, 5868.4, 6005.5, 5590.4, 5293.6))),
+    "Ascend 710": dict(zip((1, 4, 8, 16, 32, 64), (2113.01, 6606.25, 8926.07, 9836.44, 10649.9, 5511.77))),
+    "T4 (TensorRT fp16)": dict(zip((1, 4, 8, 16, 32, 64), (1872.5, 4004.6, 4633.8, 4655.5, 4689.0, 4674.6))),
+}
+
+
+@dataclass
+class Config:
+    backend: str
+    precision: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision}"
+
+
+def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float, iterations: int,
+            warmup: int, threads: int | None, max_seconds: float = 120.0) -> dict:
+    """Timed loop for one configuration and batch size.
+
+    Compute-only = batch * runs / time inside run(); end to end adds taking each batch from
+    the data pool (real data) or re-filling the input (random), as a caller must.
+    """
+    import time
+
+    from .backends import get_backend
+
+    rt = get_backend(cfg.backend)(cfg.model, batch_size=batch, threads=threads, precision=cfg.precision)
+    shape = rt.input_shape
+    x = np.empty((batch, *shape), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    src = pool if pool is not None else rng.standard_normal((max(batch, 8), *shape), dtype=np.float32)
+    idx = 0
+
+    def fill():
+        nonlocal idx
+        for i in range(batch):
+            x[i] = src[idx % len(src)]
+            idx += 1
+
+    fill()
+    for _ in range(warmup):
+        rt.run(x)
+    ms, n = [], 0
+    t_start = time.perf_counter()
+    while True:
+        fill()
+        t0 = time.perf_counter()
+        rt.run(x)
+        ms.append((time.perf_counter() - t0) * 1e3)
+        n += 1
+        elapsed = time.perf_counter() - t_start
+        if (n >= iterations and elapsed >= duration) or elapsed >= max_seconds:
+            break
+    wall = time.perf_counter() - t_start
+    stats = latency_stats(ms)
+    return {"backend": cfg.backend, "precision": cfg.precision, "batch_size": batch,
+            "input": "real data" if pool is not None else "random normal",
+            "iterations": n, "warmup": warmup, "latency_ms": stats,
+            "throughput_compute": 1e3 * batch * n / sum(ms), "throughput_e2e": batch * n / wall,
+            "runtime": rt.describe()}
+
+
+def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None = None,
+          duration: float = 2.0, iterations: int = 10, warmup: int = 3, threads: int | None = None,
+          progress_cb=None, checkpoint: str | None = None) -> dict:
+    """Every configuration x batch size (x random/real input when a pool is given).
+
+    With `checkpoint`, each finished cell is saved at once and a rerun with the same
+    settings measures only the cells still missing (a sweep can take many minutes).
+    """
+    import json
+
+    from ._io import atomic_write_json
+
+    settings = {"configs": [c.__dict__ for c in configs], "batches": batches, "duration_s": duration,
+                "min_iterations": iterations, "warmup": warmup, "threads": threads,
+                "real_data": pool is not None}
+    rows: list[dict] = []
+    if checkpoint and os.path.exists(checkpoint):
+        try:
+            old = json.loads(open(checkpoint).read())
+            if old.get("settings") == json.loads(json.dumps(settings)):
+                rows = old["rows"]
+        except (OSError, ValueError, KeyError):
+            rows = []
+    done = {(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in rows}
+    for cfg in configs:
+        for bs in batches:
+            for p in [None] + ([pool] if pool is not None else []):
+                key = (cfg.backend, cfg.precision, bs, "real data" if p is not None else "random normal")
+                if key not in done:
+                    rows.append(measure(cfg, bs, pool=p, duration=duration, iterations=iterations,
+                                        warmup=warmup, threads=threads))
+                    if checkpoint:
+                        atomic_write_json(checkpoint, {"settings": settings, "rows": rows})
+                if progress_cb:
+                    progress_cb()
+    return {**settings, "rows": rows, "environment": environment(),
+            "reference": {k: {str(b): v for b, v in d.items()} for k, d in GUIDE_REFERENCE.items()}}

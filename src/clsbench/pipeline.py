@@ -55,7 +55,7 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
         work_dir: str = "runs/latest", device_id: int = 0, threads: int | None = None,
         backend: str = "onnxruntime", outfmt: str = "txt", workers: int | None = None,
         tolerance: float = 1.0, overwrite: bool = False, strict: bool = False,
-        show_progress: bool = True) -> dict:
+        stream: bool = False, show_progress: bool = True) -> dict:
     from .export import export_onnx, read_parity
     from .infer import infer_offline
     from .preprocess import preprocess_dir
@@ -79,22 +79,32 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
          f"top-1 agreement {p['top1_agreement']:.1%}, top-5 overlap {p['top5_overlap']:.1%}")
 
     prep = work / "prep_dataset"
-    info(f"[2/5] preprocess {val} → {prep} ({spec.preset} preset)")
-    rep = preprocess_dir(val, prep, spec.preprocessing, workers=workers, overwrite=overwrite,
-                         strict=strict, show_progress=show_progress)
-    info(f"      {rep.written} written, {rep.resumed} already done, {len(rep.failed)} unreadable, "
-         f"{len(rep.ignored)} non-image entries ignored")
-
     info_path = work / "prep_bin.info"
-    info(f"[3/5] dataset info → {info_path}")
-    crop = spec.preprocessing.crop
-    gen_bin_info(str(prep), str(info_path), crop, crop)
-
     result = work / "result"
-    info(f"[4/5] infer bs{batch_size} with {backend}")
-    perf = infer_offline(str(onnx_path), str(info_path), batch_size=batch_size, output=str(result),
-                         device_id=device_id, outfmt=outfmt, backend=backend, threads=threads,
-                         overwrite=overwrite, show_progress=show_progress)
+    crop = spec.preprocessing.crop
+    if stream:
+        info("[2/5] preprocess: streamed (decode+resize in worker processes, no intermediate files)")
+        info("[3/5] dataset info: not needed when streaming")
+        info(f"[4/5] infer bs{batch_size} with {backend}, streaming from {val}")
+        perf = infer_offline(str(onnx_path), images=str(val), preprocessing=spec.preprocessing,
+                             workers=workers, strict=strict, batch_size=batch_size, output=str(result),
+                             device_id=device_id, outfmt=outfmt, backend=backend, threads=threads,
+                             overwrite=overwrite, show_progress=show_progress)
+        failed = [(f["file"], f["error"]) for f in perf["failed"]]
+        layout, preprocessed, ignored = list_images(val).layout, perf["total"] - len(failed), []
+    else:
+        info(f"[2/5] preprocess {val} → {prep} ({spec.preset} preset)")
+        rep = preprocess_dir(val, prep, spec.preprocessing, workers=workers, overwrite=overwrite,
+                             strict=strict, show_progress=show_progress)
+        info(f"      {rep.written} written, {rep.resumed} already done, {len(rep.failed)} unreadable, "
+             f"{len(rep.ignored)} non-image entries ignored")
+        failed, layout, preprocessed, ignored = rep.failed, rep.layout, len(rep.outputs), rep.ignored
+        info(f"[3/5] dataset info → {info_path}")
+        gen_bin_info(str(prep), str(info_path), crop, crop)
+        info(f"[4/5] infer bs{batch_size} with {backend}")
+        perf = infer_offline(str(onnx_path), str(info_path), batch_size=batch_size, output=str(result),
+                             device_id=device_id, outfmt=outfmt, backend=backend, threads=threads,
+                             overwrite=overwrite, show_progress=show_progress)
     perf_json = result / perf_file_name(batch_size, device_id).replace(".txt", ".json")
     if not perf["samples"] and perf_json.is_file():
         perf = json.loads(perf_json.read_text())  # nothing left to run: the earlier figures stand
@@ -108,9 +118,9 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
         "tool": f"clsbench {__version__}", "model": spec.name, "weights": exported["weights"],
         "parity": p, "preprocessing": {"preset": spec.preset, **spec.preprocessing.as_dict()},
         "dataset": {"images": str(val.resolve()), "labels": str(label_file.resolve()),
-                    "layout": rep.layout, "preprocessed": len(rep.outputs),
-                    "unreadable": [{"file": f, "error": e} for f, e in rep.failed],
-                    "ignored": rep.ignored},
+                    "layout": layout, "preprocessed": preprocessed, "streamed": stream,
+                    "unreadable": [{"file": f, "error": e} for f, e in failed],
+                    "ignored": ignored},
         "accuracy": {"images": acc.images, "classes": acc.num_classes,
                      **{f"top{k}": acc.percent(k) for k in range(1, 6)},
                      "reference_top1": spec.top1, "reference_top5": spec.top5,
@@ -120,7 +130,8 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
                      "outputs_without_label": len(acc.unlabelled_outputs)},
         "performance": perf,
         "files": {"onnx": str(onnx_path), "parity": str(onnx_path.with_suffix("")) + ".parity.json",
-                  "prep_dataset": str(prep), "info": str(info_path), "outputs": str(dump),
+                  **({} if stream else {"prep_dataset": str(prep), "info": str(info_path)}),
+                  "outputs": str(dump),
                   "perf": str(result / perf_file_name(batch_size, device_id)),
                   "perf_json": str(perf_json), "result_json": str(result_json),
                   "summary_json": str(work / "summary.json"), "summary_md": str(work / "summary.md")},

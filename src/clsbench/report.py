@@ -59,3 +59,100 @@ def backend_line(record: dict) -> str:
     b, env = record["backend"], record["environment"]
     return (f"{b['runtime']} {b['version']} {b.get('provider', '')} {b['precision']}, "
             f"{b['threads']} threads, batch {record['batch_size']}, on {env['cpu']}")
+
+
+# ---------------------------------------------------------------- perf sweep (guide §7.3)
+
+def _fps(result: dict, label: str, bs: int, mode: str) -> float | None:
+    for r in result["rows"]:
+        if f"{r['backend']} {r['precision']}" == label and r["batch_size"] == bs and r["input"] == mode:
+            return r["throughput_compute"]
+    return None
+
+
+def perf_markdown(result: dict) -> str:
+    """The guide's §7.3 table: FPS per batch size per configuration, reference columns, best row."""
+    from .perf import GUIDE_REFERENCE
+
+    labels = [f"{c['backend']} {c['precision']}" for c in result["configs"]]
+    modes = sorted({r["input"] for r in result["rows"]}, key=lambda m: m != "random normal")
+    env = result["environment"]
+    out = [f"# Throughput sweep ({env['cpu']}, {env['logical_cpus']} CPUs, clsbench {env['clsbench']})", "",
+           f"Compute-only images/s (the guide's \"Interface throughputRate\"); each cell: warm-up "
+           f"{result['warmup']} runs, then at least {result['min_iterations']} runs and "
+           f"{result['duration_s']} s. Reference columns are the guide's figures (other hardware).", ""]
+    refs = list(GUIDE_REFERENCE)
+    t4 = refs[-1]
+    for mode in modes:
+        out += [f"## {mode} input", ""]
+        head = ["batchsize"] + [f"{l}/FPS" for l in labels] + [f"{r}/FPS" for r in refs]
+        head += [f"{l}/T4" for l in labels]
+        out += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+        best = {l: (None, 0.0) for l in labels + refs}
+        for bs in result["batches"]:
+            cells = [str(bs)]
+            for l in labels:
+                v = _fps(result, l, bs, mode)
+                cells.append(f"{v:.1f}" if v else "")
+                if v and v > best[l][1]:
+                    best[l] = (bs, v)
+            for r in refs:
+                v = GUIDE_REFERENCE[r].get(bs)
+                cells.append(f"{v:.1f}" if v else "")
+                if v and v > best[r][1]:
+                    best[r] = (bs, v)
+            for l in labels:
+                v, ref = _fps(result, l, bs, mode), GUIDE_REFERENCE[t4].get(bs)
+                cells.append(f"{v / ref:.3f}" if v and ref else "")
+            out.append("| " + " | ".join(cells) + " |")
+        cells = ["best"] + [f"{best[l][0]}:{best[l][1]:.1f}" if best[l][0] else "" for l in labels + refs]
+        cells += [f"{best[l][1] / best[t4][1]:.3f}" if best[l][0] else "" for l in labels]
+        out += ["| " + " | ".join(cells) + " |", ""]
+    out += ["## Latency per batch (ms) and end-to-end throughput", "",
+            "| config | input | batch | min | mean | p50 | p90 | p99 | max | compute img/s | e2e img/s | runs |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        s = r["latency_ms"]
+        out.append(f"| {r['backend']} {r['precision']} | {r['input']} | {r['batch_size']} | {s['min']:.2f} | "
+                   f"{s['mean']:.2f} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | {s['max']:.2f} | "
+                   f"{r['throughput_compute']:.1f} | {r['throughput_e2e']:.1f} | {r['iterations']} |")
+    out += ["", "Runtimes: " + "; ".join(sorted({f"{r['runtime']['runtime']} {r['runtime']['version']} "
+                                                 f"({r['runtime']['threads']} threads)" for r in result["rows"]}))]
+    return "\n".join(out) + "\n"
+
+
+def perf_plot(result: dict, path: str) -> str | None:
+    """PNG of throughput vs batch size; None when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    from .perf import GUIDE_REFERENCE
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    modes = sorted({r["input"] for r in result["rows"]})
+    for c in result["configs"]:
+        label = f"{c['backend']} {c['precision']}"
+        for mode in modes:
+            pts = [(bs, _fps(result, label, bs, mode)) for bs in result["batches"]]
+            pts = [(b, v) for b, v in pts if v]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", linestyle="-" if mode == "random normal" else ":",
+                        label=f"{label} ({mode})")
+    for name, d in GUIDE_REFERENCE.items():
+        ax.plot(list(d), list(d.values()), linestyle="--", alpha=0.5, label=f"{name} (guide)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(result["batches"], [str(b) for b in result["batches"]])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("images/s (compute only)")
+    ax.set_title(f"MnasNet1.0 throughput — {result['environment']['cpu']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

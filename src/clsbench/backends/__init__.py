@@ -41,7 +41,13 @@ class Backend(ABC):
 
 _REGISTRY = {
     "onnxruntime": ("clsbench.backends.onnxruntime", "OnnxRuntimeBackend", "onnxruntime"),
+    "openvino": ("clsbench.backends.openvino", "OpenVinoBackend", "openvino (pip install 'clsbench[openvino]')"),
+    "torch": ("clsbench.backends.torch", "TorchBackend", "torch (pip install 'clsbench[export]')"),
+    "cuda": ("clsbench.backends.cuda", "CudaBackend", "torch with CUDA (pip install 'clsbench[export]')"),
 }
+
+# which model file each backend runs
+MODEL_KIND = {"onnxruntime": ".onnx", "openvino": ".onnx or .xml", "torch": ".pth", "cuda": ".pth"}
 
 
 def available() -> list[str]:
@@ -55,5 +61,4 @@ def get_backend(name: str) -> type[Backend]:
     try:
         return getattr(importlib.import_module(module), cls)
     except ImportError as e:
-        raise ClsbenchError(
-            f"backend {name!r} needs the {package!r} package, which is not installed ({e})") from None
+        raise ClsbenchError(f"backend {name!r} needs {package}, which is not installed ({e})") from None

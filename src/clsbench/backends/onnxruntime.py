@@ -23,11 +23,9 @@ class OnnxRuntimeBackend(Backend):
         super().__init__(model_path, **kw)
         import onnxruntime as ort
 
-        if self.precision != "fp32":
-            raise ClsbenchError(f"onnxruntime backend runs the model as stored; precision "
-                                f"{self.precision!r} needs a compiled model")
         if not os.path.isfile(model_path):
             raise ClsbenchError(f"{model_path}: model file not found")
+        self._check_precision(model_path)
         self.threads = self.threads or default_threads()
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
@@ -56,6 +54,23 @@ class OnnxRuntimeBackend(Backend):
         self.output_name = outputs[0].name
         self._shape = tuple(shape[1:])
         self._version = ort.__version__
+
+    def _check_precision(self, model_path: str) -> None:
+        """The runtime runs the model as stored: the precision label must match the file."""
+        if self.precision not in ("fp32", "int8"):
+            raise ClsbenchError(f"onnxruntime backend: precision {self.precision!r} not supported "
+                                f"(its CPU provider has fp32 and int8 kernels)")
+        import onnx
+
+        try:
+            ops = {n.op_type for n in onnx.load(model_path, load_external_data=False).graph.node}
+        except Exception:
+            return  # not ONNX: the session below says so, naming the file
+        quantized = "QuantizeLinear" in ops or "QLinearConv" in ops
+        if quantized != (self.precision == "int8"):
+            raise ClsbenchError(f"{model_path}: {'an int8' if quantized else 'a float'} model, but "
+                                f"precision {self.precision!r} was asked for" +
+                                ("" if quantized else "; make one with `clsbench compile --precision int8`"))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Train the proxy MnasNet1.0 on the shapes x colours task; writes its weights.
+
+Run once; the result is committed (tests/data/proxy_mnasnet1_0.pth) so CI never retrains.
+Fixed seeds and a fixed step count (not a time budget) keep it repeatable on one machine;
+multi-threaded CPU convolution backward is not bitwise deterministic across machines, so the
+committed file, not a rerun, is the reference. About 7 minutes on the 2-core machine.
+
+    python scripts/make_proxy_weights.py [--steps 260] [--out tests/data/proxy_mnasnet1_0.pth]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+from clsbench import proxy_task  # noqa: E402
+from clsbench.models import get_model  # noqa: E402
+from clsbench.synthetic_weights import realistic_state_dict  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=260)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--out", default="tests/data/proxy_mnasnet1_0.pth")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    spec = get_model("mnasnet1_0")
+    pp = spec.preprocessing
+    x0, _ = proxy_task.batch(64, seed=10_000, pp=pp)
+    model = torchvision.models.mnasnet1_0(weights=None)
+    model.load_state_dict(realistic_state_dict(spec, x0, seed=0))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=a.steps, pct_start=0.15)
+    model.train()
+    t0 = time.time()
+    for step in range(a.steps):
+        x, y = proxy_task.batch(a.batch, seed=step, pp=pp)
+        loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 20 == 0 or step == a.steps - 1:
+            print(f"step {step:4d} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
+    model.eval()
+    xv, yv = proxy_task.batch(256, seed=99_999, pp=pp)
+    with torch.no_grad():
+        logits = torch.cat([model(torch.from_numpy(xv[i:i + 64])) for i in range(0, 256, 64)]).numpy()
+    acc = float((logits.argmax(1) == yv).mean())
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out)
+    sha = hashlib.sha256(out.read_bytes()).hexdigest()
+    rec = {"steps": a.steps, "batch": a.batch, "seconds": round(time.time() - t0), "task_accuracy": acc,
+           "logit_std": float(logits.std()), "sha256": sha, "torch": torch.__version__}
+    out.with_suffix(".json").write_text(json.dumps(rec, indent=2) + "\n")
+    print(json.dumps(rec))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

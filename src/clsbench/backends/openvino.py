@@ -1,0 +1,66 @@
+"""OpenVINO on the CPU: ONNX or IR (.xml) models, fp32 / bf16 / int8 (a quantized IR)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import ClsbenchError
+from . import Backend
+from .onnxruntime import default_threads
+
+# OpenVINO's CPU plugin runs bf16 by default on CPUs with AMX/AVX512-BF16: fp32 must be asked for.
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, model_path: str, **kw):
+        super().__init__(model_path, **kw)
+        import openvino as ov
+
+        if self.precision not in _HINTS:
+            raise ClsbenchError(f"openvino backend: precision {self.precision!r} not in {', '.join(_HINTS)}")
+        if not os.path.isfile(model_path):
+            raise ClsbenchError(f"{model_path}: model file not found")
+        self.threads = self.threads or default_threads()
+        core = ov.Core()
+        try:
+            model = core.read_model(model_path)
+        except Exception as e:
+            raise ClsbenchError(f"{model_path}: OpenVINO cannot read it ({str(e).splitlines()[0]})") from None
+        if len(model.inputs) != 1:
+            raise ClsbenchError(f"{model_path}: expected one input, found {len(model.inputs)}")
+        shape = model.inputs[0].get_partial_shape()
+        if shape.rank.get_length() != 4 or not shape[1].is_static or shape[1].get_length() != 3:
+            raise ClsbenchError(f"{model_path}: input shape {shape}; expected [batch, 3, H, W]")
+        if shape[0].is_static and shape[0].get_length() != self.batch_size:
+            raise ClsbenchError(f"{model_path}: fixed batch size {shape[0].get_length()} cannot run "
+                                f"batch size {self.batch_size}")
+        if self.precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
+            raise ClsbenchError(f"{model_path}: not a quantized model; make one with "
+                                f"`clsbench compile --backend openvino --precision int8`")
+        h, w = shape[2].get_length(), shape[3].get_length()
+        model.reshape({model.inputs[0].any_name: [self.batch_size, 3, h, w]})  # static: faster kernels
+        self._shape = (3, h, w)
+        # one synchronous request on all threads: the same execution model as the other backends
+        config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1}
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self._config = config
+        self._version = ov.__version__
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._shape
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer([batch])
+        return self.request.get_output_tensor(0).data.copy()
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "runtime": "openvino", "version": self._version, "device": "cpu",
+                "precision": self.precision, "threads": self.threads, "config": dict(self._config),
+                "model": os.path.abspath(self.model_path)}
