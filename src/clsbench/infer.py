@@ -213,15 +213,10 @@ class _StoreSource(_Source):
         normalize_batch(self._u8, self.store.pp, out=batch[:n])
 
 
-class _ImageStream(_Source):
-    """Inputs decoded on the fly: worker processes decode+resize+crop, no files in between.
+class _ImageFolder(_Source):
+    """An image folder for streaming (see stream.py): only its listing is needed here."""
 
-    A bounded window of outstanding jobs (a few batches) keeps memory flat whatever the
-    number of images; results are consumed in order, so outputs are the same as from files.
-    """
-
-    def __init__(self, images: str, shape: tuple[int, int, int], pp, workers: int | None,
-                 strict: bool = False):
+    def __init__(self, images: str, shape: tuple[int, int, int], pp):
         from .dataset import list_images
 
         c = pp.crop
@@ -232,61 +227,7 @@ class _ImageStream(_Source):
             raise ClsbenchError(f"{images}: holds no images")
         self.items = [(stem(p.name), os.path.join(images, str(p))) for p in listing.images]
         self.where = os.path.abspath(images)
-        self.pp = pp
-        self.workers = workers or os.cpu_count() or 1
-        self.unavailable: list[str] = []
-        self.failed: list[tuple[str, str]] = []
-        self.strict = strict
-        self.pool = None
-
-    def start(self, pending, batch_size: int) -> None:
-        from collections import deque
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
-        from .preprocess import _ignore_sigint
-
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                        initializer=_ignore_sigint)
-        self._todo = iter(pending)
-        self._window = deque()
-        self._limit = max(2 * batch_size, 4 * self.workers)
-        self._refill()
-
-    def _refill(self) -> None:
-        from .store import _crop_job
-
-        while len(self._window) < self._limit:
-            item = next(self._todo, None)
-            if item is None:
-                return
-            self._window.append((item, self.pool.submit(_crop_job, (item[1], self.pp))))
-
-    def next_group(self, batch_size: int, batch: np.ndarray) -> list:
-        group, crops = [], []
-        while len(group) < batch_size and self._window:
-            item, fut = self._window.popleft()
-            data, _, err = fut.result()
-            self._refill()
-            if err:  # unreadable: listed, never run (--strict stops instead)
-                if self.strict:
-                    raise ClsbenchError(err)
-                self.failed.append((item[1], err))
-                continue
-            group.append(item)
-            crops.append(np.frombuffer(data, np.uint8).reshape(batch.shape[1:]))
-        if group:
-            self._u8 = np.stack(crops)
-        return group
-
-    def preprocess(self, n: int, batch: np.ndarray) -> None:
-        from .store import normalize_batch
-
-        normalize_batch(self._u8, self.pp, out=batch[:n])
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        self.unavailable, self.failed = [], []
 
 
 def infer_offline(model: str, info: str | None = None, *, batch_size: int, store: str | None = None,
@@ -305,8 +246,8 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
         raise ClsbenchError("give exactly one input: an .info file, a store or an image folder")
     if info is not None:
         read_info(info)  # a malformed .info is reported before the model is loaded
-    rt = get_backend(backend)(model, batch_size=batch_size, threads=threads,
-                              device_id=device_id, precision=precision)
+    rt = get_backend(backend)(model, batch_size=batch_size, threads=threads, device_id=device_id,
+                              precision=precision)
     shape = rt.input_shape
     if info is not None:
         source = _BinFiles(info, shape)
@@ -315,7 +256,8 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
     else:
         from .models import PRESETS
 
-        source = _ImageStream(images, shape, preprocessing or PRESETS["mnasnet"], workers, strict)
+        preprocessing = preprocessing or PRESETS["mnasnet"]
+        source = _ImageFolder(images, shape, preprocessing)
     out_root = Path(output)
     dump = out_root / f"dumpOutput_device{device_id}"
     manifest = {"tool": f"clsbench {__version__}", "model": os.path.abspath(model),
@@ -337,6 +279,29 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
     probe = rt.run(np.zeros((batch_size, *shape), dtype=np.float32))
     num_classes = int(probe.shape[-1])
     encoder = OutputEncoder(outfmt)
+    description = rt.describe()
+
+    if images is not None:
+        from .stream import run_stream
+
+        del rt  # each worker loads its own single-threaded copy
+        t_start = time.perf_counter()
+        with progress(len(pending), f"stream bs{batch_size} → {dump}", show_progress) as advance:
+            r = run_stream(pending, model=model, backend=backend, precision=precision,
+                           batch_size=batch_size, pp=preprocessing, dump=dump, outfmt=outfmt,
+                           workers=workers, strict=strict, advance=advance)
+        wall = time.perf_counter() - t_start
+        source.failed = r["failed"]
+        description.update(threads=1, processes=r["workers"],
+                           layout="one single-threaded pipeline (decode..write) per process")
+        n = r["workers"]
+        # stage times are summed over the worker processes; divided by their number they
+        # are the wall time each stage would take alone, comparable with the other modes
+        st = StageTimes(samples=r["done"], computed=len(r["compute_ms"]) * batch_size, wall_s=wall,
+                        read_s=r["decode"] / n, preprocess_s=r["pre"] / n,
+                        infer_s=sum(r["compute_ms"]) / 1e3 / n, post_s=r["post"] / n)
+        return _finish(st, r["compute_ms"], source, resumed, batch_size, device_id, outfmt, dump,
+                       out_root, num_classes, description, "stream")
 
     batch = np.empty((batch_size, *shape), dtype=np.float32)
     compute_ms: list[float] = []
@@ -382,17 +347,24 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
 
     st = StageTimes(samples=n_done, computed=len(compute_ms) * batch_size, wall_s=wall,
                     read_s=read_s, preprocess_s=pre_s, infer_s=sum(compute_ms) / 1e3, post_s=post_s)
+    return _finish(st, compute_ms, source, resumed, batch_size, device_id, outfmt, dump, out_root,
+                   num_classes, description, "offline")
+
+
+def _finish(st: StageTimes, compute_ms, source, resumed, batch_size, device_id, outfmt, dump, out_root,
+            num_classes, description, mode) -> dict:
+    """The perf record; written as the vendor's perf .txt and a .json when anything ran."""
     record = {
-        "mode": "offline" if images is None else "stream", "samples": n_done, "resumed": resumed,
-        "total": len(source.items), "unavailable": source.unavailable,
+        "mode": mode, "samples": st.samples, "resumed": resumed, "total": len(source.items),
+        "unavailable": source.unavailable,
         "failed": [{"file": f, "error": e} for f, e in source.failed],
-        "batch_size": batch_size, "device_id": device_id,
-        "outfmt": outfmt, "warmup_runs": 1, "input": source.where, "outputs": str(dump.resolve()),
-        "stages": st.rates() if n_done else {},
+        "batch_size": batch_size, "device_id": device_id, "outfmt": outfmt, "warmup_runs": 1,
+        "input": source.where, "outputs": str(dump.resolve()),
+        "stages": st.rates() if st.samples else {},
         "compute_latency_ms_per_batch": latency_stats(compute_ms),
-        "num_classes": num_classes, "backend": rt.describe(), "environment": environment(),
+        "num_classes": num_classes, "backend": description, "environment": environment(),
     }
-    if n_done:
+    if st.samples:
         # a resumed run measured only its own part; the perf file says what it measured
         atomic_write_text(out_root / perf_file_name(batch_size, device_id), format_perf_file(st))
         atomic_write_json(out_root / perf_file_name(batch_size, device_id).replace(".txt", ".json"), record)

@@ -1,0 +1,158 @@
+"""Each backend's parity on real photos; compile's artifacts; reduced precision on the proxy."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clsbench import ClsbenchError
+from clsbench.backends import get_backend
+from clsbench.export import parity, parity_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+PROXY = ROOT / "tests" / "data" / "proxy_mnasnet1_0.pth"
+
+
+@pytest.fixture(scope="module")
+def photos_batch(spec, photo_dir):
+    x, _ = parity_inputs(spec, str(photo_dir), n=8)
+    return x
+
+
+def ort_reference(model, x):
+    return get_backend("onnxruntime")(str(model), batch_size=len(x)).run(x)
+
+
+def test_openvino_fp32_parity_on_real_photos(onnx_model, photos_batch):
+    pytest.importorskip("openvino")
+    rt = get_backend("openvino")(str(onnx_model), batch_size=len(photos_batch), precision="fp32")
+    p = parity(ort_reference(onnx_model, photos_batch), rt.run(photos_batch))
+    assert p["rel_l2_error"] < 1e-4 and p["top1_agreement"] == 1.0
+    d = rt.describe()
+    assert d["config"]["INFERENCE_PRECISION_HINT"] == "f32" and d["threads"] >= 1
+
+
+def test_torch_backend_is_the_reference(weights, onnx_model, photos_batch):
+    rt = get_backend("torch")(str(weights), batch_size=len(photos_batch))
+    p = parity(rt.run(photos_batch), ort_reference(onnx_model, photos_batch))
+    assert p["rel_l2_error"] <= 1e-5 and p["top1_agreement"] == 1.0
+    assert rt.describe()["mode"] == "eager"
+
+
+def test_torch_backend_refuses_onnx(onnx_model):
+    with pytest.raises(ClsbenchError, match="runs torchvision weights"):
+        get_backend("torch")(str(onnx_model), batch_size=1)
+
+
+def test_cuda_backend_says_when_there_is_no_gpu(weights):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: benchmarks/gpu.sh covers it")
+    with pytest.raises(ClsbenchError, match="no CUDA device"):
+        get_backend("cuda")(str(weights), batch_size=1)
+
+
+def test_unknown_backend_and_wrong_precision():
+    with pytest.raises(ClsbenchError, match="unknown backend 'tensorrt'"):
+        get_backend("tensorrt")
+
+
+def test_onnxruntime_precision_label_must_match_the_file(onnx_model):
+    with pytest.raises(ClsbenchError, match="a float model, but precision 'int8'"):
+        get_backend("onnxruntime")(str(onnx_model), batch_size=1, precision="int8")
+    with pytest.raises(ClsbenchError, match="precision 'bf16' not supported"):
+        get_backend("onnxruntime")(str(onnx_model), batch_size=1, precision="bf16")
+
+
+# ---------------------------------------------------------------- compile + reduced precision
+
+@pytest.fixture(scope="module")
+def proxy_onnx(tmp_path_factory):
+    pytest.importorskip("torch")
+    from clsbench.export import export_onnx
+
+    assert PROXY.is_file(), "run scripts/make_proxy_weights.py"
+    out = tmp_path_factory.mktemp("proxy") / "proxy.onnx"
+    export_onnx(str(PROXY), str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def proxy_images(tmp_path_factory):
+    from clsbench.proxy_task import write_images
+
+    root = tmp_path_factory.mktemp("proxyimgs")
+    write_images(root, 160, seed=123)
+    return root / "val"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, proxy_onnx, proxy_images):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from clsbench.compile import compile_model
+
+    out = tmp_path_factory.mktemp("compiled")
+    recs = {}
+    for backend, precision in [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"),
+                               ("openvino", "bf16"), ("openvino", "int8")]:
+        recs[(backend, precision)] = compile_model(str(proxy_onnx), backend=backend, precision=precision,
+                                                   output_dir=str(out), data=str(proxy_images),
+                                                   calib_images=64, parity_images=96)
+    return recs
+
+
+def test_proxy_is_a_trained_classifier(proxy_onnx):
+    from clsbench.models import get_model
+    from clsbench.proxy_task import batch
+
+    x, y = batch(64, seed=4242, pp=get_model("mnasnet1_0").preprocessing)
+    logits = ort_reference(proxy_onnx, x)
+    assert (logits.argmax(1) == y).mean() >= 0.6  # it learned the task (chance: 1/16): agreement figures mean something
+
+
+def test_compile_artifacts_and_records(compiled):
+    for (backend, precision), rec in compiled.items():
+        art = rec["artifact"]
+        assert os.path.isfile(art) and art.endswith(".xml" if backend == "openvino" else ".onnx")
+        if backend == "openvino":
+            assert os.path.isfile(art[:-4] + ".bin")
+        saved = json.loads(Path(art[:-4] + ".compile.json").read_text() if backend == "openvino"
+                           else Path(art[:-5] + ".compile.json").read_text())
+        assert saved["parity"]["samples"] == 96 and "held-out" in saved["parity"]["inputs"]
+        assert saved["calibration_images"] == (64 if precision == "int8" else 0)
+    assert any("opset 11 -> 13" in n for n in compiled[("onnxruntime", "int8")]["notes"])
+
+
+@pytest.mark.parametrize("key,min_top1,max_rel", [
+    (("onnxruntime", "fp32"), 1.0, 1e-5),
+    (("openvino", "fp32"), 1.0, 1e-4),
+    (("openvino", "bf16"), 0.95, 0.05),
+    (("onnxruntime", "int8"), 0.85, 0.25),
+    (("openvino", "int8"), 0.85, 0.25),
+])
+def test_reduced_precision_agreement_on_held_out_images(compiled, key, min_top1, max_rel):
+    p = compiled[key]["parity"]
+    assert p["top1_agreement"] >= min_top1, p
+    assert p["rel_l2_error"] <= max_rel, p
+
+
+def test_int8_models_are_really_quantized(compiled):
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(compiled[("onnxruntime", "int8")]["artifact"]).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    import openvino as ov
+
+    m = ov.Core().read_model(compiled[("openvino", "int8")]["artifact"])
+    assert any(op.get_type_name() == "FakeQuantize" for op in m.get_ops())
+
+
+def test_int8_compile_needs_calibration_data(proxy_onnx, tmp_path):
+    from clsbench.compile import compile_model
+
+    with pytest.raises(ClsbenchError, match="int8 needs calibration images"):
+        compile_model(str(proxy_onnx), backend="onnxruntime", precision="int8", output_dir=str(tmp_path))
+    with pytest.raises(ClsbenchError, match="no bf16 kernels"):
+        compile_model(str(proxy_onnx), backend="onnxruntime", precision="bf16", output_dir=str(tmp_path))

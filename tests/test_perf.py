@@ -1,0 +1,46 @@
+"""The perf sweep's JSON, Markdown (the guide's §7.3 layout) and PNG outputs."""
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+def test_perf_sweep_outputs(onnx_model, prep, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "perf"
+    p = run_cli("perf", "-q", "--model", onnx_model, "--configs", "onnxruntime:fp32", "--batches", "1,2",
+                "--duration", "0", "--iterations", "2", "--warmup", "1", "--data", prep, "--output", out)
+    res = json.loads((out / "perf.json").read_text())
+    assert res["batches"] == [1, 2] and len(res["rows"]) == 4  # 2 batches x random/real
+    for r in res["rows"]:
+        lat = r["latency_ms"]
+        assert r["iterations"] >= 2 and lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert r["throughput_compute"] >= r["throughput_e2e"] > 0
+        assert r["runtime"]["runtime"] == "onnxruntime"
+    assert res["environment"]["cpu"] and "T4 (TensorRT fp16)" in res["reference"]
+    md = (out / "perf.md").read_text()
+    assert "| batchsize | onnxruntime fp32/FPS | Ascend 310/FPS | Ascend 710/FPS | T4 (TensorRT fp16)/FPS |" in md
+    assert "| best |" in md and "## real data input" in md and "## random normal input" in md
+    assert (out / "perf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "batchsize" in p.stdout
+
+
+def test_perf_resumes_finished_cells(onnx_model, tmp_path):
+    from clsbench.perf import Config, sweep
+
+    ck = tmp_path / "ck.json"
+    cfg = [Config("onnxruntime", "fp32", str(onnx_model))]
+    first = sweep(cfg, [1], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    calls = []
+    again = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck),
+                  progress_cb=lambda: calls.append(1))
+    assert again["rows"][0] == first["rows"][0] or len(again["rows"]) == 2  # settings changed: remeasured
+    same = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    assert same["rows"] == again["rows"]  # identical settings: nothing remeasured
+
+
+def test_perf_needs_compiled_int8(onnx_model, tmp_path):
+    p = run_cli("perf", "--model", onnx_model, "--configs", "onnxruntime:int8", "--compiled", tmp_path,
+                check=False)
+    assert p.returncode == 2 and "clsbench compile" in p.stderr
