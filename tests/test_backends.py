@@ -156,3 +156,13 @@ def test_int8_compile_needs_calibration_data(proxy_onnx, tmp_path):
         compile_model(str(proxy_onnx), backend="onnxruntime", precision="int8", output_dir=str(tmp_path))
     with pytest.raises(ClsbenchError, match="no bf16 kernels"):
         compile_model(str(proxy_onnx), backend="onnxruntime", precision="bf16", output_dir=str(tmp_path))
+
+
+def test_compile_reuses_a_matching_artifact(compiled, proxy_onnx, proxy_images):
+    from clsbench.compile import compile_model
+
+    first = compiled[("openvino", "int8")]
+    again = compile_model(str(proxy_onnx), backend="openvino", precision="int8",
+                          output_dir=os.path.dirname(first["artifact"]), data=str(proxy_images),
+                          calib_images=64, parity_images=96)
+    assert again.get("reused") is True and again["parity"] == first["parity"]

@@ -129,3 +129,18 @@ def test_label_out_of_range_for_the_model_named(tmp_path):
     (tmp_path / "l.txt").write_text("a.JPEG 7\n")
     with pytest.raises(ClsbenchError, match=r"l.txt: label 7 of 'a' is out of range for a 3-class output"):
         evaluate(tmp_path / "out", tmp_path / "l.txt")
+
+
+def test_fast_reader_of_own_text_outputs_is_exact_and_falls_back():
+    from clsbench.evaluate import _parse_e8
+    from clsbench.infer import format_scores
+
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 2**32, size=(50, 1000), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    a = np.where(np.isfinite(bits), bits, np.float32(1.0)).astype(np.float32)
+    a[0, :6] = [0.0, -0.0, 1e-45, 3.4e38, -1.17549435e-38, 7.25]
+    for row, line in zip(a, format_scores(a)):
+        assert np.array_equal(_parse_e8(line).view(np.uint32), row.view(np.uint32))
+    # any other layout goes to the general parser
+    assert _parse_e8(b"0.123456 0.500000 \n") is None
+    assert _parse_e8(b"+1.00000000e+00 +2.0000000Xe+00\n") is None

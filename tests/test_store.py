@@ -74,3 +74,17 @@ def test_stream_skips_and_lists_bad_images(tiny_dataset, onnx_model, tmp_path):
     with pytest.raises(ClsbenchError, match="zz_broken.JPEG"):
         infer_offline(str(onnx_model), images=str(val), preprocessing=PP, workers=2, batch_size=4,
                       strict=True, output=str(tmp_path / "r2"), show_progress=False)
+
+
+def test_stream_resumes_only_missing_outputs(tiny_dataset, onnx_model, tmp_path):
+    out = tmp_path / "r"
+    infer_offline(str(onnx_model), images=str(tiny_dataset / "val"), preprocessing=PP, workers=2,
+                  batch_size=4, output=str(out), show_progress=False)
+    ref = outputs(out)
+    dump = out / "dumpOutput_device0"
+    for n in sorted(ref)[:5]:
+        (dump / n).unlink()
+    rec = infer_offline(str(onnx_model), images=str(tiny_dataset / "val"), preprocessing=PP, workers=2,
+                        batch_size=4, output=str(out), show_progress=False)
+    assert (rec["samples"], rec["resumed"]) == (5, 8)
+    assert outputs(out) == ref

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-images", type=int, default=200)
     p.add_argument("--preset", default="mnasnet", help="preprocessing preset of the images")
     p.add_argument("--output", default="compiled", help="output folder (default ./compiled)")
+    p.add_argument("--overwrite", action="store_true", help="recompile even if a matching artifact exists")
 
     p = command("perf", help="batch sweep × backends × precisions → the guide's §7 table, JSON, PNG",
                 description="Throughput (compute-only and end to end) and latency min/mean/p50/p90/p99/max "
@@ -389,8 +390,9 @@ def cmd_compile(a) -> int:
 
     rec = compile_model(a.model, backend=a.backend, precision=a.precision, output_dir=a.output,
                         data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
-                        pp=get_preprocessing(a.preset))
-    out.print(f"wrote {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
+                        pp=get_preprocessing(a.preset), overwrite=a.overwrite)
+    verb = "reused (same source and settings)" if rec.get("reused") else "wrote"
+    out.print(f"{verb} {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
     p = rec.get("parity")
     if p:
         out.print(f"parity vs fp32 on {p['inputs']}: top-1 agreement {p['top1_agreement']:.1%}, "

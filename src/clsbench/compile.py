@@ -114,7 +114,12 @@ def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: lis
 
 def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: str,
                   data: str | None = None, calib_images: int = 300, parity_images: int = 200,
-                  pp: Preprocessing | None = None) -> dict:
+                  pp: Preprocessing | None = None, overwrite: bool = False) -> dict:
+    """Compile one artifact; an existing one made from the same source with the same
+    settings is reused (a killed compile is redone whole: artifacts appear atomically)."""
+    import json
+
+    from .infer import file_sha256
     from .models import PRESETS
 
     pp = pp or PRESETS["mnasnet"]
@@ -132,6 +137,16 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = str(out_dir / artifact_name(onnx_path, backend, precision))
+    settings = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
+                "calib_images": calib_images if precision == "int8" else 0,
+                "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict()}
+    if not overwrite and os.path.exists(dst) and os.path.exists(record_path(dst)):
+        try:
+            old = json.loads(Path(record_path(dst)).read_text())
+            if old.get("settings") == json.loads(json.dumps(settings)):
+                return {**old, "reused": True}
+        except ValueError:
+            pass
     work = out_dir / f".work-{backend}-{precision}"
     work.mkdir(exist_ok=True)
     calib = None
@@ -154,6 +169,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     work.rmdir()
 
     record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
+              "settings": settings,
               "backend": backend, "precision": precision, "compile_seconds": round(seconds, 2),
               "notes": notes, "calibration_images": 0 if calib is None else len(calib)}
     if data:
