@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Overhead of `clsbench infer` vs a bare onnxruntime session.run loop.
+"""Overhead of `clsbench infer` vs a bare runtime loop.
 
 For each batch size: clsbench's offline inference over N preprocessed .bin files (reading,
 padding, running, writing one output file per image: its [e2e] throughput) against a bare
-loop of session.run over one in-memory batch with the same model, batch size and threads.
+loop over one in-memory batch with the same model, batch size and threads — onnxruntime's
+session.run, OpenVINO's InferRequest.infer, or the torch module's forward (--backend).
 Runs alternate (bare, tool, bare, tool, ...) so drift hits both alike; medians are quoted.
 
     python benchmarks/overhead.py                      # realistic random MnasNet1.0 (needs torch)
+    python benchmarks/overhead.py --backend openvino --precision bf16
     python benchmarks/overhead.py --model m.onnx --data DIR_WITH_IMAGES
 """
 from __future__ import annotations
@@ -24,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np  # noqa: E402
 
-from clsbench.backends.onnxruntime import OnnxRuntimeBackend, default_threads  # noqa: E402
+from clsbench.backends import get_backend  # noqa: E402
+from clsbench.backends.onnxruntime import default_threads  # noqa: E402
 from clsbench.dataset import gen_bin_info  # noqa: E402
 from clsbench.infer import infer_offline  # noqa: E402
 from clsbench.models import get_model  # noqa: E402
@@ -32,15 +35,29 @@ from clsbench.perf import environment  # noqa: E402
 from clsbench.preprocess import preprocess_dir  # noqa: E402
 
 
-def bare_loop(model: str, batch: int, threads: int, n_images: int) -> float:
-    """img/s of session.run on one in-memory batch, as many images as the tool runs."""
-    rt = OnnxRuntimeBackend(model, batch_size=batch, threads=threads)
+def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int, n_images: int) -> float:
+    """img/s of the runtime's own call on one in-memory batch, as many images as the tool runs."""
+    rt = get_backend(backend)(model, batch_size=batch, threads=threads, precision=precision)
     x = np.random.default_rng(0).standard_normal((batch, *rt.input_shape), dtype=np.float32)
-    rt.run(x)  # warm-up, as clsbench does
+    if backend == "onnxruntime":
+        def call():
+            rt.session.run(None, {rt.input_name: x})
+    elif backend == "openvino":
+        def call():
+            rt.request.infer([x])
+    else:
+        import torch
+
+        xt = torch.from_numpy(x)
+
+        def call():
+            with torch.inference_mode():
+                rt.net(xt)
+    call()  # warm-up, as clsbench does
     iters = -(-n_images // batch)
     t0 = time.perf_counter()
     for _ in range(iters):
-        rt.session.run(None, {rt.input_name: x})
+        call()
     return iters * batch / (time.perf_counter() - t0)
 
 
@@ -53,6 +70,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=default_threads())
     ap.add_argument("--outfmt", default="txt", choices=("txt", "bin", "npy"))
+    ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino", "torch"))
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--input", default="bin", choices=("bin", "store"),
+                    help="the guide's float32 .bin files, or the compact uint8 store")
     a = ap.parse_args()
 
     spec = get_model("mnasnet1_0")
@@ -71,25 +92,33 @@ def main() -> int:
         w = save_realistic_weights(spec, calibration_batch(spec.preprocessing), str(work / "w.pth"))
         model = str(work / "model.onnx")
         export_onnx(w, model)
+        if a.backend == "torch":
+            model = w
     preprocess_dir(data, work / "prep", spec.preprocessing, show_progress=False)
+    if a.input == "store":
+        from clsbench.store import build_store
+
+        build_store(data, work / "store", spec.preprocessing, show_progress=False)
     entries = gen_bin_info(str(work / "prep"), str(work / "all.info"), 224, 224)[: a.images]
     info = work / "x.info"
     info.write_text("".join(f"{e.idx} {e.path} 224 224\n" for e in entries))
     n = len(entries)
 
     env = environment()
-    print(f"# clsbench infer vs bare onnxruntime loop — {n} images/run, {a.runs} runs, median")
-    print(f"# {env['cpu']}, {env['logical_cpus']} CPUs, onnxruntime {env.get('onnxruntime')}, "
-          f"{a.threads} threads, fp32, outfmt {a.outfmt}, clsbench {env['clsbench']}")
+    print(f"# clsbench infer vs bare {a.backend} loop — {n} images/run, {a.runs} runs, median")
+    print(f"# {env['cpu']}, {env['logical_cpus']} CPUs, {a.backend} {a.precision}, "
+          f"{a.threads} threads, input {a.input}, outfmt {a.outfmt}, clsbench {env['clsbench']}")
     print()
-    print("| batch | bare session.run img/s | clsbench infer e2e img/s | ratio | clsbench compute-only img/s |")
+    print(f"| batch | bare {a.backend} img/s | clsbench infer e2e img/s | ratio | clsbench compute-only img/s |")
     print("|---:|---:|---:|---:|---:|")
     for bs in [int(b) for b in a.batches.split(",")]:
         bare, tool, compute = [], [], []
         for r in range(a.runs):
-            bare.append(bare_loop(model, bs, a.threads, n))
-            rec = infer_offline(model, str(info), batch_size=bs, output=str(work / f"r{bs}_{r}"),
-                                outfmt=a.outfmt, threads=a.threads, show_progress=False)
+            bare.append(bare_loop(a.backend, a.precision, model, bs, a.threads, n))
+            src = {"info": str(info)} if a.input == "bin" else {"store": str(work / "store")}
+            rec = infer_offline(model, **src, batch_size=bs, output=str(work / f"r{bs}_{r}"),
+                                outfmt=a.outfmt, threads=a.threads, backend=a.backend,
+                                precision=a.precision, show_progress=False)
             tool.append(rec["stages"]["e2e"]["throughputRate"])
             compute.append(rec["stages"]["infer"]["Interface throughputRate"])
         b, t = statistics.median(bare), statistics.median(tool)

@@ -24,7 +24,7 @@ def crafted(n_classes=10):
     ranks = {"img_a": 0, "img_b": 1, "img_c": 2, "img_d": 4, "img_e": 6, "img_f": 0}
     rows, labels = {}, {}
     rng = np.random.default_rng(0)
-    for i, (stem, r) in enumerate(ranks.items()):
+    for stem, r in ranks.items():
         order = rng.permutation(n_classes)  # order[j] is the class ranked j-th
         scores = np.empty(n_classes)
         scores[order] = np.linspace(5, -5, n_classes)

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT
 
 BLOCK_TORCH = textwrap.dedent("""
     import sys

@@ -1,5 +1,4 @@
 """Bad input, interruption and determinism: the cases of docs/reliability.md."""
-import io
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from clsbench import ClsbenchError
 from clsbench.infer import infer_offline
 from clsbench.models import PRESETS
 from clsbench.preprocess import preprocess_dir, preprocess_image
-from conftest import ROOT, photo, run_cli
+from conftest import photo, run_cli
 from test_preprocess import reference_bin
 
 PP = PRESETS["mnasnet"]

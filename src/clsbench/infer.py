@@ -11,7 +11,6 @@ import io
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +265,7 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
     names = [f"{key}_1.{outfmt}" for key, _ in source.items]
     if len(set(names)) != len(names):
         seen = {}
-        for (key, src), n in zip(source.items, names):
+        for (_, src), n in zip(source.items, names):
             if n in seen:
                 raise ClsbenchError(f"{source.where}: {src} and {seen[n]} would both write {n}")
             seen[n] = src

@@ -206,7 +206,7 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    for source, err in report.failed:
+    for _, err in report.failed:
         warn(f"skipped: {err}")
     failed_names = {stem(Path(s).name) + ".bin" for s, _ in report.failed}
     report.outputs = sorted(n for n in owners if n not in failed_names)

@@ -132,18 +132,21 @@ def perf_plot(result: dict, path: str) -> str | None:
         return None
     from .perf import GUIDE_REFERENCE
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     modes = sorted({r["input"] for r in result["rows"]})
-    for c in result["configs"]:
+    colours = plt.get_cmap("tab10").colors
+    for i, c in enumerate(result["configs"]):
         label = f"{c['backend']} {c['precision']}"
-        for mode in modes:
+        for mode in modes:  # one colour per configuration; dotted = real data
             pts = [(bs, _fps(result, label, bs, mode)) for bs in result["batches"]]
             pts = [(b, v) for b, v in pts if v]
             if pts:
-                ax.plot(*zip(*pts), marker="o", linestyle="-" if mode == "random normal" else ":",
-                        label=f"{label} ({mode})")
-    for name, d in GUIDE_REFERENCE.items():
-        ax.plot(list(d), list(d.values()), linestyle="--", alpha=0.5, label=f"{name} (guide)")
+                ax.plot(*zip(*pts), marker="o", color=colours[i % len(colours)],
+                        linestyle="-" if mode == "random normal" else ":",
+                        label=label if mode == "random normal" else f"{label} (real data)")
+    for j, (name, d) in enumerate(GUIDE_REFERENCE.items()):
+        ax.plot(list(d), list(d.values()), linestyle="--", color="grey", alpha=0.4 + 0.2 * j,
+                label=f"{name} (guide)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(result["batches"], [str(b) for b in result["batches"]])
@@ -151,7 +154,7 @@ def perf_plot(result: dict, path: str) -> str | None:
     ax.set_ylabel("images/s (compute only)")
     ax.set_title(f"MnasNet1.0 throughput — {result['environment']['cpu']}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -139,7 +139,7 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     finally:
         os.close(fd)
         os.close(dfd)
-    for f, e in failed:
+    for _, e in failed:
         warn(f"skipped: {e}")
     return {"store": str(dst), "images": len(names), "written": len(todo) - len(failed),
             "resumed": len(names) - len(todo), "failed": failed, "bytes_per_image": slot}
