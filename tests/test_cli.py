@@ -144,3 +144,16 @@ def test_help_explains_every_command():
         assert cmd in p.stdout
     p = run_cli("infer", "--help")
     assert "--loop" in p.stdout and "padding" in p.stdout.replace("\n", " ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--backend", "torch"], ["--backend", "openvino", "--stream"]])
+def test_run_on_other_backends_gives_the_same_accuracy(tmp_path, weights, tiny_dataset, extra):
+    if "openvino" in extra:
+        pytest.importorskip("openvino")
+    base = ["run", "-q", "--weights", weights, "--data", tiny_dataset, "--batch-size", "4"]
+    run_cli(*base, "--work-dir", tmp_path / "ort")
+    run_cli(*base, "--work-dir", tmp_path / "other", *extra)
+    s = json.loads((tmp_path / "other" / "summary.json").read_text())
+    assert s["performance"]["backend"]["backend"] == extra[1]
+    assert (tmp_path / "other" / "result.json").read_text() == (tmp_path / "ort" / "result.json").read_text()

@@ -52,12 +52,22 @@ def test_export_without_torch_says_what_to_install(tmp_path):
 LIVE = textwrap.dedent("""
     import sys, time
     if sys.argv[1] == "clsbench":
-        from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+        from clsbench.backends import get_backend
         import numpy as np
-        OnnxRuntimeBackend(sys.argv[2], batch_size=1).run(np.zeros((1, 3, 224, 224), np.float32))
+        x = np.zeros((1, 3, 224, 224), np.float32)
+        get_backend("onnxruntime")(sys.argv[2], batch_size=1).run(x)
+        try:
+            import nncf  # noqa: F401  (compile's int8 path)
+            get_backend("openvino")(sys.argv[2], batch_size=1).run(x)
+        except ImportError:
+            pass
     else:
         import onnxruntime as ort
         ort.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
+        try:
+            import openvino  # noqa: F401  (with openvino-telemetry installed, this writes ~/intel)
+        except ImportError:
+            pass
     time.sleep(8)  # onnxruntime's telemetry starts in processes that live a few seconds
 """)
 
@@ -76,8 +86,15 @@ def test_no_telemetry_files_or_lookups(tmp_path, onnx_model):
         assert p.returncode == 0, p.stderr
         return sorted(str(q.relative_to(home)) for q in home.rglob("*"))
 
-    assert live("clsbench") == []
-    control = live("bare-onnxruntime")
+    assert live("clsbench") == []  # onnxruntime, openvino and nncf loaded: nothing written
+    control = live("bare-runtimes")
     if not control:
-        pytest.skip("this onnxruntime build writes no telemetry files; nothing to prove against")
+        pytest.skip("these runtime builds write no telemetry files; nothing to prove against")
     assert any("onnxruntime" in c for c in control)  # e.g. .cache/Microsoft/.../deviceid
+    from importlib import metadata
+
+    try:  # (not an import: clsbench, loaded in this process, makes it unimportable)
+        metadata.version("openvino-telemetry")
+    except metadata.PackageNotFoundError:
+        return
+    assert any(c.startswith("intel") for c in control)  # e.g. intel/openvino_ga_cid

@@ -12,7 +12,10 @@ GUIDE = "the guide's"
 
 
 def _add_infer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="onnxruntime", help="inference runtime (default: onnxruntime, CPU)")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="inference runtime: onnxruntime (default), openvino, torch, cuda")
+    p.add_argument("--precision", default="fp32",
+                   help="fp32 (default); bf16 (openvino, torch); int8 (a `clsbench compile` artifact); fp16 (cuda)")
     p.add_argument("--threads", type=int, default=None,
                    help="runtime threads (default: all CPUs this process may use)")
     p.add_argument("--device-id", type=int, default=0,
@@ -275,7 +278,8 @@ def cmd_infer(a) -> int:
         if a.info:
             raise ClsbenchError("--loop (pure inference) and --info (offline inference) exclude each other")
         rec = pure_inference(a.model, batch_size=a.batch_size, loop=a.loop, warmup=a.warmup,
-                             backend=a.backend, threads=a.threads, device_id=a.device_id, output=a.output)
+                             backend=a.backend, threads=a.threads, device_id=a.device_id,
+                             precision=a.precision, output=a.output)
         out.print(f"ave_throughputRate = {rec['ave_throughputRate']:.2f} samples/s, "
                   f"ave_latency = {rec['ave_latency']:.3f} ms")
         out.print(perf_table(rec, f"pure inference, {backend_line(rec)}"))
@@ -283,7 +287,7 @@ def cmd_infer(a) -> int:
     if not (a.info or a.store):
         raise ClsbenchError("give --info X.info or --store DIR (offline inference), or --loop N (pure inference)")
     rec = infer_offline(a.model, a.info, store=a.store, batch_size=a.batch_size, output=a.output,
-                        device_id=a.device_id, outfmt=a.outfmt, backend=a.backend,
+                        device_id=a.device_id, outfmt=a.outfmt, backend=a.backend, precision=a.precision,
                         threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet)
     if rec["samples"]:
         out.print(perf_table(rec, f"offline inference, {backend_line(rec)}"))
@@ -329,7 +333,7 @@ def _run(a, weights: str, data: str) -> int:
     from .ui import out
 
     s = run(weights, data, model=a.model, batch_size=a.batch_size, work_dir=a.work_dir,
-            device_id=a.device_id, threads=a.threads, backend=a.backend, outfmt=a.outfmt,
+            device_id=a.device_id, threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
             workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict, stream=a.stream,
             show_progress=not a.quiet)
     from .models import get_model

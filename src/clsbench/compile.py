@@ -100,7 +100,7 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) ->
 def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: list) -> None:
     import openvino as ov
 
-    model = ov.convert_model(src)
+    model = ov.Core().read_model(src)  # not ov.convert_model: that one sends telemetry
     if precision == "int8":
         import nncf
 

@@ -53,7 +53,8 @@ def _export_is_current(onnx_path: Path, weights: str, model: str) -> bool:
 
 def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int = 16,
         work_dir: str = "runs/latest", device_id: int = 0, threads: int | None = None,
-        backend: str = "onnxruntime", outfmt: str = "txt", workers: int | None = None,
+        backend: str = "onnxruntime", precision: str = "fp32", outfmt: str = "txt",
+        workers: int | None = None,
         tolerance: float = 1.0, overwrite: bool = False, strict: bool = False,
         stream: bool = False, show_progress: bool = True) -> dict:
     from .export import export_onnx, read_parity
@@ -78,6 +79,8 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
     info(f"      parity vs PyTorch: rel. L2 error {p['rel_l2_error']:.2e}, "
          f"top-1 agreement {p['top1_agreement']:.1%}, top-5 overlap {p['top5_overlap']:.1%}")
 
+    # the torch and cuda backends run the weights themselves, the others the exported ONNX
+    runnable = weights if backend in ("torch", "cuda") else str(onnx_path)
     prep = work / "prep_dataset"
     info_path = work / "prep_bin.info"
     result = work / "result"
@@ -86,10 +89,10 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
         info("[2/5] preprocess: streamed (decode+resize in worker processes, no intermediate files)")
         info("[3/5] dataset info: not needed when streaming")
         info(f"[4/5] infer bs{batch_size} with {backend}, streaming from {val}")
-        perf = infer_offline(str(onnx_path), images=str(val), preprocessing=spec.preprocessing,
+        perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
                              workers=workers, strict=strict, batch_size=batch_size, output=str(result),
-                             device_id=device_id, outfmt=outfmt, backend=backend, threads=threads,
-                             overwrite=overwrite, show_progress=show_progress)
+                             device_id=device_id, outfmt=outfmt, backend=backend, precision=precision,
+                             threads=threads, overwrite=overwrite, show_progress=show_progress)
         failed = [(f["file"], f["error"]) for f in perf["failed"]]
         layout, preprocessed, ignored = list_images(val).layout, perf["total"] - len(failed), []
     else:
@@ -102,9 +105,9 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
         info(f"[3/5] dataset info → {info_path}")
         gen_bin_info(str(prep), str(info_path), crop, crop)
         info(f"[4/5] infer bs{batch_size} with {backend}")
-        perf = infer_offline(str(onnx_path), str(info_path), batch_size=batch_size, output=str(result),
-                             device_id=device_id, outfmt=outfmt, backend=backend, threads=threads,
-                             overwrite=overwrite, show_progress=show_progress)
+        perf = infer_offline(runnable, str(info_path), batch_size=batch_size, output=str(result),
+                             device_id=device_id, outfmt=outfmt, backend=backend, precision=precision,
+                             threads=threads, overwrite=overwrite, show_progress=show_progress)
     perf_json = result / perf_file_name(batch_size, device_id).replace(".txt", ".json")
     if not perf["samples"] and perf_json.is_file():
         perf = json.loads(perf_json.read_text())  # nothing left to run: the earlier figures stand
