@@ -40,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kw)
 
     p = command("export", help="pth → ONNX with a parity check against PyTorch (guide §3.1)",
-                       description="Export torchvision weights to ONNX (input 'image', output "
-                                   "'class', dynamic batch), run onnx.checker, and compare ONNX "
-                                   "Runtime with PyTorch eager; the parity record is written "
-                                   "beside the model as <name>.parity.json. Needs clsbench[export].")
+                description="Export torchvision weights to ONNX (input 'image', output "
+                            "'class', dynamic batch), run onnx.checker, and compare ONNX "
+                            "Runtime with PyTorch eager; the parity record is written "
+                            "beside the model as <name>.parity.json. Needs clsbench[export].")
     p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture (default mnasnet1_0)")
     p.add_argument("--weights", required=True, help="state-dict .pth (loaded with weights_only=True)")
     p.add_argument("--output", required=True, help="ONNX file to write")
@@ -54,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="write the model even if parity fails")
 
     p = command("preprocess", help="images → float32 CHW .bin files (guide §4.2)",
-                       description="Exact torchvision-preset preprocessing (PIL, resize shorter "
-                                   "side, centre crop, ImageNet mean/std) to <stem>.bin, byte-"
-                                   "identical to the guide's imagenet_torch_preprocess.py. Flat "
-                                   "or class-folder input; resumable; uses every core.")
+                description="Exact torchvision-preset preprocessing (PIL, resize shorter "
+                            "side, centre crop, ImageNet mean/std) to <stem>.bin, byte-"
+                            "identical to the guide's imagenet_torch_preprocess.py. Flat "
+                            "or class-folder input; resumable; uses every core.")
     p.add_argument("--model", default="mnasnet1_0",
                    help="model or preset name: mnasnet, resnet, inceptionv3, inceptionv4, mnasnet1_0, ...")
     p.add_argument("src", metavar="SRC_DIR")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
 
     p = command("info", help="write a dataset .info file (guide §4.3)",
-                       description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
+                description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
     b = isub.add_parser("bin", help="for .bin tensors: width/height from the command line")
     b.add_argument("dir", metavar="DIR")
@@ -84,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("out", metavar="OUT.info")
 
     p = command("infer", help="offline inference over an .info file, or pure inference (guide §5)",
-                       description="Batched inference; writes result/dumpOutput_device<ID>/<stem>_1.txt "
-                                   "per input and result/perf_vision_batchsize_<N>_device_<ID>.txt "
-                                   "(+ .json with the environment). The last partial batch is padded; "
-                                   "padding outputs are not written. Rerunning resumes. With --loop N "
-                                   "and no --info: random input, compute-only throughput and latency.")
+                description="Batched inference over --info (.bin files) or --store; writes result/dumpOutput_device<ID>/<stem>_1.txt "
+                            "per input and result/perf_vision_batchsize_<N>_device_<ID>.txt "
+                            "(+ .json with the environment). The last partial batch is padded; "
+                            "padding outputs are not written. Rerunning resumes. With --loop N "
+                            "and no --info: random input, compute-only throughput and latency.")
     p.add_argument("--model", required=True, help="ONNX model")
     p.add_argument("--info", help="dataset .info file of .bin tensors")
     p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
@@ -102,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infer_args(p)
 
     p = command("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
-                       description="Reads outputs written by `clsbench infer` or the vendor tools "
-                                   "(.txt, .bin, .npy), writes the guide's exact JSON, prints a "
-                                   "table against the model's reference accuracy.")
+                description="Reads outputs written by `clsbench infer` or the vendor tools "
+                            "(.txt, .bin, .npy), writes the guide's exact JSON, prints a "
+                            "table against the model's reference accuracy.")
     p.add_argument("result_dir", metavar="RESULT_DIR")
     p.add_argument("labels", metavar="val_label.txt")
     p.add_argument("out_dir", metavar="OUT_DIR")
@@ -168,17 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
         _add_infer_args(p)
 
     p = command("run", help="everything above in one resumable command",
-                       description="export → preprocess → info → infer → eval on an ImageNet-"
-                                   "layout directory (val/ + val_label.txt, or val/<class>/ folders), "
-                                   "ending with an accuracy table, throughput, and where every file is.")
+                description="export → preprocess → info → infer → eval on an ImageNet-"
+                            "layout directory (val/ + val_label.txt, or val/<class>/ folders), "
+                            "ending with an accuracy table, throughput, and where every file is.")
     p.add_argument("--data", required=True, help="ImageNet-layout directory")
     p.add_argument("--work-dir", default="runs/latest", help="where every output goes (default runs/latest)")
     add_run_args(p, True)
 
     p = command("demo", help="build a small labelled dataset from shipped photos and `run` on it",
-                       description="Makes a few hundred ImageNet-layout JPEGs from scikit-image's "
-                                   "sample photographs and runs the whole flow. Without --weights it "
-                                   "uses realistic random weights: the accuracy is then meaningless.")
+                description="Makes a few hundred ImageNet-layout JPEGs from scikit-image's "
+                            "sample photographs and runs the whole flow. Without --weights it "
+                            "uses realistic random weights: the accuracy is then meaningless.")
     p.add_argument("--work-dir", default="runs/demo")
     p.add_argument("--per-class", type=int, default=60, help="images per source photo (5 photos)")
     add_run_args(p, False)

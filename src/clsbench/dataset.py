@@ -108,18 +108,22 @@ def gen_jpg_info(img_dir: str, out: str) -> list[InfoEntry]:
     return entries
 
 
-def read_info(path: str | os.PathLike) -> list[InfoEntry]:
-    entries, seen = [], {}
+def _lines(path: str | os.PathLike, what: str):
+    """(line number, fields, line) of each non-blank line; CRLF and a trailing blank line are fine."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ClsbenchError(f"{path}: info file not found") from None
+        raise ClsbenchError(f"{path}: {what} not found") from None
     except UnicodeDecodeError as e:
         raise ClsbenchError(f"{path}: not a text file ({e})") from None
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split()
+        if line.strip():
+            yield lineno, line.split(), line
+
+
+def read_info(path: str | os.PathLike) -> list[InfoEntry]:
+    entries, seen = [], {}
+    for lineno, fields, line in _lines(path, "info file"):
         if len(fields) != 4:
             raise ClsbenchError(
                 f"{path}:{lineno}: expected '<idx> <path> <width> <height>', got {line!r}")
@@ -145,16 +149,7 @@ def read_labels(path: str | os.PathLike, num_classes: int | None = None) -> dict
     """`val_label.txt`: `<file name> <label>` per line; keyed by stem like the guide's eval."""
     labels: dict[str, int] = {}
     where: dict[str, int] = {}
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ClsbenchError(f"{path}: label file not found") from None
-    except UnicodeDecodeError as e:
-        raise ClsbenchError(f"{path}: not a text file ({e})") from None
-    for lineno, line in enumerate(text.splitlines(), 1):  # splitlines also eats CRLF
-        if not line.strip():
-            continue
-        fields = line.split()
+    for lineno, fields, line in _lines(path, "label file"):
         if len(fields) != 2:
             raise ClsbenchError(f"{path}:{lineno}: expected '<image name> <label>', got {line!r}")
         try:
