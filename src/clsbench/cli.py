@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(+ .json with the environment). The last partial batch is padded; "
                             "padding outputs are not written. Rerunning resumes. With --loop N "
                             "and no --info: random input, compute-only throughput and latency.")
-    p.add_argument("--model", required=True, help="ONNX model")
+    p.add_argument("--model", required=True,
+                   help="model: .onnx (onnxruntime, openvino), .xml IR (openvino), .pth (torch, cuda)")
     p.add_argument("--info", help="dataset .info file of .bin tensors")
     p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
     p.add_argument("--batch-size", type=int, default=1)

@@ -112,22 +112,21 @@ def _check_inputs(entries: list[InfoEntry], info: str, shape: tuple[int, int, in
 
 
 def _prepare_output_dir(dump: Path, manifest: dict, overwrite: bool) -> None:
+    """Refuse to mix outputs of different runs; --overwrite clears the folder's outputs."""
     dump.mkdir(parents=True, exist_ok=True)
     mpath = dump / MANIFEST
-    if mpath.exists():
+    if overwrite:
+        _clear_outputs(dump)
+    elif mpath.exists():
         old = json.loads(mpath.read_text())
-        keys = ("model_sha256", "batch_size", "outfmt", "backend", "precision")
+        keys = ("model_sha256", "batch_size", "outfmt", "backend", "precision", "input")
         diff = {k: (old.get(k), manifest[k]) for k in keys if old.get(k) != manifest[k]}
-        if diff and not overwrite:
+        if diff:
             raise ClsbenchError(f"{dump}: holds outputs of another run ({diff}); use another "
                                 f"--output or --device-id, or --overwrite to replace them")
-        if diff:
-            _clear_outputs(dump)
     elif any(n.endswith(OUTFMTS) for n in os.listdir(dump)):
-        if not overwrite:
-            raise ClsbenchError(f"{dump}: holds outputs that clsbench did not write; "
-                                f"use --overwrite to replace them")
-        _clear_outputs(dump)
+        raise ClsbenchError(f"{dump}: holds outputs that clsbench did not write; "
+                            f"use --overwrite to replace them")
     remove_stale_temps(dump)
     atomic_write_json(mpath, manifest)
 
@@ -146,7 +145,7 @@ class _Source:
     unavailable: list
     failed: list
 
-    def start(self, pending, batch_size: int) -> None:
+    def start(self, pending) -> None:
         self._pending, self._pos = pending, 0
 
     def next_group(self, batch_size: int, batch: np.ndarray) -> list:
@@ -161,10 +160,7 @@ class _Source:
         raise NotImplementedError
 
     def preprocess(self, n: int, batch: np.ndarray) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        pass  # .bin files are model-ready; a store normalizes here
 
 
 class _BinFiles(_Source):
@@ -309,38 +305,35 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
     # One thread, in order: read -> run -> write. On a machine whose cores all run the
     # runtime, overlapping I/O threads measured slower (they preempt the runtime's
     # spinning workers mid-layer) than doing the I/O between runs; see docs/performance.md.
-    source.start(pending, batch_size)
-    try:
-        with progress(len(pending), f"infer bs{batch_size} → {dump}", show_progress) as advance:
-            while True:
-                t0 = time.perf_counter()
-                group = source.next_group(batch_size, batch)
-                if not group:
-                    break
-                t1 = time.perf_counter()
-                source.preprocess(len(group), batch)
-                # pad the last partial batch with its last sample; padding outputs are dropped
-                batch[len(group):] = batch[len(group) - 1]
-                t2 = time.perf_counter()
-                logits = rt.run(batch)
-                t3 = time.perf_counter()
-                if logits.shape != (batch_size, num_classes):
-                    raise ClsbenchError(f"{model}: output shape {logits.shape}, expected "
-                                        f"({batch_size}, {num_classes})")
-                logits = logits[:len(group)]
-                bad = ~np.isfinite(logits).all(axis=1)
-                if bad.any():
-                    raise ClsbenchError(f"{model}: NaN or infinite output for {group[int(np.argmax(bad))][1]}")
-                for (key, _), blob in zip(group, encoder.encode(logits)):
-                    atomic_write_bytes(dump / f"{key}_1.{outfmt}", blob)
-                t4 = time.perf_counter()
-                read_s += t1 - t0
-                pre_s += t2 - t1
-                compute_ms.append((t3 - t2) * 1e3)
-                post_s += t4 - t3
-                advance(len(group))
-    finally:
-        source.close()
+    source.start(pending)
+    with progress(len(pending), f"infer bs{batch_size} → {dump}", show_progress) as advance:
+        while True:
+            t0 = time.perf_counter()
+            group = source.next_group(batch_size, batch)
+            if not group:
+                break
+            t1 = time.perf_counter()
+            source.preprocess(len(group), batch)
+            # pad the last partial batch with its last sample; padding outputs are dropped
+            batch[len(group):] = batch[len(group) - 1]
+            t2 = time.perf_counter()
+            logits = rt.run(batch)
+            t3 = time.perf_counter()
+            if logits.shape != (batch_size, num_classes):
+                raise ClsbenchError(f"{model}: output shape {logits.shape}, expected "
+                                    f"({batch_size}, {num_classes})")
+            logits = logits[:len(group)]
+            bad = ~np.isfinite(logits).all(axis=1)
+            if bad.any():
+                raise ClsbenchError(f"{model}: NaN or infinite output for {group[int(np.argmax(bad))][1]}")
+            for (key, _), blob in zip(group, encoder.encode(logits)):
+                atomic_write_bytes(dump / f"{key}_1.{outfmt}", blob)
+            t4 = time.perf_counter()
+            read_s += t1 - t0
+            pre_s += t2 - t1
+            compute_ms.append((t3 - t2) * 1e3)
+            post_s += t4 - t3
+            advance(len(group))
     wall = time.perf_counter() - t_start
     n_done = len(pending) - len(source.failed)
 
