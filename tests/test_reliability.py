@@ -353,3 +353,14 @@ def test_run_killed_during_inference_resumes_to_the_same_result(tmp_path, weight
     assert (work / "result.json").read_text() == (tmp_path / "ref" / "result.json").read_text()
     assert dir_bytes(work / "result" / "dumpOutput_device0", ".txt") == \
         dir_bytes(tmp_path / "ref" / "result" / "dumpOutput_device0", ".txt")
+
+
+def test_overwrite_recomputes_and_other_input_is_refused(tmp_path, onnx_model, info_file):
+    infer_offline(str(onnx_model), str(info_file), batch_size=4, output=str(tmp_path), show_progress=False)
+    rec = infer_offline(str(onnx_model), str(info_file), batch_size=4, output=str(tmp_path),
+                        overwrite=True, show_progress=False)
+    assert (rec["samples"], rec["resumed"]) == (13, 0)  # --overwrite redoes, not resumes
+    other = tmp_path / "other.info"
+    other.write_text("".join(info_file.read_text().splitlines(True)[:5]))
+    with pytest.raises(ClsbenchError, match="outputs of another run.*input"):
+        infer_offline(str(onnx_model), str(other), batch_size=4, output=str(tmp_path), show_progress=False)

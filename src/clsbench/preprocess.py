@@ -53,7 +53,8 @@ def load_rgb(path: str | os.PathLike, exif_transpose: bool = False) -> Image.Ima
                 im = Image.fromarray(np.rint(a * (255 / 65535)).astype(np.uint8), "L")
             elif im.mode == "F":
                 raise ValueError("floating-point image; convert it to 8-bit first")
-            return im.convert("RGB")
+            # convert('RGB') of an RGB image is a plain copy: skip it (same pixels, less work)
+            return im if im.mode == "RGB" else im.convert("RGB")
     except FileNotFoundError:
         raise ClsbenchError(f"{path}: no such file") from None
     except IsADirectoryError:
