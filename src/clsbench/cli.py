@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--strict", action="store_true",
                        help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
         p.add_argument("--stream", action="store_true",
-                       help="decode+resize in worker processes straight into inference: no .bin files, "
+                       help="one decode..infer..write pipeline per CPU, straight from the JPEGs: no .bin files, "
                             "memory flat in the number of images")
         _add_infer_args(p)
 

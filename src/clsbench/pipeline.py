@@ -86,7 +86,7 @@ def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int =
     result = work / "result"
     crop = spec.preprocessing.crop
     if stream:
-        info("[2/5] preprocess: streamed (decode+resize in worker processes, no intermediate files)")
+        info("[2/5] preprocess: streamed (each worker process decodes, resizes and runs; no intermediate files)")
         info("[3/5] dataset info: not needed when streaming")
         info(f"[4/5] infer bs{batch_size} with {backend}, streaming from {val}")
         perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
