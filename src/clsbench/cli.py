@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture")
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt")
-        p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
+        p.add_argument("--workers", type=int, default=None,
+                       help="preprocessing processes (with --stream: pipelines, one runtime thread each)")
         p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
         p.add_argument("--tolerance", type=float, default=1.0)
         p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
