@@ -20,30 +20,11 @@ import numpy as np
 
 from . import ClsbenchError, __version__
 from ._io import atomic_write_json
-from .dataset import list_images
 from .export import parity
 from .models import Preprocessing
+from .preprocess import load_folder
 
 SUPPORTED = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
-
-
-def load_images(src: str, pp: Preprocessing, start: int, count: int) -> tuple[np.ndarray, list[str]]:
-    """Preprocessed images [start, start+count) of a folder (unreadable ones skipped)."""
-    from .preprocess import preprocess_image
-
-    files = list_images(src).images
-    out, names = [], []
-    for rel in files[start:]:
-        if len(out) == count:
-            break
-        try:
-            out.append(preprocess_image(Path(src) / rel, pp))
-            names.append(str(rel))
-        except ClsbenchError:
-            continue
-    if not out:
-        raise ClsbenchError(f"{src}: no readable images from position {start}")
-    return np.stack(out), names
 
 
 def artifact_name(onnx_path: str, backend: str, precision: str) -> str:
@@ -119,7 +100,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     settings is reused (a killed compile is redone whole: artifacts appear atomically)."""
     import json
 
-    from .infer import file_sha256
+    from ._io import file_sha256
     from .models import PRESETS
 
     pp = pp or PRESETS["mnasnet"]
@@ -151,7 +132,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     work.mkdir(exist_ok=True)
     calib = None
     if data and precision == "int8":
-        calib, _ = load_images(data, pp, 0, calib_images)
+        calib, _ = load_folder(data, pp, 0, calib_images)
     notes: list[str] = []
     t0 = time.perf_counter()
     tmp = str(work / Path(dst).name)
@@ -173,7 +154,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
               "backend": backend, "precision": precision, "compile_seconds": round(seconds, 2),
               "notes": notes, "calibration_images": 0 if calib is None else len(calib)}
     if data:
-        held, names = load_images(data, pp, calib_images if calib is not None else 0, parity_images)
+        held, _ = load_folder(data, pp, calib_images if calib is not None else 0, parity_images)
         record["parity"] = measure_parity(onnx_path, dst, backend, precision, held)
         record["parity"]["inputs"] = f"{len(held)} held-out images of {os.path.abspath(data)}"
     atomic_write_json(record_path(dst), record)

@@ -19,6 +19,16 @@ def stem(name: str) -> str:
     return os.path.basename(name).split(".")[0]
 
 
+def check_unique(pairs, where: str, what: str = "output") -> None:
+    """(name, source) pairs: two sources may not share a name (they would share an output)."""
+    seen: dict[str, object] = {}
+    for name, source in pairs:
+        if name in seen:
+            raise ClsbenchError(f"{where}: {source} and {seen[name]} would both write {what} {name}; "
+                                f"file names must be unique up to their first '.'")
+        seen[name] = source
+
+
 @dataclass
 class ImageListing:
     images: list[Path]  # sorted, relative to the root

@@ -139,22 +139,12 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:
 
 def parity_inputs(spec: ModelSpec, images: str | None, n: int = 16, seed: int = 0) -> tuple[np.ndarray, str]:
     """Real photos preprocessed with the model's preset when a folder is given."""
-    from .dataset import list_images
-    from .preprocess import preprocess_image
-
     if images:
-        batch, skipped = [], 0
-        for rel in list_images(images).images:
-            if len(batch) == n:
-                break
-            try:
-                batch.append(preprocess_image(Path(images) / rel, spec.preprocessing))
-            except ClsbenchError:  # unreadable photos are preprocess's to report, not parity's
-                skipped += 1
-        if not batch:
-            raise ClsbenchError(f"{images}: holds no readable images for the parity check")
+        from .preprocess import load_folder
+
+        batch, skipped = load_folder(images, spec.preprocessing, 0, n)
         note = f" ({skipped} unreadable skipped)" if skipped else ""
-        return np.stack(batch), f"{len(batch)} images from {os.path.abspath(images)}{note}"
+        return batch, f"{len(batch)} images from {os.path.abspath(images)}{note}"
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n, 3, spec.preprocessing.crop, spec.preprocessing.crop), dtype=np.float32),
             f"{n} synthetic normal samples (seed {seed}); pass --parity-images for real photos")

@@ -6,7 +6,6 @@ is the pure compute rate and [e2e] is what a user waits for.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -16,21 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temps
+from ._io import (atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256,
+                  remove_stale_temps)
 from .backends import get_backend
-from .dataset import InfoEntry, read_info, stem
+from .dataset import InfoEntry, check_unique, read_info, stem
 from .perf import (StageTimes, environment, format_perf_file, latency_stats, perf_file_name)
 
 OUTFMTS = ("txt", "bin", "npy")
 MANIFEST = ".clsbench_infer.json"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _P10 = 10.0 ** np.arange(-60, 61)
@@ -259,12 +251,7 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                 "model_sha256": file_sha256(model), "batch_size": batch_size, "outfmt": outfmt,
                 "backend": backend, "precision": precision, "input": source.where}
     names = [f"{key}_1.{outfmt}" for key, _ in source.items]
-    if len(set(names)) != len(names):
-        seen = {}
-        for (_, src), n in zip(source.items, names):
-            if n in seen:
-                raise ClsbenchError(f"{source.where}: {src} and {seen[n]} would both write {n}")
-            seen[n] = src
+    check_unique(zip(names, (src for _, src in source.items)), source.where)
     _prepare_output_dir(dump, manifest, overwrite)
     done = set(os.listdir(dump))
     pending = [item for item, n in zip(source.items, names) if n not in done]

@@ -46,7 +46,7 @@ def _export_is_current(onnx_path: Path, weights: str, model: str) -> bool:
     rec = read_parity(str(onnx_path))
     if not (onnx_path.is_file() and rec and rec.get("passed") and rec.get("model") == model):
         return False
-    from .infer import file_sha256
+    from ._io import file_sha256
 
     return rec["weights"]["sha256"] == file_sha256(weights)
 

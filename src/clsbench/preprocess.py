@@ -8,6 +8,7 @@ crop with round(), then float32 /255, -mean, /std, in that order: the order fixe
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -20,7 +21,7 @@ from PIL import Image
 
 from . import ClsbenchError, __version__
 from ._io import atomic_write_bytes, atomic_write_json, remove_stale_temps
-from .dataset import list_images, stem
+from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 
 MANIFEST = ".clsbench_preprocess.json"
@@ -119,6 +120,39 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@contextlib.contextmanager
+def parallel_map(fn, jobs: list, workers: int | None):
+    """Yields fn's results over jobs, in order: inline for few jobs, else in `workers`
+    spawned processes (spawn: no inherited torch/onnxruntime thread pools) that ignore
+    Ctrl-C; pending work is cancelled when the caller stops early."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    if workers == 1 or len(jobs) < 8:
+        yield map(fn, jobs)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_ignore_sigint)
+    try:
+        yield pool.map(fn, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def load_folder(src: str | os.PathLike, pp: Preprocessing, start: int = 0,
+                count: int | None = None) -> tuple[np.ndarray, int]:
+    """Preprocessed images [start, start+count) of a folder, unreadable ones skipped (they are
+    preprocess's to report); returns the batch and how many were skipped."""
+    out, skipped = [], 0
+    for rel in list_images(src).images[start:]:
+        if count is not None and len(out) == count:
+            break
+        try:
+            out.append(preprocess_image(Path(src) / rel, pp))
+        except ClsbenchError:
+            skipped += 1
+    if not out:
+        raise ClsbenchError(f"{src}: no readable images from position {start}")
+    return np.stack(out), skipped
+
+
 def _convert_one(job: tuple[str, str, Preprocessing]) -> tuple[str, str | None]:
     src, dst, pp = job
     try:
@@ -164,14 +198,8 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
     report = PreprocessReport(layout=listing.layout, ignored=[str(p) for p in listing.ignored])
     if not listing.images:
         raise ClsbenchError(f"{src}: holds no images ({len(listing.ignored)} other entries)")
-    owners: dict[str, Path] = {}
-    for rel in listing.images:
-        name = stem(rel.name) + ".bin"
-        if name in owners:
-            raise ClsbenchError(
-                f"{src / rel} and {src / owners[name]} would both be written to {name}; "
-                f"file names must be unique up to their first '.'")
-        owners[name] = rel
+    owners = {stem(rel.name) + ".bin": rel for rel in listing.images}
+    check_unique([(stem(rel.name) + ".bin", src / rel) for rel in listing.images], str(src))
     dst.mkdir(parents=True, exist_ok=True)
     _check_manifest(dst, pp, overwrite)
     remove_stale_temps(dst)
@@ -185,28 +213,16 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
             report.resumed += 1
         else:
             jobs.append((str(src / rel), str(out), pp))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
-    with progress(len(jobs), f"preprocess → {dst}", show_progress) as advance:
-        if workers == 1 or len(jobs) < 8:
-            results = map(_convert_one, jobs)
-            pool = None
-        else:
-            # spawn: workers must not inherit a parent's torch/onnxruntime thread pools
-            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                       initializer=_ignore_sigint)
-            results = pool.map(_convert_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
-        try:
-            for source, err in results:
-                if err is None:
-                    report.written += 1
-                else:
-                    if strict:
-                        raise ClsbenchError(err)
-                    report.failed.append((source, err))
-                advance()
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+    with progress(len(jobs), f"preprocess → {dst}", show_progress) as advance, \
+            parallel_map(_convert_one, jobs, workers) as results:
+        for source, err in results:
+            if err is None:
+                report.written += 1
+            else:
+                if strict:
+                    raise ClsbenchError(err)
+                report.failed.append((source, err))
+            advance()
     for _, err in report.failed:
         warn(f"skipped: {err}")
     failed_names = {stem(Path(s).name) + ".bin" for s, _ in report.failed}

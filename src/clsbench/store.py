@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from . import ClsbenchError, __version__
 from ._io import atomic_write_json
-from .dataset import list_images, stem
+from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 
 
@@ -81,6 +79,7 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
                 workers: int | None = None, overwrite: bool = False, show_progress: bool = True,
                 labels: dict[str, int] | None = None) -> dict:
     """Decode every image of `src` once into `dst`; resumable. Returns a report."""
+    from .preprocess import parallel_map
     from .ui import progress, warn
 
     src, dst = Path(src), Path(dst)
@@ -88,8 +87,7 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     if not listing.images:
         raise ClsbenchError(f"{src}: holds no images")
     names = [stem(p.name) for p in listing.images]
-    if len(set(names)) != len(names):
-        raise ClsbenchError(f"{src}: two images share a name up to their first '.'")
+    check_unique(zip(names, (src / p for p in listing.images)), str(src), "slot")
     c = pp.crop
     slot = 3 * c * c
     dst.mkdir(parents=True, exist_ok=True)
@@ -113,29 +111,17 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     failed = []
     fd = os.open(dst / "crops.u8", os.O_WRONLY)
     dfd = os.open(dst / "done.u8", os.O_WRONLY)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     jobs = [(str(src / listing.images[i]), pp) for i in todo]
     try:
-        with progress(len(todo), f"store → {dst}", show_progress) as advance:
-            if workers == 1 or len(jobs) < 8:
-                results = map(_crop_job, jobs)
-                pool = None
-            else:
-                from .preprocess import _ignore_sigint
-
-                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_ignore_sigint)
-                results = pool.map(_crop_job, jobs, chunksize=8)
-            try:
-                for i, (data, _, err) in zip(todo, results):
-                    if err:
-                        failed.append((str(src / listing.images[i]), err))
-                    else:
-                        os.pwrite(fd, data, i * slot)
-                        os.pwrite(dfd, b"\x01", i)  # marked only once the crop is whole
-                    advance()
-            finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
+        with progress(len(todo), f"store → {dst}", show_progress) as advance, \
+                parallel_map(_crop_job, jobs, workers) as results:
+            for i, (data, _, err) in zip(todo, results):
+                if err:
+                    failed.append((str(src / listing.images[i]), err))
+                else:
+                    os.pwrite(fd, data, i * slot)
+                    os.pwrite(dfd, b"\x01", i)  # marked only once the crop is whole
+                advance()
     finally:
         os.close(fd)
         os.close(dfd)
