@@ -436,26 +436,14 @@ def resolve_configs(a) -> list:
 
 
 def cmd_perf(a) -> int:
-    import json
-
-    import numpy as np
-
     from ._io import atomic_write_json, atomic_write_text
-    from .perf import sweep
+    from .perf import load_pool, sweep
     from .report import perf_markdown, perf_plot
     from .ui import out, progress
 
     configs = resolve_configs(a)
     batches = [int(b) for b in a.batches.split(",")]
-    pool = None
-    if a.data:
-        files = sorted(f for f in os.listdir(a.data) if f.endswith(".bin"))[: 2 * max(batches)]
-        if not files:
-            raise ClsbenchError(f"{a.data}: no .bin files for the real-data figures")
-        pool = np.stack([np.fromfile(os.path.join(a.data, f), dtype="<f4") for f in files])
-        pool = pool.reshape(len(files), 3, -1)
-        side = int(round((pool.shape[2]) ** 0.5))
-        pool = pool.reshape(len(files), 3, side, side)
+    pool = load_pool(a.data, 2 * max(batches)) if a.data else None
     os.makedirs(a.output, exist_ok=True)
     cells = len(configs) * len(batches) * (2 if pool is not None else 1)
     with progress(cells, "perf sweep", not a.quiet) as advance:
@@ -468,7 +456,6 @@ def cmd_perf(a) -> int:
     png = perf_plot(result, os.path.join(a.output, "perf.png"))
     out.print(md, markup=False)
     out.print(f"wrote {a.output}/perf.md, perf.json" + (", perf.png" if png else " (no matplotlib: no plot)"))
-    json.dumps(result)  # the record must stay JSON-serialisable
     return 0
 
 

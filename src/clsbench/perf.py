@@ -118,6 +118,21 @@ GUIDE_REFERENCE = {
 }
 
 
+def load_pool(folder: str, count: int) -> np.ndarray:
+    """Up to `count` preprocessed .bin tensors (square, 3 channels) for real-data timing."""
+    from . import ClsbenchError
+
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".bin"))[:count]
+    if not files:
+        raise ClsbenchError(f"{folder}: no .bin files for the real-data figures")
+    arrays = [np.fromfile(os.path.join(folder, f), dtype="<f4") for f in files]
+    side = int(round((arrays[0].size / 3) ** 0.5))
+    for f, x in zip(files, arrays):
+        if x.size != 3 * side * side:
+            raise ClsbenchError(f"{os.path.join(folder, f)}: {x.size * 4} bytes is not a 3x{side}x{side} float32 tensor")
+    return np.stack(arrays).reshape(len(files), 3, side, side)
+
+
 @dataclass
 class Config:
     backend: str
