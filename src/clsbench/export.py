@@ -168,8 +168,9 @@ def export_onnx(weights: str, output: str, *, model: str = "mnasnet1_0", opset: 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     tmp = f"{output}.tmp"
     with warnings.catch_warnings():
-        # torch 2.9+ prefers the dynamo exporter; opset 11 (the guide's, ATC's) needs the
-        # TorchScript one
+        # torch 2.9+ defaults to the dynamo exporter, but asked for opset 11 (the guide's,
+        # ATC's) it fails to down-convert MnasNet (ReduceMean axes) and falls back to opset 18
+        # (measured with torch 2.14.1); the TorchScript exporter writes opset 11 directly
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(net, torch.zeros(1, 3, size, size), tmp, input_names=["image"],
                           output_names=["class"], opset_version=opset, dynamo=False,
