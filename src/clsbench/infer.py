@@ -195,7 +195,7 @@ class _StoreSource(_Source):
                     else self.store.crops[idx])
 
     def preprocess(self, n: int, batch: np.ndarray) -> None:
-        from .store import normalize_batch
+        from .preprocess import normalize_batch
 
         normalize_batch(self._u8, self.store.pp, out=batch[:n])
 

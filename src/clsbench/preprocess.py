@@ -85,12 +85,24 @@ def crop_uint8(img: Image.Image, pp: Preprocessing) -> np.ndarray:
     return np.asarray(center_crop(resize_shorter(img, pp.resize, pp.interpolation), pp.crop))
 
 
-def normalize(hwc: np.ndarray, pp: Preprocessing) -> np.ndarray:
-    """uint8 HWC -> float32 CHW, bit-identical to ToTensor+Normalize (same op order)."""
-    x = hwc.astype(np.float32).transpose(2, 0, 1) / 255.0
-    x -= np.asarray(pp.mean, dtype=np.float32)[:, None, None]
-    x /= np.asarray(pp.std, dtype=np.float32)[:, None, None]
+def crop_chw(path: str | os.PathLike, pp: Preprocessing) -> np.ndarray:
+    """Decoded, resized, cropped image as contiguous uint8 CHW: the compact store's slot."""
+    return np.ascontiguousarray(crop_uint8(load_rgb(path, pp.exif_transpose), pp).transpose(2, 0, 1))
+
+
+def normalize_batch(u8: np.ndarray, pp: Preprocessing, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (B, 3, H, W) -> float32 (B, 3, H, W): /255, -mean, /std in float32, in that
+    order, as ToTensor+Normalize do; the order fixes the bits. Elementwise, so per image or
+    per batch, in any layout, gives the same bits."""
+    x = np.divide(u8, np.float32(255.0), out=out, dtype=np.float32)
+    x -= np.asarray(pp.mean, dtype=np.float32)[None, :, None, None]
+    x /= np.asarray(pp.std, dtype=np.float32)[None, :, None, None]
     return x
+
+
+def normalize(hwc: np.ndarray, pp: Preprocessing) -> np.ndarray:
+    """uint8 HWC -> float32 CHW, bit-identical to ToTensor+Normalize."""
+    return normalize_batch(hwc.transpose(2, 0, 1)[None], pp)[0]
 
 
 def preprocess_image(path: str | os.PathLike, pp: Preprocessing) -> np.ndarray:

@@ -6,7 +6,7 @@ batch. Normalizing a uint8 batch here runs the exact path's float32 operations i
 order, so the tensors are bit-identical to the .bin files (a test checks it).
 
 Layout of STORE_DIR: `crops.u8` (N x 3 x crop x crop uint8, C order), `index.json` (names,
-labels when known, source sizes, preprocessing), `done.u8` (one byte per slot: written).
+source files, preprocessing), `done.u8` (one byte per slot: written).
 Slots are written in place with pwrite and marked done afterwards, so a killed run loses at
 most the slots in flight and a rerun fills only what is missing.
 """
@@ -26,23 +26,12 @@ from .models import Preprocessing
 
 def _crop_job(job):
     src, pp = job
-    from .preprocess import crop_uint8, load_rgb
+    from .preprocess import crop_chw
 
     try:
-        img = load_rgb(src, pp.exif_transpose)
-        size = img.size
-        return np.ascontiguousarray(crop_uint8(img, pp).transpose(2, 0, 1)).tobytes(), size, None
+        return crop_chw(src, pp).tobytes(), None
     except ClsbenchError as e:
-        return None, None, str(e)
-
-
-def normalize_batch(u8: np.ndarray, pp: Preprocessing, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (B, 3, H, W) -> float32, bit-identical to preprocess.normalize per image."""
-    x = np.divide(u8, np.float32(255.0), out=out, dtype=np.float32) if out is not None \
-        else u8.astype(np.float32) / np.float32(255.0)
-    x -= np.asarray(pp.mean, dtype=np.float32)[None, :, None, None]
-    x /= np.asarray(pp.std, dtype=np.float32)[None, :, None, None]
-    return x
+        return None, str(e)
 
 
 class Store:
@@ -72,12 +61,13 @@ class Store:
         return bool(self.done.all())
 
     def batch(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        from .preprocess import normalize_batch
+
         return normalize_batch(self.crops[start:stop], self.pp, out)
 
 
 def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessing, *,
-                workers: int | None = None, overwrite: bool = False, show_progress: bool = True,
-                labels: dict[str, int] | None = None) -> dict:
+                workers: int | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Decode every image of `src` once into `dst`; resumable. Returns a report."""
     from .preprocess import parallel_map
     from .ui import progress, warn
@@ -93,8 +83,7 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     dst.mkdir(parents=True, exist_ok=True)
     index = {"tool": f"clsbench {__version__}", "format": "clsbench-store-1", "source": str(src.resolve()),
              "preprocessing": pp.as_dict(), "layout": "NCHW uint8", "names": names,
-             "files": [str(p) for p in listing.images],
-             "labels": [labels.get(n) for n in names] if labels else None}
+             "files": [str(p) for p in listing.images]}
     ipath = dst / "index.json"
     if ipath.exists() and not overwrite:
         old = json.loads(ipath.read_text())
@@ -115,7 +104,7 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     try:
         with progress(len(todo), f"store → {dst}", show_progress) as advance, \
                 parallel_map(_crop_job, jobs, workers) as results:
-            for i, (data, _, err) in zip(todo, results):
+            for i, (data, err) in zip(todo, results):
                 if err:
                     failed.append((str(src / listing.images[i]), err))
                 else:

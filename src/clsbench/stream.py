@@ -35,8 +35,7 @@ def _init(model, backend, precision, batch_size, pp, dump, outfmt) -> None:
 
 def _chunk(items, strict) -> dict:
     from ._io import atomic_write_bytes
-    from .preprocess import crop_uint8, load_rgb
-    from .store import normalize_batch
+    from .preprocess import crop_chw, normalize_batch
 
     rt, pp, bs = _W["rt"], _W["pp"], _W["bs"]
     t = {"decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
@@ -44,7 +43,7 @@ def _chunk(items, strict) -> dict:
     for key, path in items:
         t0 = time.perf_counter()
         try:
-            crops.append(np.ascontiguousarray(crop_uint8(load_rgb(path, pp.exif_transpose), pp).transpose(2, 0, 1)))
+            crops.append(crop_chw(path, pp))
             ok.append((key, path))
         except ClsbenchError as e:
             if strict:
