@@ -1,42 +1,42 @@
 """Shared fixtures: real photographs (scikit-image's shipped samples), realistic weights,
-an exported model and a tiny ImageNet-layout dataset. Nothing is downloaded."""
+the trained proxy and its task images, an exported model and a tiny ImageNet-layout
+dataset. Nothing is downloaded. Helpers and the guide's reading rules: helpers.py."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import PHOTO_CASES, PROXY, photo
+
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def photo(name: str) -> Image.Image:
-    from clsbench.demo import skimage_data_dir
-
-    with Image.open(skimage_data_dir() / name) as im:
-        im.load()
-        return im.convert("RGB")
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds")
 
 
-# (file name, source photo, size): shorter side already 256, portrait, landscape, tiny,
-# extreme aspect, large, odd sizes for the rounding of the centre crop
-PHOTO_CASES = [
-    ("short256_landscape.jpg", "chelsea.png", (384, 256)),
-    ("short256_portrait.png", "coffee.png", (256, 345)),
-    ("portrait.jpg", "rocket.jpg", (333, 500)),
-    ("landscape.jpg", "motorcycle_left.png", (741, 500)),
-    ("tiny.png", "chelsea.png", (97, 61)),
-    ("tiny_portrait.jpg", "coffee.png", (40, 150)),
-    ("odd.png", "astronaut.png", (511, 257)),
-    ("large.jpg", "hubble_deep_field.jpg", (1000, 872)),
-    ("gray.png", "camera.png", (300, 400)),
-]
+def pytest_sessionfinish(session, exitstatus):
+    """In CI an unexpected skip is a failure: a missing extra must not pass quietly. Skips
+    whose reason starts with 'expected:' (a GPU present, a runtime build that writes no
+    telemetry) are allowed."""
+    if not os.environ.get("CI"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    bad = []
+    for rep in reporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        if "expected:" not in reason:
+            bad.append(f"{rep.nodeid}: {reason}")
+    if bad:
+        reporter.write_line(f"CI: {len(bad)} unexpected skip(s) count as failures:", red=True)
+        for b in bad:
+            reporter.write_line(f"  {b}", red=True)
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +68,24 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def proxy_dataset(tmp_path_factory) -> Path:
+    """The trained proxy's own task, ImageNet layout: 29 JPEGs of shapes x colours (a prime
+    count), labels 0..15. The proxy gets most of them right, so accuracy is informative: a
+    wrong label, a shifted class or a lost image changes result.json."""
+    from clsbench.proxy_task import write_images
+
+    root = tmp_path_factory.mktemp("proxydata")
+    write_images(root, 29, seed=2024)
+    return root
+
+
+@pytest.fixture(scope="session")
+def proxy_weights() -> Path:
+    assert PROXY.is_file(), "run scripts/make_proxy_weights.py"
+    return PROXY
+
+
+@pytest.fixture(scope="session")
 def spec():
     from clsbench.models import get_model
 
@@ -77,7 +95,6 @@ def spec():
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory, spec) -> Path:
     """Realistic random weights: BN statistics re-estimated on real photos, logits std ~1."""
-    pytest.importorskip("torch")
     from clsbench.demo import calibration_batch
     from clsbench.synthetic_weights import save_realistic_weights
 
@@ -92,6 +109,15 @@ def onnx_model(tmp_path_factory, weights, photo_dir) -> Path:
 
     out = tmp_path_factory.mktemp("model") / "mnasnet1.0.onnx"
     export_onnx(str(weights), str(out), parity_images=str(photo_dir))
+    return out
+
+
+@pytest.fixture(scope="session")
+def proxy_onnx(tmp_path_factory, proxy_weights) -> Path:
+    from clsbench.export import export_onnx
+
+    out = tmp_path_factory.mktemp("proxy") / "proxy.onnx"
+    export_onnx(str(proxy_weights), str(out))
     return out
 
 
@@ -111,25 +137,3 @@ def info_file(tmp_path_factory, prep) -> Path:
     out = tmp_path_factory.mktemp("info") / "prep_bin.info"
     gen_bin_info(str(prep), str(out), 224, 224)
     return out
-
-
-def run_cli(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
-    """`clsbench ...` in a subprocess, the way a user runs it."""
-    e = dict(os.environ, **(env or {}))
-    p = subprocess.run([sys.executable, "-m", "clsbench.cli", *map(str, args)], cwd=cwd, env=e,
-                       capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise AssertionError(f"clsbench {' '.join(map(str, args))} exited {p.returncode}\n"
-                             f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
-    return p
-
-
-def run_script(script, *args, cwd=None, check=True) -> subprocess.CompletedProcess:
-    cmd = ["bash", str(script)] if str(script).endswith(".sh") else [sys.executable, str(script)]
-    p = subprocess.run([*cmd, *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{script} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
-    return p
-
-
-__all__ = ["ROOT", "run_cli", "run_script", "photo", "PHOTO_CASES", "shutil", "np"]

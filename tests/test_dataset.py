@@ -73,9 +73,44 @@ def test_read_labels_names_file_and_line(tmp_path, text, match):
         read_labels(p, num_classes=1000)
 
 
-def test_class_folder_labels_follow_sorted_folder_names(tmp_path):
-    for wnid, name in [("n02", "x.JPEG"), ("n01", "y.JPEG"), ("n01", "z.JPEG")]:
+def test_class_folders_get_imagenet_class_indices(tmp_path):
+    """Three of the 1000 folders: labels are ImageNet's indices, not ranks among the three
+    (281 tabby cat, 657 missile, 967 espresso; cf. the ILSVRC devkit's synset order)."""
+    for wnid, name in [("n07920052", "x.JPEG"), ("n02123045", "y.JPEG"), ("n03773504", "z.JPEG")]:
         (tmp_path / wnid).mkdir(exist_ok=True)
         (tmp_path / wnid / name).write_bytes(b"")
     listing = list_images(tmp_path)
-    assert labels_from_class_folders(listing) == [("y.JPEG", 0), ("z.JPEG", 0), ("x.JPEG", 1)]
+    assert labels_from_class_folders(listing) == [("y.JPEG", 281), ("z.JPEG", 657), ("x.JPEG", 967)]
+
+
+def test_first_and_last_wnids_and_count():
+    from clsbench.dataset import imagenet_wnids
+
+    w = imagenet_wnids()
+    assert len(w) == len(set(w)) == 1000 and w[0] == "n01440764" and w[-1] == "n15075141"
+
+
+def test_class_folders_that_are_not_wnids_are_refused(tmp_path):
+    for folder in ("cats", "dogs"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.JPEG").write_bytes(b"")
+    with pytest.raises(ClsbenchError, match="cats, dogs are not ImageNet wnids.*give a label file"):
+        labels_from_class_folders(list_images(tmp_path))
+
+
+def test_utf8_bom_is_accepted_in_label_and_info_files(tmp_path):
+    p = tmp_path / "val_label.txt"
+    p.write_bytes(b"\xef\xbb\xbfa.JPEG 3\nb.JPEG 4\n")
+    assert read_labels(p) == {"a": 3, "b": 4}  # the first image is not lost to the BOM
+    i = tmp_path / "x.info"
+    i.write_bytes(b"\xef\xbb\xbf0 a.bin 224 224\n1 b.bin 224 224\n")
+    assert [e.idx for e in read_info(i)] == [0, 1]
+
+
+def test_whitespace_in_info_paths_refused_before_writing(tmp_path):
+    d = tmp_path / "prep data"
+    d.mkdir()
+    (d / "a.bin").write_bytes(b"")
+    with pytest.raises(ClsbenchError, match="contains whitespace"):
+        gen_bin_info(str(d), str(tmp_path / "x.info"), 224, 224)
+    assert not (tmp_path / "x.info").exists()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
-from clsbench.evaluate import evaluate, image_key, write_result
+from clsbench.evaluate import evaluate, write_result
+from clsbench.outputs import image_key
 
 
 def write_outputs(d, rows: dict, fmt="txt"):
@@ -132,8 +133,7 @@ def test_label_out_of_range_for_the_model_named(tmp_path):
 
 
 def test_fast_reader_of_own_text_outputs_is_exact_and_falls_back():
-    from clsbench.evaluate import _parse_e8
-    from clsbench.infer import format_scores
+    from clsbench.outputs import _parse_e8, format_scores
 
     rng = np.random.default_rng(11)
     bits = rng.integers(0, 2**32, size=(50, 1000), dtype=np.uint64).astype(np.uint32).view(np.float32)

@@ -6,9 +6,9 @@ import pytest
 
 from clsbench import ClsbenchError
 from clsbench.dataset import read_info
-from clsbench.evaluate import load_scores
 from clsbench.infer import infer_offline, pure_inference
-from clsbench.perf import interface_throughput, parse_perf_file
+from clsbench.outputs import load_scores
+from helpers import assert_guide_folder, guide_interface_rate, guide_perf_fields
 
 
 def outputs(d):
@@ -66,11 +66,17 @@ def test_perf_file_guide_format_and_parser_rule(onnx_model, info_file, tmp_path)
     assert [l.split("]")[0] + "]" for l in lines] == ["[e2e]", "[data read]", "[preprocess]", "[infer]", "[post]"]
     assert lines[0].startswith("[e2e] throughputRate: ") and ", latency: " in lines[0]
     assert "Interface throughputRate: " in lines[3]
-    fields = parse_perf_file(text)
+    fields = guide_perf_fields(text)  # the model zoo's parser, written in the test from formats.md §5
     assert len(fields) == 11 and all(float(f) > 0 for f in fields)
-    assert interface_throughput(text) == pytest.approx(rec["stages"]["infer"]["Interface throughputRate"], rel=1e-5)
+    st = rec["stages"]
+    # each figure where the zoo's parser looks for it: field 7 is Interface throughputRate
+    assert guide_interface_rate(text) == pytest.approx(st["infer"]["Interface throughputRate"], rel=1e-5)
+    assert float(fields[6]) == pytest.approx(st["infer"]["throughputRate"], rel=1e-5)
+    assert float(fields[2]) == pytest.approx(st["data read"]["throughputRate"], rel=1e-5)
+    assert float(fields[9]) == pytest.approx(st["post"]["throughputRate"], rel=1e-5)
     e2e_rate, e2e_ms = float(fields[0]), float(fields[1])
     assert e2e_rate == pytest.approx(13 / (e2e_ms / 1e3), rel=1e-3)
+    assert_guide_folder(tmp_path / "dumpOutput_device1", "_1.txt")
     j = json.loads((tmp_path / "perf_vision_batchsize_4_device_1.json").read_text())
     assert j["batch_size"] == 4 and j["backend"]["threads"] >= 1
     assert j["environment"]["cpu"] and j["environment"]["onnxruntime"] and j["environment"]["clsbench"]
@@ -93,7 +99,7 @@ def test_resume_redoes_only_missing_outputs(onnx_model, info_file, tmp_path):
 
 def test_refuses_to_mix_batch_sizes_unless_overwrite(onnx_model, info_file, tmp_path):
     infer_offline(str(onnx_model), str(info_file), batch_size=4, output=str(tmp_path), show_progress=False)
-    with pytest.raises(ClsbenchError, match="outputs of another run.*batch_size"):
+    with pytest.raises(ClsbenchError, match="another run; differs in batch_size: 4 there, 8 now"):
         infer_offline(str(onnx_model), str(info_file), batch_size=8, output=str(tmp_path), show_progress=False)
     rec = infer_offline(str(onnx_model), str(info_file), batch_size=8, output=str(tmp_path),
                         overwrite=True, show_progress=False)
@@ -145,7 +151,7 @@ def test_pure_inference_mode(onnx_model, tmp_path):
 
 
 def test_text_scores_are_python_e8_formatting_and_round_trip():
-    from clsbench.infer import format_scores
+    from clsbench.outputs import format_scores
 
     rng = np.random.default_rng(7)
     bits = rng.integers(0, 2**32, size=(40, 1000), dtype=np.uint64).astype(np.uint32).view(np.float32)

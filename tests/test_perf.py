@@ -3,11 +3,10 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_perf_sweep_outputs(onnx_model, prep, tmp_path):
-    pytest.importorskip("matplotlib")
     out = tmp_path / "perf"
     p = run_cli("perf", "-q", "--model", onnx_model, "--configs", "onnxruntime:fp32", "--batches", "1,2",
                 "--duration", "0", "--iterations", "2", "--warmup", "1", "--data", prep, "--output", out)
@@ -32,15 +31,30 @@ def test_perf_resumes_finished_cells(onnx_model, tmp_path):
     ck = tmp_path / "ck.json"
     cfg = [Config("onnxruntime", "fp32", str(onnx_model))]
     first = sweep(cfg, [1], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    # other settings (batches 1, 2): every cell is measured anew, none taken from the checkpoint
+    again = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    assert [r["batch_size"] for r in again["rows"]] == [1, 2]
+    assert again["rows"][0]["latency_ms"] != first["rows"][0]["latency_ms"]  # remeasured: new timings
+    # identical settings: nothing is remeasured, every row comes back from the checkpoint
+    import clsbench.perf as perf
+
     calls = []
-    again = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck),
-                  progress_cb=lambda: calls.append(1))
-    assert again["rows"][0] == first["rows"][0] or len(again["rows"]) == 2  # settings changed: remeasured
-    same = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
-    assert same["rows"] == again["rows"]  # identical settings: nothing remeasured
+    real = perf.measure
+    perf.measure = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        same = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    finally:
+        perf.measure = real
+    assert calls == [] and same["rows"] == again["rows"]
 
 
 def test_perf_needs_compiled_int8(onnx_model, tmp_path):
     p = run_cli("perf", "--model", onnx_model, "--configs", "onnxruntime:int8", "--compiled", tmp_path,
                 check=False)
-    assert p.returncode == 2 and "clsbench compile" in p.stderr
+    assert p.returncode == 2 and "clsbench compile" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("batches", ["1,x", "0", "4,-2", ""])
+def test_perf_bad_batches_one_line_error(onnx_model, tmp_path, batches):
+    p = run_cli("perf", "--model", onnx_model, "--batches", batches, "--output", tmp_path, check=False)
+    assert p.returncode == 2 and "--batches" in p.stderr and "Traceback" not in p.stderr

@@ -6,60 +6,64 @@ from PIL import Image
 
 from clsbench import ClsbenchError
 from clsbench.models import PRESETS, get_preprocessing
-from clsbench.preprocess import MANIFEST, preprocess_dir, preprocess_image
-from conftest import PHOTO_CASES
+from clsbench._io import sidecar
+from clsbench.preprocess import preprocess_dir, preprocess_image
+from helpers import PHOTO_CASES, assert_guide_folder, guide_bin_info, reference_bin
 
 
-def reference_bin(path: Path, resize: int, crop: int, mean, std) -> bytes:
-    """An independent reading of formats.md §3, written from the spec, not from clsbench."""
-    img = Image.open(path).convert("RGB")
-    w, h = img.size
-    short, long_ = (w, h) if w <= h else (h, w)
-    if short != resize:
-        new_long = int(resize * long_ / short)
-        img = img.resize((resize, new_long) if w <= h else (new_long, resize), Image.BILINEAR)
-    w, h = img.size
-    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
-    img = img.crop((left, top, left + crop, top + crop))
-    a = np.array(img, dtype=np.float32).transpose(2, 0, 1)
-    a = a / 255.0
-    a -= np.array(mean, dtype=np.float32)[:, None, None]
-    a /= np.array(std, dtype=np.float32)[:, None, None]
-    return a.astype("<f4").tobytes()
+# Each preset against the torchvision weights whose transforms() it stands for: the numbers
+# come from torchvision here, never from clsbench's table.
+TORCHVISION_PRESETS = [("mnasnet1_0", "MNASNet1_0_Weights"), ("mnasnet", "MNASNet1_0_Weights"),
+                       ("resnet50", "ResNet50_Weights"), ("resnet", "ResNet50_Weights"),
+                       ("resnet18", "ResNet18_Weights"), ("inception_v3", "Inception_V3_Weights"),
+                       ("inceptionv3", "Inception_V3_Weights")]
 
 
-def test_pixel_exact_to_torchvision_preset(photo_dir):
-    tv = pytest.importorskip("torchvision")
-    transform = tv.models.MNASNet1_0_Weights.IMAGENET1K_V1.transforms()
-    pp = get_preprocessing("mnasnet1_0")
+@pytest.mark.parametrize("name,weights_enum", TORCHVISION_PRESETS)
+def test_pixel_exact_to_torchvision_preset(photo_dir, name, weights_enum):
+    import torchvision as tv
+
+    transform = getattr(tv.models, weights_enum).IMAGENET1K_V1.transforms()
+    pp = get_preprocessing(name)
+    assert (pp.resize, pp.crop) == (transform.resize_size[0], transform.crop_size[0])
+    assert pp.interpolation == transform.interpolation.value
+    assert pp.mean == tuple(transform.mean) and pp.std == tuple(transform.std)
     for name, _, size in PHOTO_CASES:
         ours = preprocess_image(photo_dir / name, pp)
         theirs = transform(Image.open(photo_dir / name).convert("RGB")).numpy()
-        assert ours.shape == (3, 224, 224) and ours.dtype == np.float32
+        assert ours.shape == (3, pp.crop, pp.crop) and ours.dtype == np.float32
         assert np.array_equal(ours, theirs), f"{name} {size}: max diff {np.abs(ours - theirs).max()}"
 
 
 def test_bin_files_byte_identical_to_independent_reference(photo_dir, tmp_path):
     pp = PRESETS["mnasnet"]
-    rep = preprocess_dir(photo_dir, tmp_path, pp, workers=2, show_progress=False)
+    rep = preprocess_dir(photo_dir, tmp_path / "prep", pp, workers=2, show_progress=False)
     assert rep.written == len(PHOTO_CASES) and not rep.failed
+    # gen_dataset_info.py lists the folder: it holds the .bin files and nothing else
+    assert_guide_folder(tmp_path / "prep", ".bin")
+    assert sorted(guide_bin_info(tmp_path / "prep")) == sorted(
+        str(tmp_path / "prep" / (n.split(".")[0] + ".bin")) for n, _, _ in PHOTO_CASES)
     for name, _, _ in PHOTO_CASES:
-        out = tmp_path / (name.split(".")[0] + ".bin")
+        out = tmp_path / "prep" / (name.split(".")[0] + ".bin")
         data = out.read_bytes()
         assert len(data) == 602_112
         assert data == reference_bin(photo_dir / name, 256, 224, pp.mean, pp.std), name
 
 
-@pytest.mark.parametrize("preset,crop", [("inceptionv3", 299), ("inceptionv4", 299), ("resnet", 224)])
-def test_preset_table_picks_resize_crop_mean_std(photo_dir, tmp_path, preset, crop):
-    pp = PRESETS[preset]
-    assert pp.crop == crop
-    preprocess_dir(photo_dir, tmp_path, pp, workers=1, show_progress=False)
+# formats.md §3's table, typed here from the spec
+GUIDE_PRESETS = {"mnasnet": (256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                 "resnet": (256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                 "inceptionv3": (342, 299, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                 "inceptionv4": (342, 299, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
+@pytest.mark.parametrize("preset", sorted(GUIDE_PRESETS))
+def test_guide_presets_byte_identical_to_the_guides_table(photo_dir, tmp_path, preset):
+    resize, crop, mean, std = GUIDE_PRESETS[preset]
+    preprocess_dir(photo_dir, tmp_path, PRESETS[preset], workers=1, show_progress=False)
     data = (tmp_path / "portrait.bin").read_bytes()
     assert len(data) == 3 * crop * crop * 4
-    assert data == reference_bin(photo_dir / "portrait.jpg", pp.resize, crop, pp.mean, pp.std)
-    if preset == "inceptionv4":
-        assert pp.mean == pp.std == (0.5, 0.5, 0.5)
+    assert data == reference_bin(photo_dir / "portrait.jpg", resize, crop, mean, std)
 
 
 def test_model_names_and_guide_preset_names_resolve():
@@ -84,29 +88,33 @@ def test_class_folder_layout_writes_flat_sorted(photo_dir, tmp_path):
 
 def test_rerun_resumes_without_rewriting(photo_dir, tmp_path):
     pp = PRESETS["mnasnet"]
-    preprocess_dir(photo_dir, tmp_path, pp, workers=2, show_progress=False)
-    victim = tmp_path / "odd.bin"
+    out = tmp_path / "prep"
+    preprocess_dir(photo_dir, out, pp, workers=2, show_progress=False)
+    victim = out / "odd.bin"
     victim.unlink()
-    keep = tmp_path / "tiny.bin"
+    keep = out / "tiny.bin"
     before = keep.stat().st_mtime_ns
-    (tmp_path / ".landscape.bin.123.tmp").write_bytes(b"half")  # left by a killed writer
-    rep = preprocess_dir(photo_dir, tmp_path, pp, workers=2, show_progress=False)
+    (tmp_path / ".prep.tmp").mkdir()
+    (tmp_path / ".prep.tmp" / ".landscape.bin.123.tmp").write_bytes(b"half")  # left by a killed writer
+    rep = preprocess_dir(photo_dir, out, pp, workers=2, show_progress=False)
     assert (rep.written, rep.resumed) == (1, len(PHOTO_CASES) - 1)
     assert victim.stat().st_size == 602_112 and keep.stat().st_mtime_ns == before
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not (tmp_path / ".prep.tmp").exists()
+    assert_guide_folder(out, ".bin")
 
 
 def test_refuses_to_mix_preprocessing_settings(photo_dir, tmp_path):
-    preprocess_dir(photo_dir, tmp_path, PRESETS["mnasnet"], workers=1, show_progress=False)
-    assert (tmp_path / MANIFEST).is_file()
-    with pytest.raises(ClsbenchError, match="other preprocessing"):
-        preprocess_dir(photo_dir, tmp_path, PRESETS["inceptionv4"], workers=1, show_progress=False)
+    preprocess_dir(photo_dir, tmp_path / "p", PRESETS["mnasnet"], workers=1, show_progress=False)
+    assert sidecar(tmp_path / "p").is_file()  # the record is beside the folder, not in it
+    with pytest.raises(ClsbenchError, match="another run; differs in preprocessing"):
+        preprocess_dir(photo_dir, tmp_path / "p", PRESETS["inceptionv4"], workers=1, show_progress=False)
 
 
 def test_refuses_foreign_bin_files(photo_dir, tmp_path):
-    (tmp_path / "x.bin").write_bytes(b"\0" * 16)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "x.bin").write_bytes(b"\0" * 16)
     with pytest.raises(ClsbenchError, match="did not write"):
-        preprocess_dir(photo_dir, tmp_path, PRESETS["mnasnet"], workers=1, show_progress=False)
+        preprocess_dir(photo_dir, tmp_path / "p", PRESETS["mnasnet"], workers=1, show_progress=False)
 
 
 def test_unreadable_image_is_skipped_and_named_or_stops_when_strict(photo_dir, tmp_path):

@@ -16,8 +16,7 @@ from clsbench import ClsbenchError
 from clsbench.infer import infer_offline
 from clsbench.models import PRESETS
 from clsbench.preprocess import preprocess_dir, preprocess_image
-from conftest import photo, run_cli
-from test_preprocess import reference_bin
+from helpers import assert_guide_folder, guide_acc_eval, guide_top1, photo, reference_bin, run_cli
 
 PP = PRESETS["mnasnet"]
 
@@ -112,7 +111,7 @@ def test_non_images_and_deep_folders_ignored_and_listed(tmp_path, cat):
 # ---------------------------------------------------------------- models and outputs
 
 def test_onnx_input_of_wrong_layout_refused(tmp_path):
-    onnx = pytest.importorskip("onnx")
+    import onnx
     from onnx import TensorProto, helper
 
     from clsbench.backends.onnxruntime import OnnxRuntimeBackend
@@ -135,7 +134,7 @@ def test_outputs_of_another_model_refused(tmp_path, onnx_model, info_file):
     m = onnx.load(other)
     m.producer_name = "someone else"  # ...but another file
     onnx.save(m, other)
-    with pytest.raises(ClsbenchError, match="model_sha256"):
+    with pytest.raises(ClsbenchError, match="differs in model_sha256"):
         infer_offline(str(other), str(info_file), batch_size=4, output=str(tmp_path), show_progress=False)
 
 
@@ -153,7 +152,8 @@ def can_mount() -> bool:
         capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not can_mount(), reason="needs root and mount namespaces for a small tmpfs")
+@pytest.mark.skipif(not can_mount(), reason="expected: needs root and mount namespaces for a small tmpfs "
+                                            "(test_torn_writes_* cover atomicity without root)")
 def test_read_only_and_full_disk(tmp_path, onnx_model, info_file):
     """A real 200 kB tmpfs: ENOSPC mid-run names the file, leaves only whole outputs, and
     a rerun with room finishes with outputs identical to an uninterrupted run."""
@@ -362,5 +362,5 @@ def test_overwrite_recomputes_and_other_input_is_refused(tmp_path, onnx_model, i
     assert (rec["samples"], rec["resumed"]) == (13, 0)  # --overwrite redoes, not resumes
     other = tmp_path / "other.info"
     other.write_text("".join(info_file.read_text().splitlines(True)[:5]))
-    with pytest.raises(ClsbenchError, match="outputs of another run.*input"):
+    with pytest.raises(ClsbenchError, match="another run; differs in input"):
         infer_offline(str(onnx_model), str(other), batch_size=4, output=str(tmp_path), show_progress=False)

@@ -1,10 +1,27 @@
-"""Atomic file output: a reader never sees a half-written file, a crash leaves none."""
+"""Files: atomic writes, hashing, and the one answer to "does this folder hold a compatible run".
+
+Folders that a guide script reads (`dumpOutput_device<N>/` for imagenet_acc_eval.py,
+`prep_dataset/` for gen_dataset_info.py) hold nothing but what that script expects: their
+records, temp files and locks live beside them (`sidecar`, `temp_dir`, `folder_lock`).
+"""
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
+
+from . import ClsbenchError
+
+
+class ConflictError(ClsbenchError):
+    """A folder holds the results of another run. The CLI adds the advice that fits the
+    command (which flags it has); the library only says what differs."""
+
+    advice = "conflict"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -15,12 +32,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, tmp_dir: str | os.PathLike | None = None) -> None:
+    """Write to a temp file, then rename: a reader never sees a half-written file and a
+    crash leaves none at the final name. `tmp_dir` (same filesystem) keeps the temp file
+    out of a folder that another program lists."""
     path = os.fspath(path)
-    # Same directory, so os.replace is a rename on one filesystem; the pid keeps two
-    # processes apart, and one process writes a given name from one thread at a time.
     head, name = os.path.split(path)
-    tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
+    # the pid keeps two processes apart; one process writes a given name from one thread at a time
+    tmp = os.path.join(os.fspath(tmp_dir) if tmp_dir else head, f".{name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -31,17 +50,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException as e:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         if isinstance(e, OSError) and e.filename is None:  # os.write names no file: say which
             raise OSError(e.errno, e.strerror, path) from e
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, tmp_dir=None) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), tmp_dir)
 
 
 def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
@@ -55,3 +72,90 @@ def remove_stale_temps(directory: str | os.PathLike) -> int:
         p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+# ---------------------------------------------------------------- what lives beside a folder
+
+def _beside(folder: str | os.PathLike, fmt: str) -> Path:
+    f = Path(os.path.abspath(folder))
+    return f.parent / fmt.format(f.name)
+
+
+def sidecar(folder: str | os.PathLike) -> Path:
+    """The record of what wrote `folder`: `<folder>.clsbench.json`, beside it."""
+    return _beside(folder, "{}.clsbench.json")
+
+
+def temp_dir(folder: str | os.PathLike) -> Path:
+    """Where files bound for `folder` are written before their rename (same filesystem);
+    emptied of a killed writer's leftovers."""
+    d = _beside(folder, ".{}.tmp")
+    d.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(d)
+    return d
+
+
+def remove_temp_dir(folder: str | os.PathLike) -> None:
+    shutil.rmtree(_beside(folder, ".{}.tmp"), ignore_errors=True)
+
+
+def read_record(path: str | os.PathLike) -> dict | None:
+    """A JSON record; None when absent; an error naming the file when corrupt."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        return obj
+    except ValueError as e:
+        raise ClsbenchError(f"{path}: unreadable clsbench record ({e}); remove it to start afresh") from None
+
+
+def normalized(obj):
+    """What a JSON round trip makes of obj (tuples become lists), for comparisons with records."""
+    return json.loads(json.dumps(obj))
+
+
+def matching_record(path: str | os.PathLike, identity: dict, what: str) -> dict | None:
+    """THE resume check: None when no record exists; the record when its identity equals
+    `identity` (resume); ConflictError naming what differs otherwise. A corrupt record is
+    an error, the same for every command."""
+    old = read_record(path)
+    if old is None:
+        return None
+    want = normalized(identity)
+    have = old.get("identity", {})
+    diff = {k: {"there": have.get(k), "now": v} for k, v in want.items() if have.get(k) != v}
+    if diff:
+        raise ConflictError(f"{what} holds the results of another run; differs in "
+                            + "; ".join(f"{k}: {d['there']!r} there, {d['now']!r} now" for k, d in diff.items()))
+    return old
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike):
+    """Exclusive use of `folder` by this process: a second clsbench process on the same
+    folder is refused at once instead of interleaving writes. The lock file lives beside
+    the folder and the lock dies with the process (flock), so a kill leaves nothing stale."""
+    import fcntl
+
+    path = _beside(folder, ".{}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise ClsbenchError(f"{os.path.abspath(folder)}: in use by another clsbench process "
+                                f"(pid {other}); wait for it to finish or use another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

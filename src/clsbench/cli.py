@@ -11,11 +11,25 @@ from . import ClsbenchError, __version__
 GUIDE = "the guide's"
 
 
-def _add_infer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="onnxruntime",
-                   help="inference runtime: onnxruntime (default), openvino, torch, cuda")
-    p.add_argument("--precision", default="fp32",
-                   help="fp32 (default); bf16 (openvino, torch); int8 (a `clsbench compile` artifact); fp16 (cuda)")
+def _pairs_help() -> str:
+    from .backends import TARGETS
+
+    by = {}
+    for b, p in TARGETS:
+        by.setdefault(b, []).append(p)
+    return "; ".join(f"{b}: {', '.join(ps)}" for b, ps in by.items())
+
+
+def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> None:
+    from .backends import available
+
+    p.add_argument("--backend", default=backend_default, choices=available(),
+                   help="inference runtime" + (f" (default {backend_default})" if backend_default else
+                                               " (default: what the model file is: .pth → torch, IR → openvino, "
+                                               "ONNX → the backend it was compiled for, else onnxruntime)"))
+    p.add_argument("--precision", default=None,
+                   help="precision, per backend: " + _pairs_help() + ". Default: the one the model file "
+                        "records (a `clsbench compile` artifact knows its own), else the backend's first")
     p.add_argument("--threads", type=int, default=None,
                    help="runtime threads (default: all CPUs this process may use)")
     p.add_argument("--device-id", type=int, default=0,
@@ -90,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "padding outputs are not written. Rerunning resumes. With --loop N "
                             "and no --info: random input, compute-only throughput and latency.")
     p.add_argument("--model", required=True,
-                   help="model: .onnx (onnxruntime, openvino), .xml IR (openvino), .pth (torch, cuda)")
+                   help="model: .onnx (onnxruntime, openvino), .xml IR (openvino), .pth (torch, cuda), "
+                        "or a `clsbench compile` artifact (its backend and precision are read from it)")
     p.add_argument("--info", help="dataset .info file of .bin tensors")
     p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
     p.add_argument("--batch-size", type=int, default=1)
@@ -100,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", type=int, help="pure-inference mode: timed runs on random input")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
-    _add_infer_args(p)
+    _add_infer_args(p, None)
 
     p = command("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
                 description="Reads outputs written by `clsbench infer` or the vendor tools "
@@ -124,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "held-out images after them: <artifact>.compile.json.")
     p.add_argument("--model", required=True, help="exported ONNX model")
     p.add_argument("--backend", required=True, choices=("onnxruntime", "openvino"))
-    p.add_argument("--precision", default="fp32", help="fp32, bf16 (openvino), int8")
+    p.add_argument("--precision", default="fp32", help="onnxruntime: fp32, int8; openvino: fp32, bf16, int8")
     p.add_argument("--data", help="folder of images (calibration and held-out parity)")
     p.add_argument("--calib-images", type=int, default=300)
     p.add_argument("--parity-images", type=int, default=200)
     p.add_argument("--preset", default="mnasnet", help="preprocessing preset of the images")
+    p.add_argument("--labels", help="val_label.txt for --data: the record then holds fp32 and compiled "
+                                    "Top-1 on the held-out images, and their difference")
     p.add_argument("--output", default="compiled", help="output folder (default ./compiled)")
     p.add_argument("--overwrite", action="store_true", help="recompile even if a matching artifact exists")
 
@@ -153,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="perf", help="output folder (default ./perf)")
 
     def add_run_args(p, weights_required):
-        p.add_argument("--weights", required=weights_required, help="state-dict .pth")
+        p.add_argument("--weights", required=weights_required,
+                       help="the model: a state-dict .pth (exported and checked first), an .onnx or an "
+                            "OpenVINO IR .xml (used as is); recognised by content")
         p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture")
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt")
@@ -167,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--stream", action="store_true",
                        help="one decode..infer..write pipeline per CPU, straight from the JPEGs: no .bin files, "
                             "memory flat in the number of images")
-        _add_infer_args(p)
+        p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
+                                            "set (default: the first --calib-images images of the data, "
+                                            "and the accuracy is also reported without them)")
+        p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
+        _add_infer_args(p, "onnxruntime")
 
     p = command("run", help="everything above in one resumable command",
                 description="export → preprocess → info → infer → eval on an ImageNet-"
@@ -187,26 +210,41 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# What to do about a folder holding another run's results, in the flags of each command.
+ADVICE = {
+    "infer": "use another --output or --device-id, or --overwrite to replace them",
+    "run": "use another --work-dir, or --overwrite to redo every step",
+    "demo": "use another --work-dir, or --overwrite to redo every step",
+    "preprocess": "use another DST_DIR, or --overwrite to regenerate the files",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
     from rich.markup import escape as rich_escape
 
+    from .ui import console, install_log_handler
+
+    # clsbench itself issues no Python warnings; the libraries' (torch FutureWarnings,
+    # export tracer notes) are noise to a user, and some give unsafe advice
+    warnings.simplefilter("ignore")
+    install_log_handler()
     try:
         return COMMANDS[args.cmd](args)
     except ClsbenchError as e:
-        from .ui import console
-
-        console.print(f"[bold red]error:[/] {rich_escape(str(e))}", soft_wrap=True)
+        advice = ADVICE.get(args.cmd) if getattr(e, "advice", None) == "conflict" else None
+        console.print(f"[bold red]error:[/] {rich_escape(str(e))}" + (f"; {advice}" if advice else ""),
+                      soft_wrap=True)
         return 2
     except OSError as e:  # unwritable folder, full disk...: name the file, no traceback
-        from .ui import console
-
         where = e.filename or ""
         console.print(f"[bold red]error:[/] {rich_escape(str(where))}: {rich_escape(e.strerror or str(e))}",
                       soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        from .ui import console, current
+        from .ui import current
 
         done = (f" during {current['task']}: {current['done']} of {current['total']} finished"
                 if current["task"] else "")
@@ -228,9 +266,10 @@ def cmd_export(a) -> int:
     p = rec["parity"]
     out.print(f"wrote {a.output} (opset {a.opset}, input 'image', output 'class', dynamic batch)")
     out.print(f"weights: {rec['weights']['verdict']}")
-    out.print(f"parity vs PyTorch on {p['inputs']}: rel. L2 error {p['rel_l2_error']:.3e}, "
-              f"top-1 agreement {p['top1_agreement']:.1%}, top-5 sets equal {p['top5_set_agreement']:.1%} "
-              f"→ {'PASS' if rec['passed'] else 'FAIL'} ({parity_path(a.output)})")
+    out.print(f"parity vs PyTorch float64 on {p['inputs']}: rel. L2 error {p['rel_l2_error']:.3e} "
+              f"(PyTorch fp32's own: {p['torch_fp32_vs_float64']['rel_l2_error']:.3e}; bound "
+              f"{p['bound_rel_l2_error']:.3e}), top-1 agreement {p['top1_agreement']:.1%} "
+              f"→ {'PASS' if rec['passed'] else 'FAIL: ' + '; '.join(p['reasons'])} ({parity_path(a.output)})")
     return 0 if rec["passed"] else 1
 
 
@@ -242,6 +281,8 @@ def cmd_preprocess(a) -> int:
     pp = get_preprocessing(a.model)
     if a.exif_transpose:
         pp = dataclasses.replace(pp, exif_transpose=True)
+    if a.workers is not None and a.workers < 1:
+        raise ClsbenchError(f"--workers must be >= 1, got {a.workers}")
     if a.format == "store":
         from .store import build_store
 
@@ -276,9 +317,9 @@ def cmd_infer(a) -> int:
     from .report import backend_line, perf_table
     from .ui import out
 
-    if a.loop:
-        if a.info:
-            raise ClsbenchError("--loop (pure inference) and --info (offline inference) exclude each other")
+    if a.loop is not None:
+        if a.info or a.store:
+            raise ClsbenchError("--loop (pure inference) excludes --info and --store (offline inference)")
         rec = pure_inference(a.model, batch_size=a.batch_size, loop=a.loop, warmup=a.warmup,
                              backend=a.backend, threads=a.threads, device_id=a.device_id,
                              precision=a.precision, output=a.output)
@@ -291,6 +332,10 @@ def cmd_infer(a) -> int:
     rec = infer_offline(a.model, a.info, store=a.store, batch_size=a.batch_size, output=a.output,
                         device_id=a.device_id, outfmt=a.outfmt, backend=a.backend, precision=a.precision,
                         threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet)
+    if rec.get("from_earlier_run"):
+        out.print(f"nothing left to do: all {rec['total']} outputs exist → {rec['outputs']}")
+        out.print(perf_table(rec, f"figures of the earlier run ({rec.get('finished_at', '?')}), {backend_line(rec)}"))
+        return 0
     if rec["samples"]:
         out.print(perf_table(rec, f"offline inference, {backend_line(rec)}"))
     out.print(f"{rec['samples']} inferred, {rec['resumed']} already done → {rec['outputs']}")
@@ -329,35 +374,24 @@ def _check(a, top1: float, spec) -> int:
     return 0
 
 
+def _run_options(a):
+    from .pipeline import RunOptions
+
+    return RunOptions(model=a.model, batch_size=a.batch_size, work_dir=a.work_dir, device_id=a.device_id,
+                      threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
+                      workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
+                      stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
+                      show_progress=not a.quiet)
+
+
 def _run(a, weights: str, data: str) -> int:
-    from .pipeline import run
-    from .report import accuracy_table, backend_line, perf_table
-    from .ui import out
-
-    s = run(weights, data, model=a.model, batch_size=a.batch_size, work_dir=a.work_dir,
-            device_id=a.device_id, threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
-            workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict, stream=a.stream,
-            show_progress=not a.quiet)
     from .models import get_model
+    from .pipeline import run
+    from .report import print_run_summary
 
-    spec = get_model(a.model)
-    out.print()
-    out.print(accuracy_table(s["_accuracy"], spec, f"Accuracy vs torchvision {spec.name}"))
-    out.print(perf_table(s["performance"], f"Throughput: {backend_line(s['performance'])}"))
-    bad = s["dataset"]["unreadable"]
-    if bad:
-        out.print(f"[bold yellow]{len(bad)} unreadable images skipped[/] (not counted in the accuracy):",
-                  soft_wrap=True)
-        for b in bad:
-            out.print(f"  {b['error']}", soft_wrap=True, markup=False)
-    acc = s["accuracy"]
-    if acc["labels_without_output"] or acc["outputs_without_label"]:
-        out.print(f"{acc['labels_without_output']} labelled images without output, "
-                  f"{acc['outputs_without_label']} outputs without label (not counted)")
-    out.print("Files:")
-    for k, v in s["files"].items():
-        out.print(f"  {k:<13} {v}")
-    return _check(a, s["accuracy"]["top1"], spec)
+    s = run(weights, data, _run_options(a))
+    print_run_summary(s, get_model(a.model))
+    return _check(a, s["accuracy"]["top1"], get_model(a.model))
 
 
 def cmd_run(a) -> int:
@@ -365,97 +399,48 @@ def cmd_run(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    from .demo import build_demo_dataset, calibration_batch
-    from .models import get_model
-    from .ui import console
+    from .demo import demo
 
-    spec = get_model(a.model)
-    data = build_demo_dataset(os.path.join(a.work_dir, "data"), per_class=a.per_class)
-    weights = a.weights
-    if not weights:
-        from .synthetic_weights import save_realistic_weights
-
-        weights = os.path.join(a.work_dir, f"realistic_random_{spec.name}.pth")
-        if not os.path.exists(weights):
-            save_realistic_weights(spec, calibration_batch(spec.preprocessing), weights)
-        console.print("[bold yellow on red] NO REAL WEIGHTS [/] using realistic *random* weights "
-                      f"({weights}): the accuracy below is meaningless; the pipeline, file formats "
-                      "and throughput are real. Pass --weights mnasnet1.0_top1_73.512-f206786ef8.pth "
-                      "for real accuracy.")
-    rc = _run(a, weights, str(data))
-    if not a.weights:
-        console.print("[bold yellow]reminder:[/] random weights — accuracy is meaningless.")
-        return 0
-    return rc
+    return demo(a.work_dir, per_class=a.per_class, weights=a.weights, options=_run_options(a),
+                check=lambda top1, spec: _check(a, top1, spec))
 
 
 def cmd_compile(a) -> int:
     from .compile import compile_model, record_path
+    from .dataset import read_labels
     from .models import get_preprocessing
     from .ui import out
 
+    labels = read_labels(a.labels) if a.labels else None
     rec = compile_model(a.model, backend=a.backend, precision=a.precision, output_dir=a.output,
                         data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
-                        pp=get_preprocessing(a.preset), overwrite=a.overwrite)
+                        pp=get_preprocessing(a.preset), labels=labels, overwrite=a.overwrite)
     verb = "reused (same source and settings)" if rec.get("reused") else "wrote"
     out.print(f"{verb} {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
     p = rec.get("parity")
     if p:
         out.print(f"parity vs fp32 on {p['inputs']}: top-1 agreement {p['top1_agreement']:.1%}, "
                   f"top-5 overlap {p['top5_overlap']:.1%}, rel. logit error {p['rel_l2_error']:.2e}")
+        if "accuracy" in p:
+            q = p["accuracy"]
+            out.print(f"Top-1 on {q['labelled_images']} labelled held-out images: fp32 {q['fp32_top1']:.2f} %, "
+                      f"{rec['precision']} {q['top1']:.2f} % (drop {q['top1_drop']:+.2f} points)")
     else:
         out.print("no --data: no parity record (give a folder of images to measure one)")
     out.print(f"record: {record_path(rec['artifact'])}")
     return 0
 
 
-def resolve_configs(a) -> list:
-    from .compile import artifact_name
-    from .perf import Config
-
-    configs = []
-    for item in a.configs.split(","):
-        backend, _, precision = item.strip().partition(":")
-        precision = precision or "fp32"
-        if backend in ("torch", "cuda"):
-            if not a.weights:
-                raise ClsbenchError(f"{item}: the {backend} backend needs --weights W.pth")
-            model = a.weights
-        elif precision == "fp32" and backend == "onnxruntime":
-            model = a.model
-        else:
-            compiled = os.path.join(a.compiled, artifact_name(a.model, backend, "int8" if precision == "int8" else "fp32"))
-            if precision != "int8" and not os.path.exists(compiled):
-                compiled = a.model  # OpenVINO reads the ONNX directly
-            if not os.path.exists(compiled):
-                raise ClsbenchError(f"{item}: {compiled} not found; make it with `clsbench compile --model "
-                                    f"{a.model} --backend {backend} --precision {precision} --data DIR`")
-            model = compiled
-        configs.append(Config(backend, precision, model))
-    return configs
-
-
 def cmd_perf(a) -> int:
-    from ._io import atomic_write_json, atomic_write_text
-    from .perf import load_pool, sweep
-    from .report import perf_markdown, perf_plot
-    from .ui import out, progress
+    from .perf import run_perf
+    from .ui import out
 
-    configs = resolve_configs(a)
-    batches = [int(b) for b in a.batches.split(",")]
-    pool = load_pool(a.data, 2 * max(batches)) if a.data else None
-    os.makedirs(a.output, exist_ok=True)
-    cells = len(configs) * len(batches) * (2 if pool is not None else 1)
-    with progress(cells, "perf sweep", not a.quiet) as advance:
-        result = sweep(configs, batches, pool=pool, duration=a.duration, iterations=a.iterations,
-                       warmup=a.warmup, threads=a.threads, progress_cb=advance,
-                       checkpoint=os.path.join(a.output, ".perf.partial.json"))
-    md = perf_markdown(result)
-    atomic_write_json(os.path.join(a.output, "perf.json"), result)
-    atomic_write_text(os.path.join(a.output, "perf.md"), md)
-    png = perf_plot(result, os.path.join(a.output, "perf.png"))
-    out.print(md, markup=False)
-    out.print(f"wrote {a.output}/perf.md, perf.json" + (", perf.png" if png else " (no matplotlib: no plot)"))
+    r = run_perf(a.model, configs=a.configs, batches=a.batches, output=a.output, weights=a.weights,
+                 compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
+                 warmup=a.warmup, threads=a.threads, show_progress=not a.quiet)
+    out.print(r["markdown"], markup=False)
+    f = r["files"]
+    out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))
     return 0
 
 

@@ -1,35 +1,35 @@
 """`clsbench compile`: the guide's "onnx -> om" step for the backends here.
 
-From one ONNX model, the artifact each backend runs best, per precision:
+From one ONNX model, the artifact each backend runs best, per precision (the pairs and
+their files are `backends.TARGETS`'s):
 - onnxruntime fp32: an offline-optimized ONNX (graph fusions done once, at compile time);
 - onnxruntime int8: static QDQ quantization (per-channel weights, calibrated activations);
   QDQ needs opset >= 13, so an opset-11 model is converted to 13 first (and the record says so);
 - openvino fp32 / bf16: OpenVINO IR; bf16 is a run-time precision of the same IR;
 - openvino int8: NNCF post-training quantization to an int8 IR.
-Calibration uses the first --calib-images images of the user's dataset; the parity record
-(top-1 agreement, top-5 overlap, relative logit error against the fp32 ONNX reference) uses
-the held-out images after them, so nothing is judged on the data it was calibrated with.
+Every artifact carries its identity (backend, precision, and the source model's metadata)
+inside the file, so `infer` and `perf` know what it is without being told.
+Calibration uses the first --calib-images images of the calibration folder; the parity
+record (top-1 agreement, top-5 overlap, relative logit error against the fp32 ONNX, and
+with labels the accuracy of both) uses held-out images only, so nothing is judged on the
+data it was calibrated with.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_json
+from ._io import atomic_write_json, file_sha256, normalized, read_record
+from .backends import artifact_name, open_backend, target
 from .export import parity
 from .models import Preprocessing
 from .preprocess import load_folder
-
-SUPPORTED = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
-
-
-def artifact_name(onnx_path: str, backend: str, precision: str) -> str:
-    stem = Path(onnx_path).stem
-    return f"{stem}.{backend}.{precision}" + (".xml" if backend == "openvino" else ".onnx")
 
 
 def record_path(artifact: str) -> str:
@@ -63,6 +63,7 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) ->
     onnx.save(model, up)
     pre = work / "pre.onnx"
     quant_pre_process(str(up), str(pre), skip_symbolic_shape=False)
+    name = model.graph.input[0].name
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -70,7 +71,7 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) ->
 
         def get_next(self):
             x = next(self.it, None)
-            return None if x is None else {"image": x}
+            return None if x is None else {name: x}
 
     quantize_static(str(pre), dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -78,7 +79,7 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) ->
     notes.append(f"static QDQ int8: per-channel s8 weights, u8 activations, MinMax over {len(calib)} images")
 
 
-def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: list) -> None:
+def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: list, meta: dict) -> None:
     import openvino as ov
 
     model = ov.Core().read_model(src)  # not ov.convert_model: that one sends telemetry
@@ -90,92 +91,124 @@ def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: lis
         notes.append(f"NNCF post-training quantization (MIXED preset) over {len(calib)} images")
     elif precision == "bf16":
         notes.append("same IR as fp32; bf16 is OpenVINO's run-time INFERENCE_PRECISION_HINT")
+    for k, v in meta.items():
+        model.set_rt_info(str(v), ["clsbench", k])
     ov.save_model(model, dst, compress_to_fp16=False)
+
+
+def _stamp_onnx(path: str, meta: dict) -> None:
+    import onnx
+
+    from .modelfile import set_onnx_metadata
+
+    m = onnx.load(path)
+    set_onnx_metadata(m, meta)
+    onnx.save(m, path)
+
+
+def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
+    from .modelfile import check_external_data, kind
+
+    t = target(backend, precision)
+    if t.artifact_ext is None:
+        raise ClsbenchError(f"compile: {t.label} runs the PyTorch weights; there is nothing to compile")
+    if kind(onnx_path) != "onnx":
+        raise ClsbenchError(f"{onnx_path}: compile takes an ONNX model (see `clsbench export`)")
+    check_external_data(onnx_path)
+    if calib_images < 1 or parity_images < 0:
+        raise ClsbenchError(f"--calib-images must be >= 1 and --parity-images >= 0, got "
+                            f"{calib_images} and {parity_images}")
+    if t.calibration and not data:
+        raise ClsbenchError(f"{t.label} needs calibration images: --data DIR (a folder of your images)")
+    if data:
+        from .dataset import list_images
+
+        n = len(list_images(data).images)
+        need = calib_images if t.calibration else 1
+        if n < need:
+            raise ClsbenchError(f"{data}: holds {n} images; {t.label} calibrates on --calib-images "
+                                f"{calib_images}" if t.calibration else f"{data}: holds no images")
+    return t
 
 
 def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: str,
                   data: str | None = None, calib_images: int = 300, parity_images: int = 200,
-                  pp: Preprocessing | None = None, overwrite: bool = False) -> dict:
+                  pp: Preprocessing | None = None, labels: dict | None = None,
+                  overwrite: bool = False) -> dict:
     """Compile one artifact; an existing one made from the same source with the same
-    settings is reused (a killed compile is redone whole: artifacts appear atomically)."""
-    import json
-
-    from ._io import file_sha256
+    settings is reused (a killed compile is redone whole: artifacts appear atomically).
+    With `labels` (image stem -> class), the record holds fp32 and compiled accuracy on the
+    held-out images."""
+    from .modelfile import read_metadata
     from .models import PRESETS
 
     pp = pp or PRESETS["mnasnet"]
-    if backend not in SUPPORTED:
-        raise ClsbenchError(f"compile: backend {backend!r} has no compiled form; choose from {', '.join(SUPPORTED)}")
-    if precision not in SUPPORTED[backend]:
-        why = {("onnxruntime", "bf16"): "ONNX Runtime's CPU provider has no bf16 kernels for these ops",
-               ("onnxruntime", "fp16"): "ONNX Runtime's CPU provider runs fp16 slower than fp32"}.get(
-            (backend, precision), "not offered")
-        raise ClsbenchError(f"compile: {backend} {precision}: {why}; supported: {', '.join(SUPPORTED[backend])}")
-    if not os.path.isfile(onnx_path):
-        raise ClsbenchError(f"{onnx_path}: model file not found")
-    if precision == "int8" and not data:
-        raise ClsbenchError("int8 needs calibration images: --data DIR (a folder of your images)")
+    t = _validate(onnx_path, backend, precision, data, calib_images, parity_images)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = str(out_dir / artifact_name(onnx_path, backend, precision))
-    settings = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
-                "calib_images": calib_images if precision == "int8" else 0,
-                "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict()}
-    if not overwrite and os.path.exists(dst) and os.path.exists(record_path(dst)):
-        try:
-            old = json.loads(Path(record_path(dst)).read_text())
-            if old.get("settings") == json.loads(json.dumps(settings)):
-                return {**old, "reused": True}
-        except ValueError:
-            pass
-    work = out_dir / f".work-{backend}-{precision}"
-    work.mkdir(exist_ok=True)
-    calib = None
-    if data and precision == "int8":
-        calib, _ = load_folder(data, pp, 0, calib_images)
+    identity = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
+                "calib_images": calib_images if t.calibration else 0,
+                "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
+                "labels": bool(labels)}
+    old = read_record(record_path(dst)) if os.path.exists(dst) else None
+    if old and not overwrite and old.get("identity") == normalized(identity):
+        return {**old, "reused": True}
+    meta = {**read_metadata(onnx_path, "onnx"), "backend": backend, "precision": precision,
+            "source_sha256": identity["source_sha256"]}
+    calib = load_folder(data, pp, 0, calib_images) if t.calibration else None
     notes: list[str] = []
+    seconds = _build(onnx_path, dst, backend, precision, calib and calib.x, notes, meta, out_dir)
+    record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
+              "identity": identity, "backend": backend, "precision": precision,
+              "compile_seconds": round(seconds, 2), "notes": notes,
+              "calibration_images": 0 if calib is None else len(calib.names),
+              "calibration_names": [] if calib is None else calib.names, "verified_against": t.verify}
+    if data and parity_images:
+        start = calib.end if calib else 0
+        held = load_folder(data, pp, start, parity_images)
+        record["parity"] = measure_parity(onnx_path, dst, held.x, names=held.names, labels=labels)
+        record["parity"]["inputs"] = (f"{len(held.names)} held-out images of {os.path.abspath(data)} "
+                                      f"(from position {start}, after the calibration images)")
+    atomic_write_json(record_path(dst), record)
+    return record
+
+
+def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir) -> float:
+    work = out_dir / f".work-{backend}-{precision}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     t0 = time.perf_counter()
     tmp = str(work / Path(dst).name)
     if backend == "onnxruntime":
         (_ort_fp32(onnx_path, tmp, notes) if precision == "fp32" else _ort_int8(onnx_path, tmp, calib, notes, work))
+        _stamp_onnx(tmp, meta)
     else:
-        _ov(onnx_path, tmp, precision, calib, notes)
+        _ov(onnx_path, tmp, precision, calib, notes, meta)
     seconds = time.perf_counter() - t0
     # move into place only once whole (an IR is two files: .xml and .bin)
     if backend == "openvino":
         os.replace(str(Path(tmp).with_suffix(".bin")), str(Path(dst).with_suffix(".bin")))
     os.replace(tmp, dst)
-    for p in work.iterdir():
-        p.unlink()
-    work.rmdir()
-
-    record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
-              "settings": settings,
-              "backend": backend, "precision": precision, "compile_seconds": round(seconds, 2),
-              "notes": notes, "calibration_images": 0 if calib is None else len(calib)}
-    if data:
-        held, _ = load_folder(data, pp, calib_images if calib is not None else 0, parity_images)
-        record["parity"] = measure_parity(onnx_path, dst, backend, precision, held)
-        record["parity"]["inputs"] = f"{len(held)} held-out images of {os.path.abspath(data)}"
-    atomic_write_json(record_path(dst), record)
-    return record
+    shutil.rmtree(work, ignore_errors=True)
+    return seconds
 
 
-def measure_parity(reference_onnx: str, artifact: str, backend: str, precision: str,
-                   x: np.ndarray, batch: int = 16) -> dict:
-    from .backends import get_backend
+def measure_parity(reference_onnx: str, artifact: str, x: np.ndarray, *, names=None, labels=None,
+                   batch: int = 16) -> dict:
+    """Compiled artifact vs the fp32 ONNX on x; with labels, both accuracies and the drop."""
+    from .stages import run_all
 
-    def run_all(rt):
-        outs = []
-        for i in range(0, len(x), batch):
-            chunk = x[i:i + batch]
-            pad = batch - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-            outs.append(rt.run(np.ascontiguousarray(chunk))[:batch - pad])
-        return np.concatenate(outs)
-
-    ref = run_all(get_backend("onnxruntime")(reference_onnx, batch_size=batch))
-    got = run_all(get_backend(backend)(artifact, batch_size=batch, precision=precision))
-    return {"reference": "onnxruntime fp32 on the exported ONNX (itself checked against PyTorch)",
-            **parity(ref, got)}
+    ref = run_all(open_backend("onnxruntime", reference_onnx, batch_size=batch, precision="fp32"), x, batch)
+    got = run_all(open_backend(None, artifact, batch_size=batch), x, batch)
+    rec = {"reference": "onnxruntime fp32 on the exported ONNX (itself checked against PyTorch)",
+           **parity(ref, got)}
+    if labels and names:
+        have = [i for i, n in enumerate(names) if n in labels]
+        if have:
+            y = np.array([labels[names[i]] for i in have])
+            top1_ref = float((ref[have].argmax(1) == y).mean() * 100)
+            top1_got = float((got[have].argmax(1) == y).mean() * 100)
+            rec["accuracy"] = {"labelled_images": len(have), "fp32_top1": top1_ref,
+                               "top1": top1_got, "top1_drop": top1_ref - top1_got}
+    return rec

@@ -74,6 +74,16 @@ class InfoEntry:
     height: int
 
 
+def check_no_whitespace(path: str | os.PathLike, what: str) -> None:
+    """.info lines are '<idx> <path> <W> <H>' split on whitespace: a path with a space in it
+    would be read back as other fields. Called before any slow step."""
+    p = os.fspath(path)
+    if any(c.isspace() for c in p):
+        raise ClsbenchError(f"{p}: {what} contains whitespace, which the guide's .info format "
+                            f"('<idx> <path> <width> <height>', space-separated) cannot hold; "
+                            f"use a path without spaces")
+
+
 def format_info(entries: list[InfoEntry]) -> str:
     return "".join(f"{e.idx} {e.path} {e.width} {e.height}\n" for e in entries)
 
@@ -88,8 +98,12 @@ def gen_bin_info(bin_dir: str, out: str, width: int, height: int) -> list[InfoEn
     names = sorted(n for n in os.listdir(bin_dir) if n.endswith(".bin") and not n.startswith("."))
     if not names:
         raise ClsbenchError(f"{bin_dir}: holds no .bin files")
+    if width < 1 or height < 1:
+        raise ClsbenchError(f"width and height must be >= 1, got {width}x{height}")
     entries = [InfoEntry(i, os.path.join(bin_dir, n), int(width), int(height))
                for i, n in enumerate(names)]
+    for e in entries:
+        check_no_whitespace(e.path, "the .bin path")
     atomic_write_text(out, format_info(entries))
     return entries
 
@@ -108,6 +122,7 @@ def gen_jpg_info(img_dir: str, out: str) -> list[InfoEntry]:
     entries = []
     for i, rel in enumerate(listing.images):
         p = os.path.join(img_dir, str(rel))
+        check_no_whitespace(p, "the image path")
         try:
             with Image.open(p) as im:
                 w, h = im.size
@@ -121,7 +136,7 @@ def gen_jpg_info(img_dir: str, out: str) -> list[InfoEntry]:
 def _lines(path: str | os.PathLike, what: str):
     """(line number, fields, line) of each non-blank line; CRLF and a trailing blank line are fine."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not data
     except FileNotFoundError:
         raise ClsbenchError(f"{path}: {what} not found") from None
     except UnicodeDecodeError as e:
@@ -182,8 +197,23 @@ def write_labels(path: str | os.PathLike, pairs: list[tuple[str, int]]) -> None:
     atomic_write_text(path, "".join(f"{name} {label}\n" for name, label in pairs))
 
 
+def imagenet_wnids() -> list[str]:
+    """ImageNet-1k's 1000 WordNet ids in class-index order (package data, from timm)."""
+    from importlib.resources import files
+
+    return files("clsbench").joinpath("data/imagenet_synsets.txt").read_text().split()
+
+
 def labels_from_class_folders(listing: ImageListing) -> list[tuple[str, int]]:
-    """torchvision's ImageFolder convention: class index = rank of the sorted folder name."""
-    classes = sorted({p.parts[0] for p in listing.images if len(p.parts) == 2})
-    index = {c: i for i, c in enumerate(classes)}
+    """Labels of a `val/<wnid>/` layout: each folder's ImageNet class index (n01440764 -> 0,
+    n02123045 -> 281, ...), not its rank among the folders present, which would be right
+    only for a complete 1000-folder set. Folders that are not ImageNet wnids are refused:
+    their classes are unknowable without a label file."""
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    folders = sorted({p.parts[0] for p in listing.images if len(p.parts) == 2})
+    unknown = [f for f in folders if f not in index]
+    if unknown:
+        raise ClsbenchError(f"class folders {', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''} "
+                            f"are not ImageNet wnids (n01440764 ... n15075141), so their class indices "
+                            f"are unknown; give a label file (val_label.txt: '<image name> <class index>' per line)")
     return [(p.name, index[p.parts[0]]) for p in listing.images if len(p.parts) == 2]

@@ -94,3 +94,31 @@ def calibration_batch(preset, n: int = 64, seed: int = 1) -> np.ndarray:
         im = next(variants(photo, 1, rng))
         out.append(normalize(crop_uint8(im.convert("RGB"), preset), preset))
     return np.stack(out)
+
+
+def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) -> int:
+    """`clsbench demo`: the real-photo flow (realistic random weights unless given real
+    ones), then the trained proxy's numbers that mean something."""
+    import dataclasses
+    import logging
+
+    from .models import get_model
+    from .pipeline import run
+    from .report import print_run_summary
+
+    log = logging.getLogger("clsbench")
+    spec = get_model(options.model)
+    data = build_demo_dataset(os.path.join(work_dir, "data"), per_class=per_class)
+    real = weights
+    if not weights:
+        from .synthetic_weights import save_realistic_weights
+
+        weights = os.path.join(work_dir, f"realistic_random_{spec.name}.pth")
+        if not os.path.exists(weights):
+            save_realistic_weights(spec, calibration_batch(spec.preprocessing), weights)
+        log.warning(f"NO REAL WEIGHTS: using realistic *random* weights ({weights}): the accuracy of the "
+                    f"photo run is meaningless; the pipeline, file formats and throughput are real. Pass "
+                    f"--weights mnasnet1.0_top1_73.512-f206786ef8.pth for real accuracy.")
+    s = run(weights, str(data), dataclasses.replace(options, work_dir=os.path.join(work_dir, "photos")))
+    print_run_summary(s, spec)
+    return check(s["accuracy"]["top1"], spec) if real else 0

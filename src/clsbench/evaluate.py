@@ -21,71 +21,9 @@ import numpy as np
 from . import ClsbenchError
 from ._io import atomic_write_text
 from .dataset import read_labels
+from .outputs import SUFFIXES, image_key, load_scores
 
 TOPK = 5
-OUTPUT_SUFFIXES = (".txt", ".bin", ".npy")
-
-
-def image_key(output_file: str) -> str:
-    temp = os.path.basename(output_file).split(".")[0]
-    cut = temp.rfind("_")
-    return temp[:cut] if cut >= 0 else temp
-
-
-_POW10 = 10.0 ** np.arange(-107, 92)  # index 107 + e - 8: every exponent '%+.8e' writes
-_PLACES = 10.0 ** np.arange(7, -1, -1)  # the eight digits after the point
-
-
-def _parse_e8(line: bytes) -> np.ndarray | None:
-    """Vectorized reader for clsbench's own text outputs ('%+.8e' fields, one space apart).
-
-    Exact: each field is a 9-significant-digit decimal within 5e-9 (relative) of the float32
-    it was written from, float64 arithmetic rebuilds it to ~1e-16, and the nearest float32 is
-    then the original (rounding boundaries are >= 3e-8 away). Returns None for any other
-    layout, which the general parser handles.
-    """
-    body = line.rstrip(b"\r\n")
-    if len(body) % 16 != 15:
-        return None
-    a = np.frombuffer(body + b" ", np.uint8).reshape(-1, 16)
-    d = a.astype(np.int16) - 48  # digits 0..9 where digits belong
-    frac, lead, e_hi, e_lo = d[:, 3:11], d[:, 1], d[:, 13], d[:, 14]
-    if not ((a[:, 2] == 46).all() and (a[:, 11] == 101).all() and (a[:, 15] == 32).all()
-            and (np.abs(a[:, [0, 12]].astype(np.int16) - 44) == 1).all()  # '+' (43) or '-' (45)
-            and 0 <= frac.min() and frac.max() <= 9 and 0 <= lead.min() and lead.max() <= 9
-            and 0 <= min(e_hi.min(), e_lo.min()) and max(e_hi.max(), e_lo.max()) <= 9):
-        return None
-    e = (e_hi * 10 + e_lo) * (44 - a[:, 12].astype(np.int16))  # esign: '+' -> +1, '-' -> -1
-    mant = lead * 1e8 + frac @ _PLACES  # exact integer < 1e9
-    v = mant * _POW10[107 + e - 8] * (44 - a[:, 0].astype(np.int16))
-    return v.astype(np.float32)
-
-
-def load_scores(path: str | os.PathLike) -> np.ndarray:
-    path = str(path)
-    try:
-        if path.endswith(".txt"):
-            with open(path, "rb") as f:
-                raw = f.readline()
-            scores = _parse_e8(raw)
-            if scores is None:
-                scores = np.array(raw.decode("ascii").split(), dtype=np.float32)
-        elif path.endswith(".npy"):
-            scores = np.load(path, allow_pickle=False).astype(np.float32, copy=False).ravel()
-        else:
-            size = os.path.getsize(path)
-            if size % 4:
-                raise ClsbenchError(f"{path}: {size} bytes is not a whole number of float32 scores")
-            scores = np.fromfile(path, dtype="<f4")
-    except ClsbenchError:
-        raise
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ClsbenchError(f"{path}: not a line of numbers ({e})") from None
-    if scores.size == 0:
-        raise ClsbenchError(f"{path}: holds no scores")
-    if not np.all(np.isfinite(scores)):
-        raise ClsbenchError(f"{path}: holds NaN or infinite scores")
-    return scores
 
 
 @dataclass
@@ -113,19 +51,24 @@ class Accuracy:
 
 
 def evaluate(result_dir: str | os.PathLike, label_file: str | os.PathLike, *,
-             strict: bool = False) -> Accuracy:
+             strict: bool = False, exclude: set[str] | None = None) -> Accuracy:
+    """Accuracy over the outputs that have a label; `exclude`: image keys left out (e.g. the
+    calibration images of a quantized model)."""
     result_dir = Path(result_dir)
     if not result_dir.is_dir():
         raise ClsbenchError(f"{result_dir}: result directory not found")
     labels = read_labels(label_file)
-    files = sorted(n for n in os.listdir(result_dir)
-                   if n.endswith(OUTPUT_SUFFIXES) and not n.startswith("."))
+    if exclude:
+        labels = {k: v for k, v in labels.items() if k not in exclude}
+    files = sorted(n for n in os.listdir(result_dir) if n.endswith(SUFFIXES) and not n.startswith("."))
     if not files:
         raise ClsbenchError(f"{result_dir}: holds no output files (*.txt, *.bin, *.npy)")
     hits = [0] * TOPK
     count, n_classes, unlabelled, seen = 0, None, [], set()
     for name in files:
         key = image_key(name)
+        if exclude and key in exclude:
+            continue
         if key not in labels:
             unlabelled.append(name)
             continue

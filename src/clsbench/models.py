@@ -58,6 +58,11 @@ class ModelSpec:
     top5: float
     num_classes: int = 1000
     official: OfficialWeights | None = None
+    # the builder's arguments exactly as torchvision sets them when it loads these weights
+    # (e.g. inception_v3: transform_input=True), as (name, value) pairs
+    builder_args: tuple = ()
+    # auxiliary heads the weights carry but inference drops, as torchvision does after loading
+    aux_heads: tuple = ()
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -74,7 +79,10 @@ MODELS: dict[str, ModelSpec] = {
     "mnasnet0_5": ModelSpec("mnasnet0_5", "mnasnet", 67.734, 87.490),
     "resnet18": ModelSpec("resnet18", "resnet", 69.758, 89.078),
     "resnet50": ModelSpec("resnet50", "resnet", 76.130, 92.862),
-    "inception_v3": ModelSpec("inception_v3", "inceptionv3", 77.294, 93.450),
+    "inception_v3": ModelSpec("inception_v3", "inceptionv3", 77.294, 93.450,
+                              builder_args=(("transform_input", True), ("aux_logits", True),
+                                            ("init_weights", False)),
+                              aux_heads=("AuxLogits",)),
 }
 
 # The guide and its scripts call the model "mnasnet" / "mnasnet1.0".

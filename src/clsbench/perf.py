@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__
+from . import ClsbenchError, __version__
 
 
 def cpu_model() -> str:
@@ -94,16 +93,6 @@ def format_perf_file(times: StageTimes) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_perf_file(text: str) -> list[str]:
-    """The model zoo's own parser rule; index 7 is Interface throughputRate."""
-    text = text.replace("\n", ",") + ","
-    return [m.strip() for m in re.findall(r":(.*?),", text)]
-
-
-def interface_throughput(text: str) -> float:
-    return float(parse_perf_file(text)[7].replace("samples/s", "").strip())
-
-
 def perf_file_name(batch_size: int, device_id: int) -> str:
     return f"perf_vision_batchsize_{batch_size}_device_{device_id}.txt"
 
@@ -120,8 +109,6 @@ GUIDE_REFERENCE = {
 
 def load_pool(folder: str, count: int) -> np.ndarray:
     """Up to `count` preprocessed .bin tensors (square, 3 channels) for real-data timing."""
-    from . import ClsbenchError
-
     files = sorted(f for f in os.listdir(folder) if f.endswith(".bin"))[:count]
     if not files:
         raise ClsbenchError(f"{folder}: no .bin files for the real-data figures")
@@ -131,6 +118,47 @@ def load_pool(folder: str, count: int) -> np.ndarray:
         if x.size != 3 * side * side:
             raise ClsbenchError(f"{os.path.join(folder, f)}: {x.size * 4} bytes is not a 3x{side}x{side} float32 tensor")
     return np.stack(arrays).reshape(len(files), 3, side, side)
+
+
+def parse_batches(text: str) -> list[int]:
+    """'1,4,8' -> [1, 4, 8]; anything else is a one-line error naming the bad item."""
+    out = []
+    for item in str(text).split(","):
+        try:
+            b = int(item.strip())
+        except ValueError:
+            raise ClsbenchError(f"--batches {text!r}: {item.strip()!r} is not a batch size") from None
+        if b < 1:
+            raise ClsbenchError(f"--batches {text!r}: batch sizes must be >= 1, got {b}")
+        out.append(b)
+    return out
+
+
+def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: str) -> list["Config"]:
+    """'backend:precision,...' -> what each runs, asked of the one (backend, precision) table:
+    the PyTorch weights, a `clsbench compile` artifact in `compiled` when there is one (an
+    optimized or quantized model, an IR), else the ONNX model itself where the backend runs
+    it as is."""
+    from .backends import DEFAULT_PRECISION, artifact_name, target
+
+    out = []
+    for item in configs.split(","):
+        backend, _, precision = item.strip().partition(":")
+        t = target(backend, precision or DEFAULT_PRECISION.get(backend, "fp32"))
+        if "pth" in t.runs:
+            if not weights:
+                raise ClsbenchError(f"{item}: the {backend} backend runs PyTorch weights: give --weights W.pth")
+            out.append(Config(t.backend, t.precision, weights))
+            continue
+        art = os.path.join(compiled, artifact_name(model, t.backend, t.precision))
+        if os.path.exists(art):
+            out.append(Config(t.backend, t.precision, art))
+        elif not t.compiled:
+            out.append(Config(t.backend, t.precision, model))
+        else:
+            raise ClsbenchError(f"{item}: {art} not found; make it with `clsbench compile --model {model} "
+                                f"--backend {t.backend} --precision {t.precision} --data DIR`")
+    return out
 
 
 @dataclass
@@ -153,9 +181,9 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
     """
     import time
 
-    from .backends import get_backend
+    from .backends import open_backend
 
-    rt = get_backend(cfg.backend)(cfg.model, batch_size=batch, threads=threads, precision=cfg.precision)
+    rt = open_backend(cfg.backend, cfg.model, batch_size=batch, threads=threads, precision=cfg.precision)
     shape = rt.input_shape
     x = np.empty((batch, *shape), dtype=np.float32)
     rng = np.random.default_rng(0)
@@ -228,3 +256,36 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
                     progress_cb()
     return {**settings, "rows": rows, "environment": environment(),
             "reference": {k: {str(b): v for b, v in d.items()} for k, d in GUIDE_REFERENCE.items()}}
+
+
+def run_perf(model: str, *, configs: str, batches: str, output: str, weights: str | None = None,
+             compiled: str = "compiled", data: str | None = None, duration: float = 2.0,
+             iterations: int = 10, warmup: int = 3, threads: int | None = None,
+             show_progress: bool = True) -> dict:
+    """`clsbench perf`: the sweep, written as perf.json, perf.md and perf.png in `output`.
+    Returns the result with the paths written under "files"."""
+    from ._io import atomic_write_json, atomic_write_text, folder_lock
+    from .report import perf_markdown, perf_plot
+    from .ui import progress
+
+    sizes = parse_batches(batches)
+    if duration < 0 or iterations < 1 or warmup < 0:
+        raise ClsbenchError(f"--duration must be >= 0, --iterations >= 1, --warmup >= 0; got "
+                            f"{duration}, {iterations}, {warmup}")
+    if threads is not None and threads < 1:
+        raise ClsbenchError(f"--threads must be >= 1, got {threads}")
+    cfgs = resolve_configs(configs, model=model, weights=weights, compiled=compiled)
+    pool = load_pool(data, 2 * max(sizes)) if data else None
+    os.makedirs(output, exist_ok=True)
+    cells = len(cfgs) * len(sizes) * (2 if pool is not None else 1)
+    with folder_lock(output), progress(cells, "perf sweep", show_progress) as advance:
+        result = sweep(cfgs, sizes, pool=pool, duration=duration, iterations=iterations, warmup=warmup,
+                       threads=threads, progress_cb=advance, checkpoint=os.path.join(output, ".perf.partial.json"))
+        md = perf_markdown(result)
+        atomic_write_json(os.path.join(output, "perf.json"), result)
+        atomic_write_text(os.path.join(output, "perf.md"), md)
+        png = perf_plot(result, os.path.join(output, "perf.png"))
+    result["files"] = {"json": os.path.join(output, "perf.json"), "md": os.path.join(output, "perf.md"),
+                       "png": png}
+    result["markdown"] = md
+    return result

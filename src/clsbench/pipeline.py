@@ -1,160 +1,304 @@
-"""`clsbench run`: the guide's steps 3.1, 4.2, 4.3, 5.2 and 6.1 in one resumable command.
+"""`clsbench run`: the guide's steps 3.1, 3.2, 4.2, 4.3, 5.2 and 6.1 in one resumable command.
 
 Work-directory layout (every file the guide's scripts would make, in the guide's formats):
-    model.onnx, model.parity.json   export + parity with PyTorch
-    prep_dataset/<stem>.bin         preprocessed tensors
+    model.onnx, model.parity.json   export + parity with PyTorch (skipped for an ONNX/IR --weights)
+    compiled/                       the artifact a (backend, precision) needs, when it needs one
+    prep_dataset/<stem>.bin         preprocessed tensors (prep_dataset.clsbench.json beside it)
     prep_bin.info                   dataset info file
     result/dumpOutput_device<d>/    one output per image; result/perf_vision_*.txt|json
     result.json                     accuracy, the guide's JSON
     summary.json, summary.md        everything above in one record
 Each step is skipped when its output is already complete, so an interrupted run resumes.
+The library reports through the `clsbench` logger; it prints nothing itself.
 """
 from __future__ import annotations
 
-import json
+import logging
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_json, atomic_write_text
-from .dataset import gen_bin_info, labels_from_class_folders, list_images, write_labels
+from ._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock
+from .dataset import (check_no_whitespace, gen_bin_info, labels_from_class_folders, list_images,
+                      read_labels, write_labels)
 from .evaluate import evaluate, write_result
 from .models import get_model
-from .perf import perf_file_name
 from .report import accuracy_markdown, backend_line, perf_rows
 
+log = logging.getLogger("clsbench")
 
-def locate_dataset(data: str | os.PathLike, work: Path) -> tuple[Path, Path]:
-    """(image dir, label file) of an ImageNet-layout directory: val/ + val_label.txt."""
+
+def locate_dataset(data: str | os.PathLike, work: Path) -> tuple[Path, Path, bool]:
+    """(image dir, label file, whether clsbench wrote the label file) of an ImageNet-layout
+    directory: val/ + val_label.txt, or val/<wnid>/ class folders."""
     data = Path(data)
     val = data / "val" if (data / "val").is_dir() else data
     for cand in (data / "val_label.txt", val / "val_label.txt"):
         if cand.is_file():
-            return val, cand
+            return val, cand, False
     listing = list_images(val)
+    if not listing.images:
+        raise ClsbenchError(f"{val}: holds no images")
     if listing.layout == "class-folders":
         labels = work / "val_label.txt"
         write_labels(labels, labels_from_class_folders(listing))
-        return val, labels
+        return val, labels, True
     raise ClsbenchError(f"{data}: no val_label.txt next to the images, and no class folders "
                         f"to derive labels from")
 
 
-def _export_is_current(onnx_path: Path, weights: str, model: str) -> bool:
-    from .export import read_parity
+@dataclass
+class RunOptions:
+    model: str = "mnasnet1_0"
+    batch_size: int = 16
+    work_dir: str = "runs/latest"
+    device_id: int = 0
+    threads: int | None = None
+    backend: str = "onnxruntime"
+    precision: str | None = None
+    outfmt: str = "txt"
+    workers: int | None = None
+    tolerance: float = 1.0
+    overwrite: bool = False
+    strict: bool = False
+    stream: bool = False
+    calib_data: str | None = None
+    calib_images: int = 300
+    show_progress: bool = True
 
-    rec = read_parity(str(onnx_path))
-    if not (onnx_path.is_file() and rec and rec.get("passed") and rec.get("model") == model):
-        return False
-    from ._io import file_sha256
 
-    return rec["weights"]["sha256"] == file_sha256(weights)
+@dataclass
+class Timer:
+    seconds: dict = field(default_factory=dict)
+
+    def __call__(self, name):
+        timer = self
+
+        class _T:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = round(timer.seconds.get(name, 0) + time.perf_counter() - self.t0, 3)
+        return _T()
 
 
-def run(weights: str, data: str, *, model: str = "mnasnet1_0", batch_size: int = 16,
-        work_dir: str = "runs/latest", device_id: int = 0, threads: int | None = None,
-        backend: str = "onnxruntime", precision: str = "fp32", outfmt: str = "txt",
-        workers: int | None = None,
-        tolerance: float = 1.0, overwrite: bool = False, strict: bool = False,
-        stream: bool = False, show_progress: bool = True) -> dict:
-    from .export import export_onnx, read_parity
-    from .infer import infer_offline
-    from .preprocess import preprocess_dir
-    from .ui import info
+def validate(weights: str, data: str, o: RunOptions):
+    """Every argument checked before any slow step."""
+    from .backends import DEFAULT_PRECISION, target
 
-    spec = get_model(model)
-    work = Path(work_dir)
+    if o.batch_size < 1:
+        raise ClsbenchError(f"--batch-size must be >= 1, got {o.batch_size}")
+    if o.threads is not None and o.threads < 1:
+        raise ClsbenchError(f"--threads must be >= 1, got {o.threads}")
+    if o.workers is not None and o.workers < 1:
+        raise ClsbenchError(f"--workers must be >= 1, got {o.workers}")
+    if o.calib_images < 1:
+        raise ClsbenchError(f"--calib-images must be >= 1, got {o.calib_images}")
+    if not os.path.exists(weights):
+        raise ClsbenchError(f"{weights}: weights/model file not found")
+    if not os.path.isdir(data):
+        raise ClsbenchError(f"{data}: data directory not found")
+    for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
+        check_no_whitespace(os.path.abspath(path), what)
+    t = target(o.backend, o.precision or DEFAULT_PRECISION.get(o.backend, "fp32"))
+    from .modelfile import kind
+
+    k = kind(weights)
+    # a .pth is exported to ONNX for the ONNX backends; an ONNX or IR file is used as is
+    if ("pth" in t.runs and k != "pth") or (k == "ir" and "ir" not in t.runs):
+        what = {"pth": "PyTorch weights", "onnx": "an ONNX model", "ir": "an OpenVINO IR"}[k]
+        raise ClsbenchError(f"{weights}: {what}, but {t.label} runs {' or '.join(t.runs)} files")
+    return t
+
+
+def run(weights: str, data: str, options: RunOptions | None = None, **kw) -> dict:
+    """The whole flow; returns the summary (also written as summary.json and summary.md)."""
+    o = options or RunOptions(**kw)
+    t = validate(weights, data, o)
+    spec = get_model(o.model)
+    work = Path(o.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    val, label_file = locate_dataset(data, work)
+    with folder_lock(work):
+        return _run_locked(weights, data, o, t, spec, work)
 
-    onnx_path = work / "model.onnx"
-    if not overwrite and _export_is_current(onnx_path, weights, spec.name):
-        info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
-        exported = read_parity(str(onnx_path))
-    else:
-        info(f"[1/5] export {weights} → {onnx_path}")
-        exported = export_onnx(weights, str(onnx_path), model=spec.name, parity_images=str(val))
-    p = exported["parity"]
-    info(f"      {exported['weights']['verdict']}")
-    info(f"      parity vs PyTorch: rel. L2 error {p['rel_l2_error']:.2e}, "
-         f"top-1 agreement {p['top1_agreement']:.1%}, top-5 overlap {p['top5_overlap']:.1%}")
 
-    # the torch and cuda backends run the weights themselves, the others the exported ONNX
-    runnable = weights if backend in ("torch", "cuda") else str(onnx_path)
-    prep = work / "prep_dataset"
-    info_path = work / "prep_bin.info"
-    result = work / "result"
-    crop = spec.preprocessing.crop
-    if stream:
-        info("[2/5] preprocess: streamed (each worker process decodes, resizes and runs; no intermediate files)")
-        info("[3/5] dataset info: not needed when streaming")
-        info(f"[4/5] infer bs{batch_size} with {backend}, streaming from {val}")
-        perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
-                             workers=workers, strict=strict, batch_size=batch_size, output=str(result),
-                             device_id=device_id, outfmt=outfmt, backend=backend, precision=precision,
-                             threads=threads, overwrite=overwrite, show_progress=show_progress)
-        failed = [(f["file"], f["error"]) for f in perf["failed"]]
-        layout, preprocessed, ignored = list_images(val).layout, perf["total"] - len(failed), []
-    else:
-        info(f"[2/5] preprocess {val} → {prep} ({spec.preset} preset)")
-        rep = preprocess_dir(val, prep, spec.preprocessing, workers=workers, overwrite=overwrite,
-                             strict=strict, show_progress=show_progress)
-        info(f"      {rep.written} written, {rep.resumed} already done, {len(rep.failed)} unreadable, "
-             f"{len(rep.ignored)} non-image entries ignored")
-        failed, layout, preprocessed, ignored = rep.failed, rep.layout, len(rep.outputs), rep.ignored
-        info(f"[3/5] dataset info → {info_path}")
-        gen_bin_info(str(prep), str(info_path), crop, crop)
-        info(f"[4/5] infer bs{batch_size} with {backend}")
-        perf = infer_offline(runnable, str(info_path), batch_size=batch_size, output=str(result),
-                             device_id=device_id, outfmt=outfmt, backend=backend, precision=precision,
-                             threads=threads, overwrite=overwrite, show_progress=show_progress)
-    perf_json = result / perf_file_name(batch_size, device_id).replace(".txt", ".json")
-    if not perf["samples"] and perf_json.is_file():
-        perf = json.loads(perf_json.read_text())  # nothing left to run: the earlier figures stand
+def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
+    from .modelfile import kind
 
-    info("[5/5] evaluate")
-    dump = result / f"dumpOutput_device{device_id}"
-    acc = evaluate(dump, label_file, strict=strict)
-    result_json = write_result(acc, work, "result.json")
-
-    summary = {
-        "tool": f"clsbench {__version__}", "model": spec.name, "weights": exported["weights"],
-        "parity": p, "preprocessing": {"preset": spec.preset, **spec.preprocessing.as_dict()},
-        "dataset": {"images": str(val.resolve()), "labels": str(label_file.resolve()),
-                    "layout": layout, "preprocessed": preprocessed, "streamed": stream,
-                    "unreadable": [{"file": f, "error": e} for f, e in failed],
-                    "ignored": ignored},
-        "accuracy": {"images": acc.images, "classes": acc.num_classes,
-                     **{f"top{k}": acc.percent(k) for k in range(1, 6)},
-                     "reference_top1": spec.top1, "reference_top5": spec.top5,
-                     "top1_drop": spec.top1 - acc.percent(1), "tolerance": tolerance,
-                     "within_tolerance": spec.top1 - acc.percent(1) <= tolerance,
-                     "labels_without_output": acc.labels_without_output,
-                     "outputs_without_label": len(acc.unlabelled_outputs)},
-        "performance": perf,
-        "files": {"onnx": str(onnx_path), "parity": str(onnx_path.with_suffix("")) + ".parity.json",
-                  **({} if stream else {"prep_dataset": str(prep), "info": str(info_path)}),
-                  "outputs": str(dump),
-                  "perf": str(result / perf_file_name(batch_size, device_id)),
-                  "perf_json": str(perf_json), "result_json": str(result_json),
-                  "summary_json": str(work / "summary.json"), "summary_md": str(work / "summary.md")},
-    }
+    timer = Timer()
+    val, label_file, wrote_labels = locate_dataset(data, work)
+    if wrote_labels:
+        log.info(f"labels: {val} has ImageNet class folders; wrote {label_file} from their wnids")
+    labels = read_labels(label_file, spec.num_classes)  # a bad label stops us before any slow step
+    with timer("export"):
+        model_file, exported = _model_for(weights, kind(weights), spec, work, val, o)
+    with timer("compile"):
+        runnable, compiled = _artifact_for(model_file, weights, t, spec, work, val, labels, o)
+    with timer("preprocess+infer" if o.stream else "preprocess"):
+        prep = _preprocess(val, work, spec, o)
+    perf = _infer(runnable, val, prep, work, spec, t, o, timer)
+    log.info("[5/5] evaluate")
+    with timer("eval"):
+        dump = work / "result" / f"dumpOutput_device{o.device_id}"
+        acc = evaluate(dump, label_file, strict=o.strict)
+        result_json = write_result(acc, work, "result.json")
+        outside = None
+        if compiled and compiled.get("calibrated_on_data"):
+            outside = evaluate(dump, label_file, exclude=set(compiled["calibration_names"]))
+    summary = _summary(spec, weights, exported, compiled, prep, perf, acc, outside, val, label_file,
+                       work, result_json, o, timer)
     atomic_write_json(work / "summary.json", summary)
     atomic_write_text(work / "summary.md", summary_markdown(summary, acc, spec))
     summary["_accuracy"] = acc
     return summary
 
 
+def _model_for(weights, weights_kind, spec, work: Path, val: Path, o: RunOptions):
+    """The ONNX (or IR) model the run uses: exported from a .pth, or the file given."""
+    from .export import export_onnx, read_parity
+
+    if weights_kind != "pth":
+        log.info(f"[1/5] export: {weights} is already an {'ONNX model' if weights_kind == 'onnx' else 'OpenVINO IR'}; "
+                 f"not exported (its parity with PyTorch is not checked here)")
+        return weights, None
+    onnx_path = work / "model.onnx"
+    rec = read_parity(str(onnx_path))
+    if not o.overwrite and onnx_path.is_file() and rec and rec.get("passed") and rec.get("model") == spec.name \
+            and rec["weights"]["sha256"] == file_sha256(weights):
+        log.info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
+    else:
+        log.info(f"[1/5] export {weights} → {onnx_path}")
+        rec = export_onnx(weights, str(onnx_path), model=spec.name, parity_images=str(val))
+    p = rec["parity"]
+    log.info(f"      {rec['weights']['verdict']}")
+    log.info(f"      parity vs PyTorch float64: rel. L2 error {p['rel_l2_error']:.2e} "
+             f"(bound {p.get('bound_rel_l2_error', 0):.2e}), top-1 agreement {p['top1_agreement']:.1%}")
+    return str(onnx_path), rec
+
+
+def _artifact_for(model_file, weights, t, spec, work: Path, val: Path, labels, o: RunOptions):
+    """What the backend runs: the weights (torch, cuda), the model itself, or a compiled
+    artifact, compiled here when (backend, precision) needs one."""
+    from .compile import compile_model
+
+    if "pth" in t.runs:
+        return weights, None
+    if not t.compiled:
+        return model_file, None
+    calib = o.calib_data or str(val)
+    if not o.calib_data:
+        log.warning(f"no --calib-data: {t.label} calibrates on the first {o.calib_images} images of "
+                    f"{val}; accuracy is also reported on the images outside that set")
+    log.info(f"[1/5] compile {t.label} (calibration: {calib})")
+    rec = compile_model(model_file, backend=t.backend, precision=t.precision, output_dir=str(work / "compiled"),
+                        data=calib, calib_images=o.calib_images, pp=spec.preprocessing, labels=labels,
+                        overwrite=o.overwrite)
+    rec["calibrated_on_data"] = not o.calib_data
+    return rec["artifact"], rec
+
+
+def _preprocess(val: Path, work: Path, spec, o: RunOptions):
+    from .preprocess import preprocess_dir
+
+    if o.stream:
+        log.info("[2/5] preprocess: streamed (each worker process decodes, resizes and runs; no intermediate files)")
+        log.info("[3/5] dataset info: not needed when streaming")
+        return None
+    prep = work / "prep_dataset"
+    log.info(f"[2/5] preprocess {val} → {prep} ({spec.preset} preset)")
+    rep = preprocess_dir(val, prep, spec.preprocessing, workers=o.workers, overwrite=o.overwrite,
+                         strict=o.strict, show_progress=o.show_progress)
+    log.info(f"      {rep.written} written, {rep.resumed} already done, {len(rep.failed)} unreadable, "
+             f"{len(rep.ignored)} non-image entries ignored")
+    return rep
+
+
+def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer) -> dict:
+    from .infer import infer_offline
+
+    result = work / "result"
+    common = dict(batch_size=o.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
+                  backend=t.backend, precision=t.precision, threads=o.threads, overwrite=o.overwrite,
+                  show_progress=o.show_progress)
+    if o.stream:
+        log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}")
+        with timer("preprocess+infer"):
+            perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
+                                 workers=o.workers, strict=o.strict, **common)
+    else:
+        info_path = work / "prep_bin.info"
+        log.info(f"[3/5] dataset info → {info_path}")
+        crop = spec.preprocessing.crop
+        with timer("info"):
+            gen_bin_info(str(work / "prep_dataset"), str(info_path), crop, crop)
+        log.info(f"[4/5] infer bs{o.batch_size} with {t.label}")
+        with timer("infer"):
+            perf = infer_offline(runnable, str(info_path), **common)
+    if perf.get("from_earlier_run"):
+        log.info(f"      nothing left to infer: all {perf['total']} outputs exist; the throughput "
+                 f"figures are from the earlier run that wrote them ({perf.get('finished_at', '?')})")
+    return perf
+
+
+def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, label_file, work, result_json,
+             o: RunOptions, timer) -> dict:
+    from .outputs import dump_dir
+    from .perf import perf_file_name
+
+    failed = ([(f["file"], f["error"]) for f in perf["failed"]] if o.stream
+              else rep.failed)
+    result = work / "result"
+    accuracy = {"images": acc.images, "classes": acc.num_classes,
+                **{f"top{k}": acc.percent(k) for k in range(1, 6)},
+                "reference_top1": spec.top1, "reference_top5": spec.top5,
+                "top1_drop": spec.top1 - acc.percent(1), "tolerance": o.tolerance,
+                "within_tolerance": spec.top1 - acc.percent(1) <= o.tolerance,
+                "labels_without_output": acc.labels_without_output,
+                "outputs_without_label": len(acc.unlabelled_outputs)}
+    if outside is not None:
+        accuracy["outside_calibration"] = {"images": outside.images,
+                                           **{f"top{k}": outside.percent(k) for k in range(1, 6)}}
+    files = {"weights": str(weights)}
+    if exported:
+        files.update(onnx=str(work / "model.onnx"), parity=str(work / "model.parity.json"))
+    if compiled:
+        files["compiled"] = compiled["artifact"]
+    if not o.stream:
+        files.update(prep_dataset=str(work / "prep_dataset"), info=str(work / "prep_bin.info"))
+    files.update(labels=str(label_file), outputs=str(dump_dir(result, o.device_id)),
+                 perf=str(result / perf_file_name(o.batch_size, o.device_id)),
+                 result_json=str(result_json), summary_json=str(work / "summary.json"),
+                 summary_md=str(work / "summary.md"))
+    return {
+        "tool": f"clsbench {__version__}", "model": spec.name,
+        "weights": exported["weights"] if exported else {"path": os.path.abspath(weights),
+                                                         "sha256": file_sha256(weights)},
+        "parity": exported["parity"] if exported else None,
+        "compiled": {k: v for k, v in compiled.items() if k != "calibration_names"} if compiled else None,
+        "preprocessing": {"preset": spec.preset, **spec.preprocessing.as_dict()},
+        "dataset": {"images": str(val.resolve()), "labels": str(Path(label_file).resolve()),
+                    "layout": list_images(val).layout,
+                    "preprocessed": None if o.stream else len(rep.outputs), "streamed": o.stream,
+                    "unreadable": [{"file": f, "error": e} for f, e in failed],
+                    "ignored": [] if o.stream else rep.ignored},
+        "accuracy": accuracy, "performance": perf, "stage_seconds": timer.seconds, "files": files,
+    }
+
+
 def summary_markdown(s: dict, acc, spec) -> str:
     perf = s["performance"]
     lines = [f"# clsbench run: {s['model']}", "",
-             f"- weights: {s['weights']['path']} — {s['weights']['verdict']}",
-             f"- parity vs PyTorch: rel. L2 error {s['parity']['rel_l2_error']:.2e}, "
-             f"top-1 agreement {s['parity']['top1_agreement']:.1%}",
-             f"- preprocessing: {s['preprocessing']}",
-             f"- measured with: {backend_line(perf)}", "",
-             "## Accuracy", "", accuracy_markdown(acc, spec),
-             "## Throughput", "", "| stage | figure | value |", "|---|---|---:|"]
+             f"- weights: {s['weights']['path']} — {s['weights'].get('verdict', 'a model file, used as is')}"]
+    if s["parity"]:
+        lines.append(f"- parity vs PyTorch float64: rel. L2 error {s['parity']['rel_l2_error']:.2e}, "
+                     f"top-1 agreement {s['parity']['top1_agreement']:.1%}")
+    lines += [f"- preprocessing: {s['preprocessing']}", f"- measured with: {backend_line(perf)}",
+              f"- stage seconds: {s['stage_seconds']}", "",
+              "## Accuracy", "", accuracy_markdown(acc, spec),
+              "## Throughput", "", "| stage | figure | value |", "|---|---|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in perf_rows(perf)]
     lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in s["files"].items()]
     return "\n".join(lines) + "\n"

@@ -20,11 +20,12 @@ import numpy as np
 from PIL import Image
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_bytes, atomic_write_json, remove_stale_temps
+from ._io import (ConflictError, atomic_write_bytes, atomic_write_json, folder_lock, matching_record,
+                  remove_temp_dir, sidecar, temp_dir)
 from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 
-MANIFEST = ".clsbench_preprocess.json"
+LEGACY_MANIFEST = ".clsbench_preprocess.json"  # 0.1.0 kept it inside the folder
 _FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
@@ -148,27 +149,38 @@ def parallel_map(fn, jobs: list, workers: int | None):
         pool.shutdown(cancel_futures=True)
 
 
+@dataclass
+class Loaded:
+    x: np.ndarray  # (N, 3, crop, crop) float32
+    names: list[str]  # image stems, in order
+    skipped: int  # unreadable images passed over
+    end: int  # listing position after the last image looked at
+
+
 def load_folder(src: str | os.PathLike, pp: Preprocessing, start: int = 0,
-                count: int | None = None) -> tuple[np.ndarray, int]:
-    """Preprocessed images [start, start+count) of a folder, unreadable ones skipped (they are
-    preprocess's to report); returns the batch and how many were skipped."""
-    out, skipped = [], 0
-    for rel in list_images(src).images[start:]:
-        if count is not None and len(out) == count:
+                count: int | None = None) -> Loaded:
+    """`count` readable images from position `start` of a folder's sorted listing,
+    preprocessed; unreadable ones are skipped (they are preprocess's to report)."""
+    out, names, skipped = [], [], 0
+    images = list_images(src).images
+    pos = start
+    for pos in range(start, len(images) + 1):
+        if pos == len(images) or (count is not None and len(out) == count):
             break
         try:
-            out.append(preprocess_image(Path(src) / rel, pp))
+            out.append(preprocess_image(Path(src) / images[pos], pp))
+            names.append(stem(images[pos].name))
         except ClsbenchError:
             skipped += 1
     if not out:
         raise ClsbenchError(f"{src}: no readable images from position {start}")
-    return np.stack(out), skipped
+    return Loaded(np.stack(out), names, skipped, pos)
 
 
-def _convert_one(job: tuple[str, str, Preprocessing]) -> tuple[str, str | None]:
-    src, dst, pp = job
+def _convert_one(job: tuple[str, str, Preprocessing, str]) -> tuple[str, str | None]:
+    src, dst, pp, tmp = job
     try:
-        atomic_write_bytes(dst, to_bin_bytes(preprocess_image(src, pp)))
+        atomic_write_bytes(dst, to_bin_bytes(preprocess_image(src, pp)), tmp)
         return src, None
     except ClsbenchError as e:
         return src, str(e)
@@ -176,22 +188,19 @@ def _convert_one(job: tuple[str, str, Preprocessing]) -> tuple[str, str | None]:
         raise ClsbenchError(f"{dst}: cannot write ({e.strerror or e})") from None
 
 
-def _check_manifest(dst: Path, pp: Preprocessing, overwrite: bool) -> None:
-    mpath = dst / MANIFEST
-    settings = pp.as_dict()
-    if mpath.exists():
-        try:
-            old = json.loads(mpath.read_text())["preprocessing"]
-        except (ValueError, KeyError) as e:
-            raise ClsbenchError(f"{mpath}: unreadable manifest ({e}); remove it or use --overwrite") from None
-        if old != json.loads(json.dumps(settings)) and not overwrite:
-            raise ClsbenchError(
-                f"{dst}: holds .bin files made with other preprocessing {old}; "
-                f"use another output directory or --overwrite")
-    elif any(n.endswith(".bin") for n in os.listdir(dst)) and not overwrite:
-        raise ClsbenchError(
-            f"{dst}: holds .bin files that clsbench did not write (no {MANIFEST}); "
-            f"use an empty directory or --overwrite to regenerate them")
+def _check_folder(dst: Path, pp: Preprocessing, overwrite: bool) -> None:
+    """dst holds nothing but .bin files (gen_dataset_info.py lists it); what made them is
+    recorded beside it, in `<dst>.clsbench.json`."""
+    legacy = dst / LEGACY_MANIFEST
+    if legacy.exists() and not sidecar(dst).exists():
+        os.replace(legacy, sidecar(dst))
+    identity = {"preprocessing": pp.as_dict()}
+    if overwrite:
+        return
+    if matching_record(sidecar(dst), identity, str(dst)) is None and \
+            any(n.endswith(".bin") for n in os.listdir(dst)):
+        raise ConflictError(f"{dst}: holds .bin files that clsbench did not write "
+                            f"(no {sidecar(dst).name} beside it)")
 
 
 def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessing, *,
@@ -213,18 +222,30 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
     owners = {stem(rel.name) + ".bin": rel for rel in listing.images}
     check_unique([(stem(rel.name) + ".bin", src / rel) for rel in listing.images], str(src))
     dst.mkdir(parents=True, exist_ok=True)
-    _check_manifest(dst, pp, overwrite)
-    remove_stale_temps(dst)
-    atomic_write_json(dst / MANIFEST, {"tool": f"clsbench {__version__}",
-                                       "source": str(src.resolve()),
-                                       "preprocessing": pp.as_dict()})
-    jobs = []
-    for name, rel in owners.items():
-        out = dst / name
-        if not overwrite and out.is_file() and out.stat().st_size == pp.bin_bytes:
-            report.resumed += 1
-        else:
-            jobs.append((str(src / rel), str(out), pp))
+    with folder_lock(dst):
+        _check_folder(dst, pp, overwrite)
+        atomic_write_json(sidecar(dst), {"tool": f"clsbench {__version__}", "source": str(src.resolve()),
+                                         "identity": {"preprocessing": pp.as_dict()}})
+        tmp = str(temp_dir(dst))
+        jobs = []
+        for name, rel in owners.items():
+            out = dst / name
+            if not overwrite and out.is_file() and out.stat().st_size == pp.bin_bytes:
+                report.resumed += 1
+            else:
+                jobs.append((str(src / rel), str(out), pp, tmp))
+        try:
+            _convert(jobs, dst, workers, strict, report, show_progress)
+        finally:
+            remove_temp_dir(dst)
+    failed_names = {stem(Path(s).name) + ".bin" for s, _ in report.failed}
+    report.outputs = sorted(n for n in owners if n not in failed_names)
+    return report
+
+
+def _convert(jobs, dst, workers, strict, report, show_progress) -> None:
+    from .ui import progress, warn
+
     with progress(len(jobs), f"preprocess → {dst}", show_progress) as advance, \
             parallel_map(_convert_one, jobs, workers) as results:
         for source, err in results:
@@ -237,6 +258,3 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
             advance()
     for _, err in report.failed:
         warn(f"skipped: {err}")
-    failed_names = {stem(Path(s).name) + ".bin" for s, _ in report.failed}
-    report.outputs = sorted(n for n in owners if n not in failed_names)
-    return report

@@ -159,3 +159,38 @@ def perf_plot(result: dict, path: str) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def print_run_summary(s: dict, spec: ModelSpec) -> None:
+    """The end of `clsbench run`: accuracy table, throughput, unreadable files, stage times, files."""
+    from .ui import out
+
+    out.print()
+    out.print(accuracy_table(s["_accuracy"], spec, f"Accuracy vs torchvision {spec.name}"))
+    acc = s["accuracy"]
+    if "outside_calibration" in acc:
+        o = acc["outside_calibration"]
+        out.print(f"Top-1 on the {o['images']} images outside the calibration set: {o['top1']:.2f} %")
+    comp = s.get("compiled")
+    if comp and comp.get("parity", {}).get("accuracy"):
+        q = comp["parity"]["accuracy"]
+        out.print(f"{comp['precision']} vs fp32 on {q['labelled_images']} held-out labelled images: "
+                  f"Top-1 {q['top1']:.2f} % vs {q['fp32_top1']:.2f} % (drop {q['top1_drop']:+.2f} points)")
+    perf = s["performance"]
+    title = f"Throughput: {backend_line(perf)}"
+    if perf.get("from_earlier_run"):
+        title += f" — figures of the earlier run ({perf.get('finished_at', '?')}): nothing was left to infer"
+    out.print(perf_table(perf, title))
+    bad = s["dataset"]["unreadable"]
+    if bad:
+        out.print(f"[bold yellow]{len(bad)} unreadable images skipped[/] (not counted in the accuracy):",
+                  soft_wrap=True)
+        for b in bad:
+            out.print(f"  {b['error']}", soft_wrap=True, markup=False)
+    if acc["labels_without_output"] or acc["outputs_without_label"]:
+        out.print(f"{acc['labels_without_output']} labelled images without output, "
+                  f"{acc['outputs_without_label']} outputs without label (not counted)")
+    out.print("Stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in s["stage_seconds"].items()))
+    out.print("Files:")
+    for k, v in s["files"].items():
+        out.print(f"  {k:<13} {v}", markup=False)

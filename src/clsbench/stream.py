@@ -18,26 +18,26 @@ import numpy as np
 
 from . import ClsbenchError
 
-_W: dict = {}  # per worker process: its backend and settings
+_W: dict = {}  # per worker process: its batch step and settings
 
 
-def _init(model, backend, precision, batch_size, pp, dump, outfmt) -> None:
+def _init(model, backend, precision, batch_size, pp, out) -> None:
     import signal
 
-    from .backends import get_backend
-    from .infer import OutputEncoder
+    from .backends import open_backend
+    from .stages import BatchStep
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
-    rt = get_backend(backend)(model, batch_size=batch_size, threads=1, precision=precision)
-    rt.run(np.zeros((batch_size, *rt.input_shape), np.float32))  # warm-up, not timed
-    _W.update(rt=rt, pp=pp, dump=dump, outfmt=outfmt, bs=batch_size, enc=OutputEncoder(outfmt))
+    rt = open_backend(backend, model, batch_size=batch_size, threads=1, precision=precision)
+    step = BatchStep(rt, batch_size)
+    step.warm_up()  # not timed
+    _W.update(step=step, shape=rt.input_shape, pp=pp, out=out, bs=batch_size)
 
 
 def _chunk(items, strict) -> dict:
-    from ._io import atomic_write_bytes
     from .preprocess import crop_chw, normalize_batch
 
-    rt, pp, bs = _W["rt"], _W["pp"], _W["bs"]
+    step, pp, bs, out = _W["step"], _W["pp"], _W["bs"], _W["out"]
     t = {"decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
     ok, crops, failed = [], [], []
     for key, path in items:
@@ -50,29 +50,25 @@ def _chunk(items, strict) -> dict:
                 raise
             failed.append((path, str(e)))
         t["decode"] += time.perf_counter() - t0
-    batch = np.empty((bs, *rt.input_shape), np.float32)
+    batch = np.empty((bs, *_W["shape"]), np.float32)
     for s in range(0, len(ok), bs):
         group = ok[s:s + bs]
         t0 = time.perf_counter()
         normalize_batch(np.stack(crops[s:s + bs]), pp, out=batch[:len(group)])
-        batch[len(group):] = batch[len(group) - 1]  # pad; padding outputs are dropped
         t1 = time.perf_counter()
-        logits = rt.run(batch)[:len(group)]
+        logits, ms = step(batch, len(group), [p for _, p in group])
         t2 = time.perf_counter()
-        bad = ~np.isfinite(logits).all(axis=1)
-        if bad.any():
-            raise ClsbenchError(f"{rt.model_path}: NaN or infinite output for {group[int(np.argmax(bad))][1]}")
-        for (key, _), blob in zip(group, _W["enc"].encode(logits)):
-            atomic_write_bytes(os.path.join(_W["dump"], f"{key}_1.{_W['outfmt']}"), blob)
+        out.write([key for key, _ in group], logits)
         t["pre"] += t1 - t0
-        t["compute_ms"].append((t2 - t1) * 1e3)
+        t["compute_ms"].append(ms)
         t["post"] += time.perf_counter() - t2
     return {"done": len(ok), "failed": failed, **t}
 
 
-def run_stream(pending, *, model, backend, precision, batch_size, pp, dump, outfmt, workers, strict,
+def run_stream(pending, *, model, backend, precision, batch_size, pp, out, workers, strict,
                advance) -> dict:
-    """Process `pending` (key, path) items; returns summed stage times and failures."""
+    """Process `pending` (key, path) items into the prepared OutputFolder `out`; returns
+    summed stage times and failures."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -81,7 +77,7 @@ def run_stream(pending, *, model, backend, precision, batch_size, pp, dump, outf
     chunks = [pending[i:i + chunk] for i in range(0, len(pending), chunk)]
     totals = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                               initargs=(model, backend, precision, batch_size, pp, str(dump), outfmt))
+                               initargs=(model, backend, precision, batch_size, pp, out))
     try:
         window: deque = deque()
         todo = iter(chunks)

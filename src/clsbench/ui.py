@@ -1,16 +1,22 @@
-"""Terminal output: progress bars and tables on stderr/stdout, silent when asked."""
+"""Terminal output: progress bars, and the handler that shows the library's log records.
+
+Library code reports through the `clsbench` logger (and `progress`, which only draws when
+asked); the CLI installs `install_log_handler` so records appear on stderr, and a notebook
+gets them through ordinary logging.
+"""
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay copyable
 out = Console(highlight=False, soft_wrap=True)
-
+log = logging.getLogger("clsbench")
 
 # The step in progress, so an interruption can say what was finished.
 current = {"task": None, "done": 0, "total": 0}
@@ -41,12 +47,26 @@ def progress(total: int, description: str, enabled: bool = True):
 
 
 def warn(msg: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {msg}")
+    log.warning(msg)
 
 
 def info(msg: str) -> None:
-    console.print(msg)
+    log.info(msg)
 
 
-def is_quiet_env() -> bool:
-    return not sys.stderr.isatty()
+class _RichHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = escape(record.getMessage())
+        if record.levelno >= logging.WARNING:
+            msg = f"[bold yellow]warning:[/] {msg}"
+        console.print(msg)
+
+
+def install_log_handler() -> None:
+    """Show clsbench's records (INFO and up) on stderr; silence other libraries' chatter."""
+    if not any(isinstance(h, _RichHandler) for h in log.handlers):
+        log.addHandler(_RichHandler())
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for noisy in ("nncf", "openvino", "torch", "onnxruntime"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)

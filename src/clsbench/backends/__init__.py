@@ -1,13 +1,18 @@
-"""Inference backends behind one small interface (MLPerf style: one file per runtime).
+"""Inference backends behind one small interface (MLPerf style: one file per runtime), and
+THE table of (backend, precision) pairs: which exist, what file each runs, whether it needs
+a `clsbench compile` artifact and calibration images, how it is verified.
 
-A backend loads one model for one batch size and precision, runs a batch, and describes
-itself for the record. Backends are imported lazily so an absent runtime costs nothing
-until it is asked for, and then gives a clear message instead of a traceback.
+Every command asks this table (`target`, `artifact_name`, `open_backend`); no other module
+keeps its own list. Backends are imported lazily, so an absent runtime costs nothing until
+it is asked for, and then gives a clear message instead of a traceback.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,19 +44,80 @@ class Backend(ABC):
         """Runtime, version, device, precision, threads: what produced a number."""
 
 
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Target:
+    backend: str
+    precision: str
+    runs: tuple[str, ...]  # model file kinds the backend reads (modelfile.kind)
+    compiled: bool  # needs a `clsbench compile` artifact (cannot run the export as is)
+    calibration: bool  # compiling it needs calibration images
+    artifact_ext: str | None  # what `clsbench compile` writes for it; None: nothing to compile
+    verify: str  # what its parity is measured against
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.precision}"
+
+
+_ORT, _OV = ("onnx",), ("onnx", "ir")
+_VS_FP32 = "ONNX Runtime fp32 on the exported ONNX, on held-out images"
+TARGETS: dict[tuple[str, str], Target] = {t[:2]: Target(*t) for t in [
+    ("onnxruntime", "fp32", _ORT, False, False, ".onnx", "PyTorch float64 (export parity)"),
+    ("onnxruntime", "int8", _ORT, True, True, ".onnx", _VS_FP32),
+    ("openvino", "fp32", _OV, False, False, ".xml", _VS_FP32),
+    ("openvino", "bf16", _OV, False, False, ".xml", _VS_FP32),
+    ("openvino", "int8", _OV, True, True, ".xml", _VS_FP32),
+    ("torch", "fp32", ("pth",), False, False, None, "itself: the reference"),
+    ("torch", "bf16", ("pth",), False, False, None, "PyTorch fp32"),
+    ("cuda", "fp32", ("pth",), False, False, None, "PyTorch fp32 on the CPU"),
+    ("cuda", "fp16", ("pth",), False, False, None, "PyTorch fp32 on the CPU"),
+    ("cuda", "bf16", ("pth",), False, False, None, "PyTorch fp32 on the CPU"),
+]}
+
 _REGISTRY = {
     "onnxruntime": ("clsbench.backends.onnxruntime", "OnnxRuntimeBackend", "onnxruntime"),
     "openvino": ("clsbench.backends.openvino", "OpenVinoBackend", "openvino (pip install 'clsbench[openvino]')"),
     "torch": ("clsbench.backends.torch", "TorchBackend", "torch (pip install 'clsbench[export]')"),
     "cuda": ("clsbench.backends.cuda", "CudaBackend", "torch with CUDA (pip install 'clsbench[export]')"),
 }
-
-# which model file each backend runs
-MODEL_KIND = {"onnxruntime": ".onnx", "openvino": ".onnx or .xml", "torch": ".pth", "cuda": ".pth"}
+DEFAULT_PRECISION = {"onnxruntime": "fp32", "openvino": "fp32", "torch": "fp32", "cuda": "fp16"}
 
 
 def available() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def precisions(backend: str) -> list[str]:
+    return [p for (b, p) in TARGETS if b == backend]
+
+
+def all_labels() -> list[str]:
+    return [t.label for t in TARGETS.values()]
+
+
+def target(backend: str, precision: str) -> Target:
+    if backend not in _REGISTRY:
+        raise ClsbenchError(f"unknown backend {backend!r}; available: {', '.join(available())}")
+    t = TARGETS.get((backend, precision))
+    if t is None:
+        raise ClsbenchError(f"{backend} has no {precision!r} precision; it offers "
+                            f"{', '.join(precisions(backend))} (all pairs: {', '.join(all_labels())})")
+    return t
+
+
+def artifact_name(onnx_path: str, backend: str, precision: str) -> str:
+    """The file `clsbench compile` writes for (backend, precision) from `onnx_path`."""
+    t = target(backend, precision)
+    if t.artifact_ext is None:
+        raise ClsbenchError(f"{t.label} runs the PyTorch weights; there is nothing to compile")
+    return f"{Path(onnx_path).stem}.{backend}.{precision}{t.artifact_ext}"
 
 
 def get_backend(name: str) -> type[Backend]:
@@ -62,3 +128,41 @@ def get_backend(name: str) -> type[Backend]:
         return getattr(importlib.import_module(module), cls)
     except ImportError as e:
         raise ClsbenchError(f"backend {name!r} needs {package}, which is not installed ({e})") from None
+
+
+def resolve(model: str, backend: str | None = None, precision: str | None = None) -> Target:
+    """(backend, precision) for running `model`: unset values come from the file itself
+    (its kind, the precision clsbench recorded in it, int8 if it is quantized); values given
+    that contradict the file are errors."""
+    from ..modelfile import check_external_data, kind, read_metadata, stored_precision
+
+    k = kind(model)
+    if k == "onnx":
+        check_external_data(model)
+    meta = read_metadata(model, k)
+    backend = backend or meta.get("backend") or {"pth": "torch", "ir": "openvino"}.get(k, "onnxruntime")
+    stored = stored_precision(model, k)
+    precision = precision or stored or DEFAULT_PRECISION.get(backend, "fp32")
+    t = target(backend, precision)
+    if k not in t.runs:
+        what = {"pth": "a PyTorch state dict", "onnx": "an ONNX model", "ir": "an OpenVINO IR"}[k]
+        raise ClsbenchError(f"{model}: {what}; the {backend} backend runs "
+                            f"{' or '.join(t.runs)} files")
+    if (stored == "int8") != (precision == "int8"):
+        raise ClsbenchError(f"{model}: {'an int8' if stored == 'int8' else 'a float'} model, but precision "
+                            f"{precision!r} was asked for" + ("" if stored == "int8" else
+                            f"; make one with `clsbench compile --backend {backend} --precision int8`"))
+    return t
+
+
+def open_backend(backend: str | None, model: str, *, batch_size: int, precision: str | None = None,
+                 threads: int | None = None, device_id: int = 0, **kw) -> Backend:
+    """THE way to load a model for inference: checks the file, resolves (backend, precision)
+    with `resolve`, validates the settings, then loads."""
+    if batch_size < 1:
+        raise ClsbenchError(f"batch size must be >= 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise ClsbenchError(f"threads must be >= 1, got {threads}")
+    t = resolve(model, backend, precision)
+    return get_backend(t.backend)(model, batch_size=batch_size, threads=threads, device_id=device_id,
+                                  precision=t.precision, **kw)

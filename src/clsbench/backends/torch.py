@@ -10,8 +10,7 @@ import os
 import numpy as np
 
 from .. import ClsbenchError
-from . import Backend
-from .onnxruntime import default_threads
+from . import Backend, default_threads
 
 
 class TorchBackend(Backend):

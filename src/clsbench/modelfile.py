@@ -1,0 +1,121 @@
+"""What a model file is, told from its content: a PyTorch state dict, an ONNX model or an
+OpenVINO IR; the identity clsbench recorded inside it; and the safety checks an untrusted
+ONNX file must pass before any runtime reads it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import ClsbenchError
+
+KINDS = ("pth", "onnx", "ir")
+META_PREFIX = "clsbench."
+
+
+def kind(path: str | os.PathLike) -> str:
+    """'pth', 'onnx' or 'ir', from the bytes (the extension may lie)."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except FileNotFoundError:
+        raise ClsbenchError(f"{path}: model file not found") from None
+    except IsADirectoryError:
+        raise ClsbenchError(f"{path}: is a directory, not a model file") from None
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save: zip, or a bare pickle
+        return "pth"
+    text = head.lstrip()
+    if text.startswith(b"<?xml") or text.startswith(b"<net"):
+        if b"<net" in head or _xml_has_net(path):
+            return "ir"
+    if _parses_as_onnx(path):
+        return "onnx"
+    raise ClsbenchError(f"{path}: not a model file clsbench knows (a PyTorch state dict .pth, "
+                        f"an ONNX model, or an OpenVINO IR .xml)")
+
+
+def _xml_has_net(path: str) -> bool:
+    with open(path, "rb") as f:
+        return b"<net " in f.read(4096)
+
+
+def _parses_as_onnx(path: str) -> bool:
+    import onnx
+
+    try:
+        m = onnx.load(path, load_external_data=False)
+    except Exception:  # DecodeError and friends: not ONNX
+        return False
+    return len(m.graph.node) > 0
+
+
+def read_metadata(path: str | os.PathLike, file_kind: str | None = None) -> dict:
+    """The identity clsbench wrote into a model (ONNX metadata_props, IR rt_info)."""
+    file_kind = file_kind or kind(path)
+    if file_kind == "onnx":
+        import onnx
+
+        m = onnx.load(str(path), load_external_data=False)
+        return {p.key[len(META_PREFIX):]: p.value for p in m.metadata_props if p.key.startswith(META_PREFIX)}
+    if file_kind == "ir":
+        import openvino as ov
+
+        model = ov.Core().read_model(str(path))
+        if not model.has_rt_info(["clsbench"]):
+            return {}
+        info = model.get_rt_info()["clsbench"]
+        return {k: v.astype(str) for k, v in info.astype(dict).items()} if hasattr(info, "astype") else {}
+    return {}
+
+
+def set_onnx_metadata(model, values: dict) -> None:
+    """Write (or replace) clsbench.* entries of an onnx.ModelProto's metadata_props."""
+    keep = [p for p in model.metadata_props if not (p.key[len(META_PREFIX):] in values
+                                                    and p.key.startswith(META_PREFIX))]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in values.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = META_PREFIX + k, str(v)
+
+
+def stored_precision(path: str | os.PathLike, file_kind: str) -> str | None:
+    """The precision a file fixes: 'int8' for a quantized model, the recorded precision of a
+    clsbench artifact, or None (a float model that runs at any float precision)."""
+    recorded = read_metadata(path, file_kind).get("precision")
+    if file_kind == "onnx":
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+        if ops & {"QuantizeLinear", "QLinearConv", "DequantizeLinear"}:
+            return "int8"
+    elif file_kind == "ir":
+        import openvino as ov
+
+        if any(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(path)).get_ops()):
+            return "int8"
+    return recorded
+
+
+def check_external_data(path: str | os.PathLike) -> None:
+    """An ONNX model is untrusted input: every external-data location must stay inside the
+    model's folder (no absolute paths, no '..', no symlink leading out), checked before
+    any runtime opens those files."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors
+
+    path = Path(path)
+    m = onnx.load(str(path), load_external_data=False)
+    base = path.resolve().parent
+    for t in _get_all_tensors(m):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        target = (base / loc).resolve()
+        if not loc or os.path.isabs(loc) or ".." in Path(loc).parts or \
+                (target != base and base not in target.parents):
+            raise ClsbenchError(f"{path}: tensor {t.name!r} points its external data at {loc!r}, "
+                                f"outside the model's folder {base}; refused (untrusted model)")
+        if not target.is_file():
+            raise ClsbenchError(f"{path}: external data file {loc!r} of tensor {t.name!r} is missing")

@@ -1,0 +1,135 @@
+"""Test helpers and independent references: each re-implements a guide script's reading rule
+from formats.md (never from clsbench's code), so a test compares clsbench with the guide."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PROXY = ROOT / "tests" / "data" / "proxy_mnasnet1_0.pth"
+
+
+def photo(name: str) -> Image.Image:
+    from clsbench.demo import skimage_data_dir
+
+    with Image.open(skimage_data_dir() / name) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+# (file name, source photo, size): shorter side already 256, portrait, landscape, tiny,
+# extreme aspect, large, odd sizes for the rounding of the centre crop
+PHOTO_CASES = [
+    ("short256_landscape.jpg", "chelsea.png", (384, 256)),
+    ("short256_portrait.png", "coffee.png", (256, 345)),
+    ("portrait.jpg", "rocket.jpg", (333, 500)),
+    ("landscape.jpg", "motorcycle_left.png", (741, 500)),
+    ("tiny.png", "chelsea.png", (97, 61)),
+    ("tiny_portrait.jpg", "coffee.png", (40, 150)),
+    ("odd.png", "astronaut.png", (511, 257)),
+    ("large.jpg", "hubble_deep_field.jpg", (1000, 872)),
+    ("gray.png", "camera.png", (300, 400)),
+]
+
+
+def run_cli(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
+    """`clsbench ...` in a subprocess, the way a user runs it."""
+    e = dict(os.environ, **(env or {}))
+    p = subprocess.run([sys.executable, "-m", "clsbench.cli", *map(str, args)], cwd=cwd, env=e,
+                       capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"clsbench {' '.join(map(str, args))} exited {p.returncode}\n"
+                             f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def run_script(script, *args, cwd=None, check=True) -> subprocess.CompletedProcess:
+    cmd = ["bash", str(script)] if str(script).endswith(".sh") else [sys.executable, str(script)]
+    p = subprocess.run([*cmd, *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{script} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+# ---------------------------------------------------------------- the guide's reading rules
+
+def guide_acc_eval(result_dir, label_file) -> str:
+    """formats.md §6, as imagenet_acc_eval.py reads: EVERY entry of the folder is an output
+    (os.listdir, no filter); key = name up to its first '.', cut at its last '_'; a key
+    without a label is a KeyError (the reference crashes); the first line's floats ranked
+    by argsort of the negated scores; 1001 classes shift the label; Top-k cumulative."""
+    gt = {}
+    for line in open(label_file):
+        t = line.strip().split(" ")
+        gt[t[0].split(".")[0]] = t[1]
+    hit, count, n_labels = np.zeros(5), 0, 0
+    for name in os.listdir(result_dir):
+        temp = name.split(".")[0]
+        key = temp[:temp.rfind("_")]
+        with open(os.path.join(result_dir, name)) as f:  # a folder in there: IsADirectoryError
+            vals = f.readline().strip().split(" ")
+        pred = np.array([np.float32(v) for v in vals])
+        n_labels = len(vals)
+        real = int(gt[key]) + (1 if n_labels == 1001 else 0)  # KeyError: what the reference does
+        for i, idx in enumerate(np.argsort(-pred, kind="stable")[:5]):
+            if str(real) == str(idx):
+                hit[i] += 1
+                break
+        count += 1
+    acc = np.cumsum(hit) / count
+    value = [{"key": "Number of images", "value": str(count)},
+             {"key": "Number of classes", "value": str(n_labels)}]
+    value += [{"key": f"Top{i + 1} accuracy", "value": str(round(acc[i] * 100, 2)) + "%"} for i in range(5)]
+    return json.dumps({"title": "Overall statistical evaluation", "value": value})
+
+
+def guide_top1(result_json: str) -> float:
+    return float(json.loads(result_json)["value"][2]["value"].rstrip("%"))
+
+
+def guide_bin_info(bin_dir) -> list[str]:
+    """formats.md §4 bin mode: glob '*.bin' in the folder, in glob's order."""
+    return glob.glob(os.path.join(str(bin_dir), "*.bin"))
+
+
+def assert_guide_folder(folder, suffix: str) -> None:
+    """A folder a guide script lists holds nothing but the files that script expects."""
+    others = [n for n in os.listdir(folder) if not (n.endswith(suffix) and not n.startswith("."))]
+    assert others == [], f"{folder} holds {others}: the guide's script would read them"
+
+
+def guide_perf_fields(perf_txt: str) -> list[str]:
+    """formats.md §5: the model zoo's parser: newlines -> ',', append ',', findall ':(.*?),'."""
+    text = perf_txt.replace("\n", ",") + ","
+    return [m.strip() for m in re.findall(r":(.*?),", text)]
+
+
+def guide_interface_rate(perf_txt: str) -> float:
+    """The 8th match (index 7) is Interface throughputRate; 'samples/s' is stripped."""
+    return float(guide_perf_fields(perf_txt)[7].replace("samples/s", "").strip())
+
+
+def reference_bin(path: Path, resize: int, crop: int, mean, std) -> bytes:
+    """formats.md §3 read independently: what the guide's preprocessing writes."""
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    short, long_ = (w, h) if w <= h else (h, w)
+    if short != resize:
+        new_long = int(resize * long_ / short)
+        img = img.resize((resize, new_long) if w <= h else (new_long, resize), Image.BILINEAR)
+    w, h = img.size
+    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    img = img.crop((left, top, left + crop, top + crop))
+    a = np.array(img, dtype=np.float32).transpose(2, 0, 1)
+    a = a / 255.0
+    a -= np.array(mean, dtype=np.float32)[:, None, None]
+    a /= np.array(std, dtype=np.float32)[:, None, None]
+    return a.astype("<f4").tobytes()
