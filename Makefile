@@ -11,7 +11,7 @@ $(BIN)/python:
 
 # torch/torchvision are pinned in pyproject.toml to the releases this machine caches locally
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[export,demo,plot]'
+	$(BIN)/pip install -q -e '.[export,demo,plot,openvino]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Backends x precisions for MnasNet1.0 on this CPU, as ratios over PyTorch eager fp32.
 
-Uses the trained proxy weights (tests/data/proxy_mnasnet1_0.pth), so the top-1 agreement
+Uses the trained proxy weights (src/clsbench/data/proxy_mnasnet1_0.pth), so the top-1 agreement
 of each reduced-precision artifact with fp32 (held-out proxy-task images, from its
 `clsbench compile` parity record) means something. For each batch size, every configuration
 is timed in turn, `--runs` rounds interleaved in one process; medians are quoted.
@@ -47,7 +47,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0, help="timed seconds per configuration per run")
     ap.add_argument("--threads", type=int, default=default_threads())
-    ap.add_argument("--weights", default=str(ROOT / "tests/data/proxy_mnasnet1_0.pth"))
+    ap.add_argument("--weights", default=str(ROOT / "src/clsbench/data/proxy_mnasnet1_0.pth"))
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="clsbench-backends-"))

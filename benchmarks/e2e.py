@@ -104,7 +104,7 @@ def main() -> int:
     ap.add_argument("--noise", type=float, default=26.0,
                     help="noise sigma; 26 gives a mean JPEG size near ImageNet val's (~110-130 KB)")
     ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "clsbench-e2e-data"))
-    ap.add_argument("--weights", default=str(ROOT / "tests/data/proxy_mnasnet1_0.pth"))
+    ap.add_argument("--weights", default=str(ROOT / "src/clsbench/data/proxy_mnasnet1_0.pth"))
     a = ap.parse_args()
 
     from clsbench.evaluate import evaluate, write_result

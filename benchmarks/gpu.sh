@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-WEIGHTS=${1:-tests/data/proxy_mnasnet1_0.pth}
+WEIGHTS=${1:-src/clsbench/data/proxy_mnasnet1_0.pth}
 export ORT_DISABLE_TELEMETRY=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
 "$PY" - <<'PYEOF'

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Train the proxy MnasNet1.0 on the shapes x colours task; writes its weights.
 
-Run once; the result is committed (tests/data/proxy_mnasnet1_0.pth) so CI never retrains.
+Run once; the result is committed (src/clsbench/data/proxy_mnasnet1_0.pth) so CI never retrains.
 Fixed seeds and a fixed step count (not a time budget) keep it repeatable on one machine;
 multi-threaded CPU convolution backward is not bitwise deterministic across machines, so the
 committed file, not a rerun, is the reference. About 7 minutes on the 2-core machine.
 
-    python scripts/make_proxy_weights.py [--steps 260] [--out tests/data/proxy_mnasnet1_0.pth]
+    python scripts/make_proxy_weights.py [--steps 260] [--out src/clsbench/data/proxy_mnasnet1_0.pth]
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=260)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--out", default="tests/data/proxy_mnasnet1_0.pth")
+    ap.add_argument("--out", default="src/clsbench/data/proxy_mnasnet1_0.pth")
     ap.add_argument("--bn-only", action="store_true",
                     help="skip training; re-estimate BatchNorm statistics of the weights in --out")
     a = ap.parse_args()

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-PROXY = ROOT / "tests" / "data" / "proxy_mnasnet1_0.pth"
+PROXY = ROOT / "src" / "clsbench" / "data" / "proxy_mnasnet1_0.pth"
 
 
 def photo(name: str) -> Image.Image:

@@ -50,6 +50,21 @@ def test_bin_files_byte_identical_to_independent_reference(photo_dir, tmp_path):
         assert data == reference_bin(photo_dir / name, 256, 224, pp.mean, pp.std), name
 
 
+def test_bicubic_preset_is_bicubic(photo_dir):
+    """A bicubic preset (as torchvision's ViT/EfficientNet weights use) against torchvision's
+    own ImageClassification transform, the class behind weights.transforms()."""
+    import dataclasses
+
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms._presets import ImageClassification
+
+    pp = dataclasses.replace(PRESETS["mnasnet"], interpolation="bicubic")
+    transform = ImageClassification(crop_size=224, resize_size=256, interpolation=InterpolationMode.BICUBIC)
+    for name, _, _ in PHOTO_CASES:
+        theirs = transform(Image.open(photo_dir / name).convert("RGB")).numpy()
+        assert np.array_equal(preprocess_image(photo_dir / name, pp), theirs), name
+
+
 # formats.md §3's table, typed here from the spec
 GUIDE_PRESETS = {"mnasnet": (256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                  "resnet": (256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

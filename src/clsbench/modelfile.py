@@ -64,8 +64,8 @@ def read_metadata(path: str | os.PathLike, file_kind: str | None = None) -> dict
         model = ov.Core().read_model(str(path))
         if not model.has_rt_info(["clsbench"]):
             return {}
-        info = model.get_rt_info()["clsbench"]
-        return {k: v.astype(str) for k, v in info.astype(dict).items()} if hasattr(info, "astype") else {}
+        info = model.get_rt_info()["clsbench"]  # a dict of str, or of OVAny in some releases
+        return {k: v if isinstance(v, str) else v.astype(str) for k, v in dict(info).items()}
     return {}
 
 

@@ -135,8 +135,9 @@ def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
     labels = read_labels(label_file, spec.num_classes)  # a bad label stops us before any slow step
     with timer("export"):
         model_file, exported = _model_for(weights, kind(weights), spec, work, val, o)
-    with timer("compile"):
+    with timer("compile" if t.compiled else "resolve"):
         runnable, compiled = _artifact_for(model_file, weights, t, spec, work, val, labels, o)
+    timer.seconds.pop("resolve", None)
     with timer("preprocess+infer" if o.stream else "preprocess"):
         prep = _preprocess(val, work, spec, o)
     perf = _infer(runnable, val, prep, work, spec, t, o, timer)

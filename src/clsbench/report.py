@@ -194,3 +194,24 @@ def print_run_summary(s: dict, spec: ModelSpec) -> None:
     out.print("Files:")
     for k, v in s["files"].items():
         out.print(f"  {k:<13} {v}", markup=False)
+
+
+def print_proxy_demo(d: dict) -> None:
+    """The demo's numbers that mean something: the trained proxy, fp32 and reduced precisions."""
+    from .ui import out
+
+    s = d["summary"]
+    acc = s["accuracy"]
+    t = Table(title=f"Trained proxy, {acc['images']} images of its own task (16 classes, chance 6.25 %)",
+              caption="Δ and agreement: against fp32 on the same images, none of them used to calibrate")
+    for col in ("configuration", "Top-1 %", "Δ vs fp32", "agree", "images"):
+        t.add_column(col, justify="left" if col == "configuration" else "right")
+    t.add_row("ORT fp32 (whole flow)", f"{acc['top1']:.2f}", "", "", str(acc["images"]))
+    t.add_row("when trained", f"{d['reference']:.2f}", "", "", "256² draws")
+    for r in d["precisions"]:
+        t.add_row(r["config"].replace("onnxruntime", "ORT").replace("openvino", "OpenVINO"), f"{r['top1']:.2f}",
+                  f"{-r['top1_drop']:+.2f}", f"{r['agreement']:.1%}", str(r["labelled_images"]))
+    out.print(t)
+    out.print("Stage seconds (proxy fp32 run): " +
+              ", ".join(f"{k} {v:.2f}" for k, v in s["stage_seconds"].items()))
+    out.print(f"proxy run summary: {s['files']['summary_md']}", markup=False)

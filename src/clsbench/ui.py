@@ -68,5 +68,6 @@ def install_log_handler() -> None:
         log.addHandler(_RichHandler())
     log.setLevel(logging.INFO)
     log.propagate = False
-    for noisy in ("nncf", "openvino", "torch", "onnxruntime"):
+    # set on the exact loggers: torch configures its parent loggers when it is imported
+    for noisy in ("nncf", "openvino", "torch", "onnxruntime", "torch.utils.cpp_extension"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

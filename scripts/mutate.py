@@ -1,0 +1,172 @@
+"""Mutation testing over clsbench's critical promises: apply one small, realistic bug at a
+time, run the tests that guard that promise, and record whether they caught it.
+
+    .venv/bin/python scripts/mutate.py [--only NAME ...] [--out docs/testing.md]
+
+Not in CI (it runs the relevant tests once per mutation: about 15 minutes on 2 cores).
+Each mutation is an exact text replacement that must match once; the file is restored
+afterwards even on Ctrl-C. "killed": the tests failed with the bug in; "survived": they
+passed, i.e. the promise is not really tested.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "clsbench"
+
+
+@dataclass
+class Mutation:
+    name: str
+    promise: str  # the README guarantee it breaks
+    file: str
+    old: str
+    new: str
+    tests: tuple
+
+
+T_PRE = ("tests/test_preprocess.py",)
+T_EVAL = ("tests/test_evaluate.py", "tests/test_cli.py::test_guide_commands_unchanged")
+T_PERF = ("tests/test_infer.py::test_perf_file_guide_format_and_parser_rule",)
+T_EXPORT = ("tests/test_export.py",)
+T_ATOMIC = ("tests/test_reliability.py::test_torn_writes_impossible_outputs_and_bins",
+            "tests/test_reliability.py::test_torn_writes_a_failure_between_write_and_rename_leaves_no_file")
+T_LABELS = ("tests/test_dataset.py",)
+
+CATALOGUE = [
+    Mutation("resize-rounds", "preprocess: long side truncated as torchvision", "preprocess.py",
+             "return img.resize((size, int(size * h / w))", "return img.resize((size, round(size * h / w))", T_PRE),
+    Mutation("crop-floors", "preprocess: centre crop rounds like the reference", "preprocess.py",
+             "top = int(round((h - size) / 2.0))", "top = (h - size) // 2", T_PRE),
+    Mutation("normalize-order", "preprocess: /255, -mean, /std in float32, in that order", "preprocess.py",
+             "x /= np.asarray(pp.std, dtype=np.float32)[None, :, None, None]",
+             "x *= 1 / np.asarray(pp.std, dtype=np.float32)[None, :, None, None]", T_PRE),
+    Mutation("skip-256-untouched", "preprocess: an image whose short side is already 256 is left untouched",
+             "preprocess.py", "if (w <= h and w == size) or (h <= w and h == size):\n        return img",
+             "if False:\n        return img", T_PRE),
+    Mutation("inceptionv3-resize", "presets: inceptionv3 is 342/299", "models.py",
+             '"inceptionv3": Preprocessing(342, 299', '"inceptionv3": Preprocessing(320, 299', T_PRE),
+    Mutation("bicubic-as-bilinear", "presets: the interpolation of the preset is used", "preprocess.py",
+             '"bicubic": Image.BICUBIC', '"bicubic": Image.BILINEAR',
+             ("tests/test_preprocess.py::test_bicubic_preset_is_bicubic",)),
+    Mutation("no-1001-shift", "eval: a 1001-class output shifts labels by +1", "evaluate.py",
+             "label = labels[key] + (1 if n_classes == 1001 else 0)", "label = labels[key]", T_EVAL),
+    Mutation("rounding-1-digit", "eval: str(round(acc*100, 2)) + '%'", "evaluate.py",
+             'str(round(acc * 100, 2)) + "%"', 'str(round(acc * 100, 1)) + "%"', T_EVAL),
+    Mutation("ties-unstable", "eval: ties rank by ascending class index", "evaluate.py",
+             'ranked = np.argsort(-scores, kind="stable")', 'ranked = np.argsort(scores, kind="stable")[::-1]', T_EVAL),
+    Mutation("key-first-underscore", "eval: image key cut at the last '_'", "outputs.py",
+             'cut = temp.rfind("_")', 'cut = temp.find("_")', T_EVAL),
+    Mutation("perf-fields-swapped", "infer: the vendor's five-line perf file, parsed by the zoo's rule",
+             "perf.py", 'for stage in ("e2e", "data read", "preprocess", "infer", "post"):',
+             'for stage in ("e2e", "preprocess", "data read", "infer", "post"):', T_PERF),
+    Mutation("interface-rate-wrong", "infer: Interface throughputRate = compute-only rate", "perf.py",
+             '"Interface throughputRate": rate(self.computed, self.infer_s)',
+             '"Interface throughputRate": rate(self.samples, self.wall_s)', T_PERF),
+    Mutation("parity-self", "export: parity measured on the exported file", "export.py",
+             "got = OnnxRuntimeBackend(onnx_path, batch_size=x.shape[0]).run(x)",
+             "got = torch_references(net, x)[0]", T_EXPORT),
+    Mutation("parity-loose", "export: within 4x PyTorch fp32's own error", "export.py",
+             "PARITY_FACTOR = 4.0", "PARITY_FACTOR = 4000.0", T_EXPORT),
+    Mutation("inception-no-transform", "export: built as torchvision builds it for its weights", "models.py",
+             'builder_args=(("transform_input", True),', 'builder_args=(("transform_input", False),', T_EXPORT),
+    Mutation("write-in-place", "writes are atomic", "_io.py",
+             "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)",
+             "tmp = path\n        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)", T_ATOMIC),
+    Mutation("temps-in-guide-folder", "the guide's folders hold only what it reads", "_io.py",
+             "os.fspath(tmp_dir) if tmp_dir else head", "head", T_ATOMIC),
+    Mutation("record-inside-dump", "the guide's eval reads clsbench's output folder", "_io.py",
+             'return _beside(folder, "{}.clsbench.json")', 'return Path(folder) / ".clsbench.json"',
+             ("tests/test_infer.py::test_perf_file_guide_format_and_parser_rule",
+              "tests/test_preprocess.py::test_bin_files_byte_identical_to_independent_reference")),
+    Mutation("wnid-rank", "run: class folders get ImageNet indices", "dataset.py",
+             "index = {w: i for i, w in enumerate(imagenet_wnids())}",
+             "index = {w: i for i, w in enumerate(sorted({p.parts[0] for p in listing.images}))}", T_LABELS),
+    Mutation("bom-dropped", "labels: a BOM is not data", "dataset.py",
+             'read_text(encoding="utf-8-sig")', 'read_text(encoding="utf-8")', T_LABELS),
+    Mutation("label-range", "labels: out of range is an error", "dataset.py",
+             "label >= num_classes", "label > num_classes", T_LABELS),
+    Mutation("resume-rewrites", "infer: a rerun computes only missing outputs", "infer.py",
+             "pending = [item for item, n in zip(source.items, names) if n not in done]",
+             "pending = list(source.items)", ("tests/test_infer.py::test_resume_redoes_only_missing_outputs",)),
+    Mutation("padding-misaligned", "infer: the last partial batch is padded; padding outputs dropped",
+             "stages.py", "logits = logits[:n]\n", "logits = logits[-n:]\n",
+             ("tests/test_infer.py::test_outputs_match_direct_backend_run_and_round_trip",)),
+    Mutation("text-6-digits", "infer: %+.8e text outputs (float32 round-trips)", "outputs.py",
+             "out[:, 11] = 101  # 'e'", "out[:, 11] = 69  # 'E'",
+             ("tests/test_infer.py::test_text_scores_are_python_e8_formatting_and_round_trip",)),
+]
+
+
+def run_tests(tests, timeout=900) -> tuple[bool, float]:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                       cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return p.returncode == 0, time.perf_counter() - t0
+
+
+def apply(m: Mutation) -> str:
+    path = SRC / m.file
+    text = path.read_text()
+    if text.count(m.old) != 1:
+        raise SystemExit(f"mutation {m.name}: the text to replace occurs {text.count(m.old)} times in {path}")
+    path.write_text(text.replace(m.old, m.new))
+    return text
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="mutation names")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "testing.md"))
+    a = ap.parse_args()
+    todo = [m for m in CATALOGUE if not a.only or m.name in a.only]
+    for m in todo:  # every mutation applies to the current code
+        (SRC / m.file).write_text(apply(m))
+    union = sorted({t for m in todo for t in m.tests})
+    ok, secs = run_tests(union)
+    if not ok:
+        raise SystemExit("the guarding tests fail without any mutation: fix them first")
+    rows = []
+    for m in todo:
+        original = apply(m)
+        try:
+            passed, secs = run_tests(m.tests)
+        finally:
+            (SRC / m.file).write_text(original)
+        verdict = "survived" if passed else "killed"
+        rows.append((m, verdict, secs))
+        print(f"{verdict:9} {secs:6.1f}s  {m.name}: {m.promise}", flush=True)
+    killed = sum(v == "killed" for _, v, _ in rows)
+    if not a.only:
+        write_table(a.out, rows, killed)
+    print(f"{killed} of {len(rows)} mutations killed")
+    return 0 if killed == len(rows) else 1
+
+
+def write_table(out, rows, killed) -> None:
+    lines = [
+        "# Testing: what the suite catches", "",
+        "`make test` runs the whole suite; an unexpected skip fails CI. Independent references",
+        "live in `tests/helpers.py`: each guide script's reading rule re-implemented from",
+        "docs/formats.md (the eval that crashes on a stray file, the zoo's perf-file parser,",
+        "gen_dataset_info's glob, the reference preprocessing), never clsbench's own code.", "",
+        "## Mutation testing", "",
+        "`.venv/bin/python scripts/mutate.py` applies each bug below alone and runs the tests",
+        "that guard the promise it breaks (not in CI: about 15 minutes on the 2-core machine).",
+        f"Result of the last run: **{killed} of {len(rows)} killed**.", "",
+        "| mutation | promise it breaks (README) | file | tests run | result | seconds |",
+        "|---|---|---|---|---|---:|"]
+    for m, verdict, secs in rows:
+        tests = ", ".join(f"`{t.replace('tests/', '')}`" for t in m.tests)
+        lines.append(f"| {m.name} | {m.promise} | `{m.file}` | {tests} | {verdict} | {secs:.0f} |")
+    Path(out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
