@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 from clsbench.backends import get_backend  # noqa: E402
-from clsbench.backends.onnxruntime import default_threads  # noqa: E402
+from clsbench.backends import default_threads  # noqa: E402
 from clsbench.compile import compile_model  # noqa: E402
 from clsbench.export import export_onnx  # noqa: E402
 from clsbench.perf import environment  # noqa: E402

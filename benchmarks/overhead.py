@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 
 from clsbench.backends import get_backend  # noqa: E402
-from clsbench.backends.onnxruntime import default_threads  # noqa: E402
+from clsbench.backends import default_threads  # noqa: E402
 from clsbench.dataset import gen_bin_info  # noqa: E402
 from clsbench.infer import infer_offline  # noqa: E402
 from clsbench.models import get_model  # noqa: E402

@@ -149,3 +149,30 @@ def test_compile_reuses_a_matching_artifact(compiled, proxy_onnx, proxy_images):
                           output_dir=os.path.dirname(first["artifact"]), data=str(proxy_images),
                           calib_images=64, parity_images=96)
     assert again.get("reused") is True and again["parity"] == first["parity"]
+
+
+def test_compiled_artifacts_rerun_independently_of_their_records(compiled, proxy_onnx, proxy_images):
+    """The records' agreement figures, re-measured here with the runtimes' own APIs (not
+    clsbench's backends) on the same held-out images (positions 64..159)."""
+    import numpy as np
+    import onnxruntime as ort
+    import openvino as ov
+
+    from clsbench.models import get_model
+    from helpers import reference_bin
+
+    pp = get_model("mnasnet1_0").preprocessing
+    files = sorted(proxy_images.iterdir())[64:160]
+    x = np.stack([np.frombuffer(reference_bin(f, 256, 224, pp.mean, pp.std), "<f4").reshape(3, 224, 224)
+                  for f in files])
+    fp32 = ort.InferenceSession(str(proxy_onnx), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    art = compiled[("onnxruntime", "int8")]["artifact"]
+    q = ort.InferenceSession(art, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    core = ov.Core()
+    m = core.compile_model(core.read_model(compiled[("openvino", "int8")]["artifact"]), "CPU",
+                           {"INFERENCE_PRECISION_HINT": "f32"})
+    v = np.concatenate([m(x[i:i + 16])[0] for i in range(0, len(x), 16)])
+    for got, key in ((q, ("onnxruntime", "int8")), (v, ("openvino", "int8"))):
+        agree = float((got.argmax(1) == fp32.argmax(1)).mean())
+        assert agree == pytest.approx(compiled[key]["parity"]["top1_agreement"], abs=1 / 96 + 1e-9), key
+        assert agree >= 0.85

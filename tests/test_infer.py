@@ -35,7 +35,8 @@ def test_one_output_per_input_none_for_padding(onnx_model, info_file, tmp_path, 
 def test_outputs_match_direct_backend_run_and_round_trip(onnx_model, info_file, tmp_path):
     from clsbench.backends.onnxruntime import OnnxRuntimeBackend
 
-    infer_offline(str(onnx_model), str(info_file), batch_size=4, output=str(tmp_path), show_progress=False)
+    # batch 5: the last batch holds 3 images and 2 padding copies, so misaligned rows would show
+    infer_offline(str(onnx_model), str(info_file), batch_size=5, output=str(tmp_path), show_progress=False)
     entries = read_info(info_file)
     x = np.stack([np.fromfile(e.path, dtype="<f4").reshape(3, 224, 224) for e in entries])
     want = OnnxRuntimeBackend(str(onnx_model), batch_size=13).run(x)
@@ -71,6 +72,10 @@ def test_perf_file_guide_format_and_parser_rule(onnx_model, info_file, tmp_path)
     st = rec["stages"]
     # each figure where the zoo's parser looks for it: field 7 is Interface throughputRate
     assert guide_interface_rate(text) == pytest.approx(st["infer"]["Interface throughputRate"], rel=1e-5)
+    # ... and it is the vendor's figure: 1000 * batch / mean compute ms per batch (formats.md §5)
+    lat = rec["compute_latency_ms_per_batch"]
+    assert guide_interface_rate(text) == pytest.approx(1e3 * 4 / lat["mean"], rel=1e-4)
+    assert float(fields[1]) >= lat["mean"] * lat["count"]  # [e2e] latency: total ms, compute included
     assert float(fields[6]) == pytest.approx(st["infer"]["throughputRate"], rel=1e-5)
     assert float(fields[2]) == pytest.approx(st["data read"]["throughputRate"], rel=1e-5)
     assert float(fields[9]) == pytest.approx(st["post"]["throughputRate"], rel=1e-5)

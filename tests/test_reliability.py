@@ -398,6 +398,10 @@ def watch():
 def _check_atomic(watch, finals):
     written_in_place = [f for f in finals if str(f) in watch.opened]
     assert written_in_place == [], "opened for writing at their final name: a reader could see them torn"
+    # no temp file ever appears in a folder a guide script lists (a killed run would leave it there)
+    guide_dirs = {str(f.parent) for f in finals if f.parent.name.startswith(("dumpOutput", "prep"))}
+    in_guide_dirs = [f for f in watch.opened if os.path.dirname(f) in guide_dirs]
+    assert in_guide_dirs == [], in_guide_dirs[:3]
     renamed_to = {dst for _, dst in watch.renamed}
     assert all(str(f) in renamed_to for f in finals)  # each appeared whole, by one rename
 

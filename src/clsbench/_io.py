@@ -135,6 +135,17 @@ def matching_record(path: str | os.PathLike, identity: dict, what: str) -> dict 
     return old
 
 
+def reusable_record(path: str | os.PathLike, identity: dict) -> dict | None:
+    """For derived results that are cheap to redo (compiled artifacts, perf cells): the
+    record when its identity equals `identity`, else None (redo them). Where a mismatch
+    must not be redone silently (a user's outputs), use `matching_record`."""
+    try:
+        old = read_record(path)
+    except ClsbenchError:
+        return None
+    return old if old is not None and old.get("identity") == normalized(identity) else None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike):
     """Exclusive use of `folder` by this process: a second clsbench process on the same

@@ -16,7 +16,6 @@ data it was calibrated with.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_json, file_sha256, normalized, read_record
+from ._io import atomic_write_json, file_sha256, reusable_record
 from .backends import artifact_name, open_backend, target
 from .export import parity
 from .models import Preprocessing
@@ -151,8 +150,8 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
                 "calib_images": calib_images if t.calibration else 0,
                 "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
                 "labels": bool(labels)}
-    old = read_record(record_path(dst)) if os.path.exists(dst) else None
-    if old and not overwrite and old.get("identity") == normalized(identity):
+    old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None
+    if old and not overwrite:
         return {**old, "reused": True}
     meta = {**read_metadata(onnx_path, "onnx"), "backend": backend, "precision": precision,
             "source_sha256": identity["source_sha256"]}

@@ -227,21 +227,13 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
     With `checkpoint`, each finished cell is saved at once and a rerun with the same
     settings measures only the cells still missing (a sweep can take many minutes).
     """
-    import json
-
-    from ._io import atomic_write_json
+    from ._io import atomic_write_json, reusable_record
 
     settings = {"configs": [c.__dict__ for c in configs], "batches": batches, "duration_s": duration,
                 "min_iterations": iterations, "warmup": warmup, "threads": threads,
                 "real_data": pool is not None}
-    rows: list[dict] = []
-    if checkpoint and os.path.exists(checkpoint):
-        try:
-            old = json.loads(open(checkpoint).read())
-            if old.get("settings") == json.loads(json.dumps(settings)):
-                rows = old["rows"]
-        except (OSError, ValueError, KeyError):
-            rows = []
+    old = reusable_record(checkpoint, settings) if checkpoint else None
+    rows: list[dict] = list(old.get("rows", [])) if old else []
     done = {(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in rows}
     for cfg in configs:
         for bs in batches:
@@ -251,7 +243,7 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
                     rows.append(measure(cfg, bs, pool=p, duration=duration, iterations=iterations,
                                         warmup=warmup, threads=threads))
                     if checkpoint:
-                        atomic_write_json(checkpoint, {"settings": settings, "rows": rows})
+                        atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
                 if progress_cb:
                     progress_cb()
     return {**settings, "rows": rows, "environment": environment(),

@@ -9,7 +9,6 @@ crop with round(), then float32 /255, -mean, /std, in that order: the order fixe
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -212,7 +211,6 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
     file is a finished one). Undecodable images are listed in the report; with strict=True
     they stop the run instead.
     """
-    from .ui import progress, warn
 
     src, dst = Path(src), Path(dst)
     listing = list_images(src)

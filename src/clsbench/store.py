@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_json
+from ._io import atomic_write_json, matching_record
 from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 
@@ -84,11 +84,10 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     index = {"tool": f"clsbench {__version__}", "format": "clsbench-store-1", "source": str(src.resolve()),
              "preprocessing": pp.as_dict(), "layout": "NCHW uint8", "names": names,
              "files": [str(p) for p in listing.images]}
+    index["identity"] = {"preprocessing": pp.as_dict(), "names": names}
     ipath = dst / "index.json"
-    if ipath.exists() and not overwrite:
-        old = json.loads(ipath.read_text())
-        if (old.get("preprocessing"), old.get("names")) != (json.loads(json.dumps(pp.as_dict())), names):
-            raise ClsbenchError(f"{dst}: a store of other images or preprocessing; use --overwrite")
+    if not overwrite:
+        matching_record(ipath, index["identity"], f"{dst} (a store of other images or preprocessing)")
     fresh = overwrite or not ipath.exists()
     if fresh:
         with open(dst / "crops.u8", "wb") as f:
