@@ -3,7 +3,7 @@ time, run the tests that guard that promise, and record whether they caught it.
 
     .venv/bin/python scripts/mutate.py [--only NAME ...] [--out docs/testing.md]
 
-Not in CI (it runs the relevant tests once per mutation: about 15 minutes on 2 cores).
+Not in CI (it runs the relevant tests once per mutation: about 7 minutes on 2 cores).
 Each mutation is an exact text replacement that must match once; the file is restored
 afterwards even on Ctrl-C. "killed": the tests failed with the bug in; "survived": they
 passed, i.e. the promise is not really tested.
@@ -158,7 +158,7 @@ def write_table(out, rows, killed) -> None:
         "gen_dataset_info's glob, the reference preprocessing), never clsbench's own code.", "",
         "## Mutation testing", "",
         "`.venv/bin/python scripts/mutate.py` applies each bug below alone and runs the tests",
-        "that guard the promise it breaks (not in CI: about 15 minutes on the 2-core machine).",
+        "that guard the promise it breaks (not in CI: about 7 minutes on the 2-core machine).",
         f"Result of the last run: **{killed} of {len(rows)} killed**.", "",
         "| mutation | promise it breaks (README) | file | tests run | result | seconds |",
         "|---|---|---|---|---|---:|"]
