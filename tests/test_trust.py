@@ -242,3 +242,32 @@ def test_second_process_on_the_same_folder_refused(tmp_path, proxy_onnx, info_fi
     assert not (out / "dumpOutput_device0").exists() or os.listdir(out / "dumpOutput_device0") == []
     run_cli("infer", "-q", "--model", proxy_onnx, "--info", info_file, "--output", out)  # free again
     assert_guide_folder(out / "dumpOutput_device0", "_1.txt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend,precision", [("openvino", "int8"), ("openvino", "bf16"), ("torch", "bf16")])
+def test_run_works_for_other_pairs_of_the_table(tmp_path, proxy_weights, proxy_dataset, backend, precision):
+    work = tmp_path / "w"
+    calib = tmp_path / "calib"
+    from clsbench.proxy_task import write_images
+
+    write_images(calib, 16, seed=31)  # calibration images apart from the evaluation set
+    run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", work,
+            "--backend", backend, "--precision", precision, "--calib-data", calib / "val", "--calib-images", "16")
+    s = json.loads((work / "summary.json").read_text())
+    assert (s["performance"]["backend"]["backend"], s["performance"]["backend"]["precision"]) == (backend, precision)
+    res = (work / "result.json").read_text()
+    assert res == guide_acc_eval(work / "result/dumpOutput_device0", proxy_dataset / "val_label.txt")
+    assert guide_top1(res) > 40  # reduced precision on the trained proxy: still far above chance
+    if precision == "int8":
+        assert s["compiled"]["calibrated_on_data"] is False and "outside_calibration" not in s["accuracy"]
+
+
+def test_an_openvino_ir_as_weights_runs_on_openvino(tmp_path, proxy_onnx, proxy_dataset):
+    from clsbench.compile import compile_model
+
+    ir = compile_model(str(proxy_onnx), backend="openvino", precision="fp32", output_dir=str(tmp_path / "c"))["artifact"]
+    run_cli("run", "-q", "--weights", ir, "--data", proxy_dataset, "--work-dir", tmp_path / "w")
+    s = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert s["performance"]["backend"]["backend"] == "openvino" and s["parity"] is None
+    assert guide_top1((tmp_path / "w" / "result.json").read_text()) > 50

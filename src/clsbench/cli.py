@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "set (default: the first --calib-images images of the data, "
                                             "and the accuracy is also reported without them)")
         p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
-        _add_infer_args(p, "onnxruntime")
+        _add_infer_args(p, None)
 
     p = command("run", help="everything above in one resumable command",
                 description="export → preprocess → info → infer → eval on an ImageNet-"

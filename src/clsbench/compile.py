@@ -28,6 +28,7 @@ from ._io import atomic_write_json, file_sha256, reusable_record
 from .backends import artifact_name, open_backend, target
 from .export import parity
 from .models import Preprocessing
+from .dataset import list_images
 from .preprocess import load_folder
 
 
@@ -133,20 +134,24 @@ def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
 def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: str,
                   data: str | None = None, calib_images: int = 300, parity_images: int = 200,
                   pp: Preprocessing | None = None, labels: dict | None = None,
-                  overwrite: bool = False) -> dict:
+                  calib_data: str | None = None, overwrite: bool = False) -> dict:
     """Compile one artifact; an existing one made from the same source with the same
     settings is reused (a killed compile is redone whole: artifacts appear atomically).
-    With `labels` (image stem -> class), the record holds fp32 and compiled accuracy on the
-    held-out images."""
+    Calibration takes the first `calib_images` of `calib_data` (default: of `data`, and then
+    the held-out images start after them); parity is measured on held-out images of `data`.
+    With `labels` (image stem -> class), the record holds fp32 and compiled accuracy there."""
     from .modelfile import read_metadata
     from .models import PRESETS
 
     pp = pp or PRESETS["mnasnet"]
-    t = _validate(onnx_path, backend, precision, data, calib_images, parity_images)
+    separate = bool(calib_data) and os.path.abspath(calib_data) != os.path.abspath(data or "")
+    calib_data = calib_data or data
+    t = _validate(onnx_path, backend, precision, calib_data, calib_images, parity_images)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = str(out_dir / artifact_name(onnx_path, backend, precision))
     identity = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
+                "calib_data": os.path.abspath(calib_data) if calib_data and t.calibration else None,
                 "calib_images": calib_images if t.calibration else 0,
                 "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
                 "labels": bool(labels)}
@@ -155,7 +160,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
         return {**old, "reused": True}
     meta = {**read_metadata(onnx_path, "onnx"), "backend": backend, "precision": precision,
             "source_sha256": identity["source_sha256"]}
-    calib = load_folder(data, pp, 0, calib_images) if t.calibration else None
+    calib = load_folder(calib_data, pp, 0, calib_images) if t.calibration else None
     notes: list[str] = []
     seconds = _build(onnx_path, dst, backend, precision, calib and calib.x, notes, meta, out_dir)
     record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
@@ -163,8 +168,8 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
               "compile_seconds": round(seconds, 2), "notes": notes,
               "calibration_images": 0 if calib is None else len(calib.names),
               "calibration_names": [] if calib is None else calib.names, "verified_against": t.verify}
-    if data and parity_images:
-        start = calib.end if calib else 0
+    start = calib.end if calib and not separate else 0
+    if data and parity_images and start < len(list_images(data).images):
         held = load_folder(data, pp, start, parity_images)
         record["parity"] = measure_parity(onnx_path, dst, held.x, names=held.names, labels=labels)
         record["parity"]["inputs"] = (f"{len(held.names)} held-out images of {os.path.abspath(data)} "

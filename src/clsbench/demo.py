@@ -125,7 +125,7 @@ def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
     log.info("trained proxy: MnasNet1.0 trained on a 16-class shapes x colours task "
              f"(task accuracy {record['task_accuracy']:.1%} when trained)")
     s = run(weights, os.path.join(root, "data"), dataclasses.replace(options, work_dir=os.path.join(root, "fp32"),
-                                                                     backend="onnxruntime", precision=None))
+                                                                     backend=None, precision=None))
     labels = read_labels(os.path.join(root, "data", "val_label.txt"))
     rows = []
     pairs = [("onnxruntime", "int8")]

@@ -56,7 +56,7 @@ class RunOptions:
     work_dir: str = "runs/latest"
     device_id: int = 0
     threads: int | None = None
-    backend: str = "onnxruntime"
+    backend: str | None = None  # None: openvino for an IR, else onnxruntime
     precision: str | None = None
     outfmt: str = "txt"
     workers: int | None = None
@@ -103,10 +103,11 @@ def validate(weights: str, data: str, o: RunOptions):
         raise ClsbenchError(f"{data}: data directory not found")
     for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
         check_no_whitespace(os.path.abspath(path), what)
-    t = target(o.backend, o.precision or DEFAULT_PRECISION.get(o.backend, "fp32"))
     from .modelfile import kind
 
     k = kind(weights)
+    backend = o.backend or {"ir": "openvino"}.get(k, "onnxruntime")  # a .pth is exported to ONNX
+    t = target(backend, o.precision or DEFAULT_PRECISION.get(backend, "fp32"))
     # a .pth is exported to ONNX for the ONNX backends; an ONNX or IR file is used as is
     if ("pth" in t.runs and k != "pth") or (k == "ir" and "ir" not in t.runs):
         what = {"pth": "PyTorch weights", "onnx": "an ONNX model", "ir": "an OpenVINO IR"}[k]
@@ -189,14 +190,13 @@ def _artifact_for(model_file, weights, t, spec, work: Path, val: Path, labels, o
         return weights, None
     if not t.compiled:
         return model_file, None
-    calib = o.calib_data or str(val)
     if not o.calib_data:
         log.warning(f"no --calib-data: {t.label} calibrates on the first {o.calib_images} images of "
                     f"{val}; accuracy is also reported on the images outside that set")
-    log.info(f"[1/5] compile {t.label} (calibration: {calib})")
+    log.info(f"[1/5] compile {t.label} (calibration: {o.calib_data or val})")
     rec = compile_model(model_file, backend=t.backend, precision=t.precision, output_dir=str(work / "compiled"),
-                        data=calib, calib_images=o.calib_images, pp=spec.preprocessing, labels=labels,
-                        overwrite=o.overwrite)
+                        data=str(val), calib_data=o.calib_data, calib_images=o.calib_images,
+                        pp=spec.preprocessing, labels=labels, overwrite=o.overwrite)
     rec["calibrated_on_data"] = not o.calib_data
     return rec["artifact"], rec
 
