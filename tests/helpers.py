@@ -59,6 +59,15 @@ def run_script(script, *args, cwd=None, check=True) -> subprocess.CompletedProce
     return p
 
 
+def default_sigint() -> None:
+    """preexec_fn for a child that a test interrupts: a runner started in the background
+    (nohup, `cmd &`) ignores SIGINT, and Python keeps an inherited SIG_IGN, so Ctrl-C
+    would never reach the child's KeyboardInterrupt handling."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # ---------------------------------------------------------------- the guide's reading rules
 
 def guide_acc_eval(result_dir, label_file) -> str:

@@ -16,7 +16,8 @@ from clsbench import ClsbenchError
 from clsbench.infer import infer_offline
 from clsbench.models import PRESETS
 from clsbench.preprocess import preprocess_dir, preprocess_image
-from helpers import assert_guide_folder, guide_acc_eval, guide_top1, photo, reference_bin, run_cli
+from helpers import (assert_guide_folder, default_sigint, guide_acc_eval, guide_top1, photo, reference_bin,
+                     run_cli)
 
 PP = PRESETS["mnasnet"]
 
@@ -221,7 +222,7 @@ def kill_when(cmd, watch, suffix, count, sig, cwd=None, timeout=60):
     """Start `cmd` in its own process group; send `sig` to the group once `watch` holds
     `count` finished files. Returns (returncode, stderr, files seen at the kill)."""
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=default_sigint)
     t0 = time.monotonic()
     seen = 0
     while p.poll() is None and time.monotonic() - t0 < timeout:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
-from helpers import assert_guide_folder, guide_acc_eval, guide_top1, run_cli
+from helpers import assert_guide_folder, default_sigint, guide_acc_eval, guide_top1, run_cli
 
 # ---------------------------------------------------------------- 7. arguments checked up front
 
@@ -108,7 +108,8 @@ def test_ctrl_c_during_stream_reports_the_files_on_disk(tmp_path, proxy_weights)
     cmd = [sys.executable, "-m", "clsbench.cli", "run", "-q", "--stream", "--workers", "2", "--batch-size", "2",
            "--weights", str(proxy_weights), "--data", str(tmp_path / "data"), "--work-dir", str(work)]
     dump = work / "result" / "dumpOutput_device0"
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=default_sigint)
     import time
 
     t0 = time.monotonic()
