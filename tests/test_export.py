@@ -136,6 +136,9 @@ def test_inception_v3_built_as_torchvision_builds_it_for_its_weights(tmp_path, m
 
     spec = get_model("inception_v3")
     sd = realistic_state_dict(spec, calibration_batch(spec.preprocessing, n=12))  # random init is vacuous
+    # the official file carries the auxiliary head too: give the state dict one
+    full = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
+    sd = {**full, **sd}
     monkeypatch.setattr(Inception_V3_Weights.IMAGENET1K_V1.__class__, "get_state_dict",
                         lambda self, *a, **k: sd)
     ref = torchvision.models.inception_v3(weights=Inception_V3_Weights.IMAGENET1K_V1).eval()
@@ -176,8 +179,10 @@ def test_official_file_recognised_and_impostor_refused(tmp_path, spec, weights):
 
     data = open(weights, "rb").read()
     md5 = hashlib.md5(data).hexdigest()
+    import dataclasses
+
     fake = models.OfficialWeights("mnasnet1.0_top1_73.512-f206786ef8.pth", md5, "f206786ef8")
-    s = models.ModelSpec(spec.name, spec.preset, spec.top1, spec.top5, official=fake)
+    s = dataclasses.replace(spec, official=fake)
     assert identify_weights(weights, s).official is True
     # real spec: a file named like the official one whose MD5 differs
     impostor = tmp_path / "mnasnet1.0_top1_73.512-f206786ef8.pth"

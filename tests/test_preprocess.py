@@ -13,17 +13,19 @@ from helpers import PHOTO_CASES, assert_guide_folder, guide_bin_info, reference_
 
 # Each preset against the torchvision weights whose transforms() it stands for: the numbers
 # come from torchvision here, never from clsbench's table.
-TORCHVISION_PRESETS = [("mnasnet1_0", "MNASNet1_0_Weights"), ("mnasnet", "MNASNet1_0_Weights"),
-                       ("resnet50", "ResNet50_Weights"), ("resnet", "ResNet50_Weights"),
-                       ("resnet18", "ResNet18_Weights"), ("inception_v3", "Inception_V3_Weights"),
-                       ("inceptionv3", "Inception_V3_Weights")]
+# (the guide's presets name torchvision's V1 weights; a bare model name is torchvision's DEFAULT)
+TORCHVISION_PRESETS = [("mnasnet1_0", "MNASNet1_0_Weights", "DEFAULT"), ("mnasnet", "MNASNet1_0_Weights", "IMAGENET1K_V1"),
+                       ("resnet50", "ResNet50_Weights", "DEFAULT"), ("resnet", "ResNet50_Weights", "IMAGENET1K_V1"),
+                       ("resnet50:IMAGENET1K_V1", "ResNet50_Weights", "IMAGENET1K_V1"),
+                       ("resnet18", "ResNet18_Weights", "DEFAULT"), ("inception_v3", "Inception_V3_Weights", "DEFAULT"),
+                       ("inceptionv3", "Inception_V3_Weights", "IMAGENET1K_V1")]
 
 
-@pytest.mark.parametrize("name,weights_enum", TORCHVISION_PRESETS)
-def test_pixel_exact_to_torchvision_preset(photo_dir, name, weights_enum):
+@pytest.mark.parametrize("name,weights_enum,tag", TORCHVISION_PRESETS)
+def test_pixel_exact_to_torchvision_preset(photo_dir, name, weights_enum, tag):
     import torchvision as tv
 
-    transform = getattr(tv.models, weights_enum).IMAGENET1K_V1.transforms()
+    transform = getattr(getattr(tv.models, weights_enum), tag).transforms()
     pp = get_preprocessing(name)
     assert (pp.resize, pp.crop) == (transform.resize_size[0], transform.crop_size[0])
     assert pp.interpolation == transform.interpolation.value

@@ -10,6 +10,37 @@ from . import ClsbenchError, __version__
 GUIDE = "the guide's"
 
 
+def _add_preprocessing_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("preprocessing by hand (an ONNX model from elsewhere; each replaces the preset's value)")
+    g.add_argument("--resize", type=int, help="shorter side after resizing")
+    g.add_argument("--crop", type=int, help="square centre crop")
+    g.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"))
+    g.add_argument("--mean", type=_floats3, help="three comma-separated values, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", type=_floats3, help="three comma-separated values")
+
+
+def _floats3(text: str) -> tuple:
+    try:
+        v = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not three comma-separated numbers") from None
+    if len(v) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: three values needed, got {len(v)}")
+    return v
+
+
+def _preprocessing(a, base):
+    """The preset with the hand-given knobs applied; None when none was given and base is None."""
+    from .models import custom_preprocessing, get_preprocessing
+
+    knobs = dict(resize=a.resize, crop=a.crop, interpolation=a.interpolation, mean=a.mean, std=a.std)
+    if base is None and all(v is None for v in knobs.values()):
+        return None
+    if base is None:
+        base = get_preprocessing(a.model or "mnasnet1_0")
+    return custom_preprocessing(base, **knobs)
+
+
 def _pairs_help() -> str:
     from .backends import TARGETS
 
@@ -57,10 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "'class', dynamic batch), run onnx.checker, and compare ONNX "
                             "Runtime with PyTorch eager; the parity record is written "
                             "beside the model as <name>.parity.json. Needs clsbench[export].")
-    p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture (default mnasnet1_0)")
+    p.add_argument("--model", default="mnasnet1_0",
+                   help="torchvision classifier NAME[:WEIGHTS_TAG] (default mnasnet1_0; `clsbench models` lists all)")
     p.add_argument("--weights", required=True, help="state-dict .pth (loaded with weights_only=True)")
     p.add_argument("--output", required=True, help="ONNX file to write")
-    p.add_argument("--opset", type=int, default=11, help="ONNX opset (default 11, as the guide)")
+    p.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset (default: 11, as the guide, where the architecture exports at 11; "
+                        "else the lowest that exports it: 13, 14, 17, 18)")
     p.add_argument("--parity-images", help="folder of real photos for the parity check "
                                           "(default: synthetic normal input)")
     p.add_argument("--parity-batch", type=int, default=16, help="images in the parity batch")
@@ -72,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "identical to the guide's imagenet_torch_preprocess.py. Flat "
                             "or class-folder input; resumable; uses every core.")
     p.add_argument("--model", default="mnasnet1_0",
-                   help="model or preset name: mnasnet, resnet, inceptionv3, inceptionv4, mnasnet1_0, ...")
+                   help="the guide's preset (mnasnet, resnet, inceptionv3, inceptionv4) or any model "
+                        "NAME[:WEIGHTS_TAG], whose weights.transforms() it reproduces")
     p.add_argument("src", metavar="SRC_DIR")
     p.add_argument("dst", metavar="DST_DIR")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
@@ -83,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "uint8 file + index (150,528 B/image), normalized per batch at inference")
     p.add_argument("--exif-transpose", action="store_true",
                    help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
+    _add_preprocessing_args(p)
 
     p = command("info", help="write a dataset .info file (guide §4.3)",
                 description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
@@ -124,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", metavar="val_label.txt")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("name", metavar="result.json")
-    p.add_argument("--model", default="mnasnet1_0", help="whose reference accuracy to compare with")
+    p.add_argument("--model", default="mnasnet1_0", help="NAME[:WEIGHTS_TAG] whose reference accuracy to compare with")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when Top-1 is more than --tolerance points below the reference")
     p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
@@ -142,9 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder of images (calibration and held-out parity)")
     p.add_argument("--calib-images", type=int, default=300)
     p.add_argument("--parity-images", type=int, default=200)
-    p.add_argument("--preset", default="mnasnet", help="preprocessing preset of the images")
+    p.add_argument("--preset", default=None,
+                   help="preprocessing of the images: a guide preset or NAME[:TAG] (default: what the "
+                        "ONNX records, else mnasnet)")
     p.add_argument("--labels", help="val_label.txt for --data: the record then holds fp32 and compiled "
                                     "Top-1 on the held-out images, and their difference")
+    _add_preprocessing_args(p)
     p.add_argument("--output", default="compiled", help="output folder (default ./compiled)")
     p.add_argument("--overwrite", action="store_true", help="recompile even if a matching artifact exists")
 
@@ -172,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights", required=weights_required,
                        help="the model: a state-dict .pth (exported and checked first), an .onnx or an "
                             "OpenVINO IR .xml (used as is); recognised by content")
-        p.add_argument("--model", default="mnasnet1_0", help="torchvision architecture")
+        p.add_argument("--model", default=None,
+                       help="NAME[:WEIGHTS_TAG] (default: what an ONNX/IR --weights records, else mnasnet1_0; "
+                            "`clsbench models` lists all)")
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt")
         p.add_argument("--workers", type=int, default=None,
@@ -189,7 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
                                             "set (default: the first --calib-images images of the data, "
                                             "and the accuracy is also reported without them)")
         p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
+        _add_preprocessing_args(p)
         _add_infer_args(p, None)
+
+    p = command("models", help="the model table: every torchvision classifier, its weights, preset, accuracy",
+                description="Every torchvision classification architecture and weights entry: the preset "
+                            "of its weights.transforms(), reference Top-1/Top-5, GFLOPS, parameters. "
+                            "Any NAME[:TAG] works with --model in export, preprocess, run, compile, perf.")
+    p.add_argument("filter", nargs="?", default="", help="show only names containing this")
+    p.add_argument("--json", action="store_true", help="machine-readable rows")
 
     p = command("run", help="everything above in one resumable command",
                 description="export → preprocess → info → infer → eval on an ImageNet-"
@@ -277,7 +326,7 @@ def cmd_preprocess(a) -> int:
     from .preprocess import preprocess_dir
     from .ui import out
 
-    pp = get_preprocessing(a.model)
+    pp = _preprocessing(a, get_preprocessing(a.model))
     if a.exif_transpose:
         pp = dataclasses.replace(pp, exif_transpose=True)
     if a.workers is not None and a.workers < 1:
@@ -376,7 +425,7 @@ def _check(a, top1: float, spec) -> int:
 def _run_options(a):
     from .pipeline import RunOptions
 
-    return RunOptions(model=a.model, batch_size=a.batch_size, work_dir=a.work_dir, device_id=a.device_id,
+    return RunOptions(model=a.model, preprocessing=_preprocessing(a, None), batch_size=a.batch_size, work_dir=a.work_dir, device_id=a.device_id,
                       threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
                       workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
@@ -384,13 +433,12 @@ def _run_options(a):
 
 
 def _run(a, weights: str, data: str) -> int:
-    from .models import get_model
     from .pipeline import run
     from .report import print_run_summary
 
     s = run(weights, data, _run_options(a))
-    print_run_summary(s, get_model(a.model))
-    return _check(a, s["accuracy"]["top1"], get_model(a.model))
+    print_run_summary(s, s["_spec"])
+    return _check(a, s["accuracy"]["top1"], s["_spec"])
 
 
 def cmd_run(a) -> int:
@@ -413,7 +461,7 @@ def cmd_compile(a) -> int:
     labels = read_labels(a.labels) if a.labels else None
     rec = compile_model(a.model, backend=a.backend, precision=a.precision, output_dir=a.output,
                         data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
-                        pp=get_preprocessing(a.preset), labels=labels, overwrite=a.overwrite)
+                        pp=_compile_preprocessing(a), labels=labels, overwrite=a.overwrite)
     verb = "reused (same source and settings)" if rec.get("reused") else "wrote"
     out.print(f"{verb} {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
     p = rec.get("parity")
@@ -430,6 +478,27 @@ def cmd_compile(a) -> int:
     return 0
 
 
+def _compile_preprocessing(a):
+    from .modelfile import identity_of
+    from .models import get_preprocessing
+
+    base = get_preprocessing(a.preset) if a.preset else (identity_of(a.model)[1] or get_preprocessing("mnasnet"))
+    return _preprocessing(a, base)
+
+
+def cmd_models(a) -> int:
+    from .models import all_models
+    from .report import models_json, models_table
+    from .ui import out
+
+    rows = all_models(a.filter)
+    if a.json:
+        out.print_json(data=models_json(rows))
+    else:
+        out.print(models_table(rows))
+    return 0
+
+
 def cmd_perf(a) -> int:
     from .perf import run_perf
     from .ui import out
@@ -443,7 +512,7 @@ def cmd_perf(a) -> int:
     return 0
 
 
-COMMANDS = {"export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "preprocess": cmd_preprocess, "info": cmd_info,
+COMMANDS = {"models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "preprocess": cmd_preprocess, "info": cmd_info,
             "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
     from .report import print_proxy_demo, print_run_summary
 
     log = logging.getLogger("clsbench")
-    spec = get_model(options.model)
+    spec = get_model(options.model or "mnasnet1_0")
     data = build_demo_dataset(os.path.join(work_dir, "data"), per_class=per_class)
     real = weights
     if not weights:
@@ -169,7 +169,7 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
                     f"photo run is meaningless; the pipeline, file formats and throughput are real. Pass "
                     f"--weights mnasnet1.0_top1_73.512-f206786ef8.pth for real accuracy.")
     s = run(weights, str(data), dataclasses.replace(options, work_dir=os.path.join(work_dir, "photos")))
-    print_run_summary(s, spec)
+    print_run_summary(s, s["_spec"])
     if not real:
         print_proxy_demo(proxy_demo(work_dir, options))
     return check(s["accuracy"]["top1"], spec) if real else 0

@@ -54,12 +54,16 @@ def identify_weights(path: str | os.PathLike, spec: ModelSpec) -> WeightsIdentit
     md5_hex, sha_hex = md5.hexdigest(), sha.hexdigest()
     name = os.path.basename(path)
     off = spec.official
-    if off and md5_hex == off.md5:
+    # the guide's file is known by its MD5 (formats.md §1); torchvision's files by the SHA-256
+    # prefix their name carries, which torchvision itself checks on download
+    if off and ((off.md5 and md5_hex == off.md5) or
+                (not off.md5 and name == off.filename and off.sha256_prefix and sha_hex.startswith(off.sha256_prefix))):
         return WeightsIdentity(path, md5_hex, sha_hex, True,
-                               f"official torchvision weights {off.filename} (MD5 {md5_hex})")
+                               f"official torchvision weights {off.filename} ({spec.key}; MD5 {md5_hex})")
     if off and name == off.filename:
-        raise ClsbenchError(f"{path}: named like the official {spec.name} weights but its MD5 is "
-                            f"{md5_hex}, not {off.md5}: corrupt or substituted file")
+        want = f"MD5 {off.md5}" if off.md5 else f"a SHA-256 starting {off.sha256_prefix}"
+        raise ClsbenchError(f"{path}: named like the official {spec.key} weights but its digest is not "
+                            f"{want}: corrupt or substituted file")
     m = re.search(r"-([0-9a-f]{8,64})\.pth$", name)
     if m and not sha_hex.startswith(m.group(1)):
         raise ClsbenchError(f"{path}: the name carries SHA-256 prefix {m.group(1)} (torchvision's "
@@ -245,35 +249,60 @@ def parity_inputs(spec: ModelSpec, images: str | None, n: int = 16, seed: int = 
 
 # ---------------------------------------------------------------- export
 
-def _write_onnx(net, spec: ModelSpec, output: str, opset: int, metadata: dict) -> None:
-    import onnx
+OPSETS = (11, 13, 14, 17, 18)  # the guide's 11 first; then the lowest that exports the architecture
+LARGE = 2 ** 31 - 2 ** 26  # protobuf's 2 GiB limit, with room for the graph: weights go beside
 
-    from .modelfile import set_onnx_metadata
 
+def _export_once(net, size: int, path: str, opset: int) -> None:
     torch, _ = _torch()
-    size = spec.preprocessing.crop
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{output}.tmp"
     with warnings.catch_warnings():
         # torch 2.9+ defaults to the dynamo exporter, but asked for opset 11 (the guide's,
         # ATC's) it fails to down-convert MnasNet (ReduceMean axes) and falls back to opset 18
         # (measured with torch 2.14.1); the TorchScript exporter writes opset 11 directly
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(1, 3, size, size), tmp, input_names=["image"],
+        torch.onnx.export(net, torch.zeros(1, 3, size, size), path, input_names=["image"],
                           output_names=["class"], opset_version=opset, dynamo=False,
                           dynamic_axes={"image": {0: "-1"}, "class": {0: "-1"}})
+
+
+def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: dict) -> int:
+    """Export (trying OPSETS in order when `opset` is None), stamp the metadata, check, and
+    move into place; a model over 2 GB keeps its weights in `<output>.data` beside it.
+    Returns the opset written."""
+    import onnx
+
+    from .modelfile import set_onnx_metadata
+
+    size = spec.preprocessing.crop
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{output}.tmp"
+    errors = []
+    for o in ([opset] if opset else OPSETS):
+        try:
+            _export_once(net, size, tmp, o)
+            opset = o
+            break
+        except Exception as e:  # an operator without a symbolic at this opset: try the next
+            errors.append(f"opset {o}: {str(e).splitlines()[0][:200]}")
+    else:
+        raise ClsbenchError(f"{output}: {spec.name} does not export to ONNX ({'; '.join(errors)})")
     try:
         m = onnx.load(tmp)
-        set_onnx_metadata(m, metadata)
-        onnx.checker.check_model(m, full_check=True)
-        onnx.save(m, tmp)
+        set_onnx_metadata(m, {**metadata, "opset": opset})
+        large = m.ByteSize() > LARGE
+        onnx.checker.check_model(tmp if large else m, full_check=True)
+        data = Path(output).name + ".data"
+        onnx.save(m, tmp, save_as_external_data=large, location=data if large else None)
     except Exception as e:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise ClsbenchError(f"{output}: exported graph fails onnx.checker ({e})") from None
+    if large:
+        os.replace(Path(tmp).parent / data, Path(output).parent / data)
     os.replace(tmp, output)
+    return opset
 
 
-def export_onnx(weights: str, output: str, *, model: str = "mnasnet1_0", opset: int = 11,
+def export_onnx(weights: str, output: str, *, model: str = "mnasnet1_0", opset: int | None = None,
                 parity_images: str | None = None, parity_batch: int = 16,
                 check: bool = True) -> dict:
     """Export, check the graph, judge it against PyTorch float64; writes `<output>.parity.json`."""
@@ -288,13 +317,13 @@ def export_onnx(weights: str, output: str, *, model: str = "mnasnet1_0", opset: 
     ident = identify_weights(weights, spec)
     net = build_model(spec, load_state_dict(weights), source=weights)
     pp = spec.preprocessing
-    _write_onnx(net, spec, output, opset, {
-        "architecture": spec.name, "num_classes": spec.num_classes, "opset": opset,
+    opset = _write_onnx(net, spec, output, opset, {
+        "architecture": spec.name, "weights_tag": spec.tag, "num_classes": spec.num_classes,
         "preprocessing": json.dumps(pp.as_dict()), "reference_top1": spec.top1,
         "reference_top5": spec.top5, "weights_sha256": ident.sha256, "tool": f"clsbench {__version__}"})
     x, source = parity_inputs(spec, parity_images, parity_batch)
     p = {**check_export(net, output, x), "inputs": source, "torch": torch.__version__}
-    record = {"model": spec.name, "onnx": os.path.abspath(output), "opset": opset,
+    record = {"model": spec.name, "weights_tag": spec.tag, "onnx": os.path.abspath(output), "opset": opset,
               "input": "image", "output": "class", "dynamic_batch": True,
               "weights": {"path": os.path.abspath(weights), "md5": ident.md5, "sha256": ident.sha256,
                           "official": ident.official, "verdict": ident.verdict},

@@ -119,3 +119,18 @@ def check_external_data(path: str | os.PathLike) -> None:
                                 f"outside the model's folder {base}; refused (untrusted model)")
         if not target.is_file():
             raise ClsbenchError(f"{path}: external data file {loc!r} of tensor {t.name!r} is missing")
+
+
+def identity_of(path: str | os.PathLike, file_kind: str | None = None):
+    """(ModelSpec or None, Preprocessing or None) recorded in a model file by clsbench."""
+    import json
+
+    from .models import Preprocessing, get_model
+
+    file_kind = file_kind or kind(path)
+    if file_kind == "pth":
+        return None, None
+    meta = read_metadata(path, file_kind)
+    spec = get_model(f"{meta['architecture']}:{meta['weights_tag']}") if "weights_tag" in meta else None
+    pp = Preprocessing.from_dict(json.loads(meta["preprocessing"])) if "preprocessing" in meta else None
+    return spec, pp

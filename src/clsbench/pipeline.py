@@ -51,7 +51,8 @@ def locate_dataset(data: str | os.PathLike, work: Path) -> tuple[Path, Path, boo
 
 @dataclass
 class RunOptions:
-    model: str = "mnasnet1_0"
+    model: str | None = None  # NAME[:TAG]; None: what the model file records, else mnasnet1_0
+    preprocessing: object = None  # a Preprocessing that replaces the model's preset
     batch_size: int = 16
     work_dir: str = "runs/latest"
     device_id: int = 0
@@ -115,11 +116,34 @@ def validate(weights: str, data: str, o: RunOptions):
     return t
 
 
+def resolve_spec(weights: str, model: str | None, pp=None):
+    """The model a run is about: what an ONNX/IR file records (clsbench's export writes it),
+    else --model, else the guide's mnasnet1_0; a --model that contradicts the file is an
+    error. `pp` replaces the preset (an ONNX model from elsewhere)."""
+    import dataclasses
+
+    from .modelfile import identity_of
+
+    recorded, _ = identity_of(weights)
+    asked = get_model(model) if model else None
+    if recorded and asked and recorded.key != asked.key:
+        raise ClsbenchError(f"{weights}: exported from {recorded.key}; --model {model} ({asked.key}) "
+                            f"contradicts it (leave --model out)")
+    spec = recorded or asked or get_model("mnasnet1_0")
+    if not (recorded or asked):
+        from .modelfile import kind
+
+        if kind(weights) != "pth":
+            log.warning(f"{weights} records no model: comparing with {spec.key}'s reference accuracy "
+                        f"and preset (pass --model NAME[:TAG] or the preset flags)")
+    return dataclasses.replace(spec, preprocessing=pp) if pp is not None else spec
+
+
 def run(weights: str, data: str, options: RunOptions | None = None, **kw) -> dict:
     """The whole flow; returns the summary (also written as summary.json and summary.md)."""
     o = options or RunOptions(**kw)
     t = validate(weights, data, o)
-    spec = get_model(o.model)
+    spec = resolve_spec(weights, o.model, o.preprocessing)
     work = Path(o.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     with folder_lock(work):
@@ -154,7 +178,7 @@ def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
                        work, result_json, o, timer)
     atomic_write_json(work / "summary.json", summary)
     atomic_write_text(work / "summary.md", summary_markdown(summary, acc, spec))
-    summary["_accuracy"] = acc
+    summary["_accuracy"], summary["_spec"] = acc, spec
     return summary
 
 
@@ -169,11 +193,12 @@ def _model_for(weights, weights_kind, spec, work: Path, val: Path, o: RunOptions
     onnx_path = work / "model.onnx"
     rec = read_parity(str(onnx_path))
     if not o.overwrite and onnx_path.is_file() and rec and rec.get("passed") and rec.get("model") == spec.name \
+            and rec.get("weights_tag") == spec.tag \
             and rec["weights"]["sha256"] == file_sha256(weights):
         log.info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
     else:
         log.info(f"[1/5] export {weights} → {onnx_path}")
-        rec = export_onnx(weights, str(onnx_path), model=spec.name, parity_images=str(val))
+        rec = export_onnx(weights, str(onnx_path), model=spec.key, parity_images=str(val))
     p = rec["parity"]
     log.info(f"      {rec['weights']['verdict']}")
     log.info(f"      parity vs PyTorch float64: rel. L2 error {p['rel_l2_error']:.2e} "
@@ -274,7 +299,7 @@ def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, la
                  result_json=str(result_json), summary_json=str(work / "summary.json"),
                  summary_md=str(work / "summary.md"))
     return {
-        "tool": f"clsbench {__version__}", "model": spec.name,
+        "tool": f"clsbench {__version__}", "model": spec.name, "weights_tag": spec.tag,
         "weights": exported["weights"] if exported else {"path": os.path.abspath(weights),
                                                          "sha256": file_sha256(weights)},
         "parity": exported["parity"] if exported else None,

@@ -215,3 +215,21 @@ def print_proxy_demo(d: dict) -> None:
     out.print("Stage seconds (proxy fp32 run): " +
               ", ".join(f"{k} {v:.2f}" for k, v in s["stage_seconds"].items()))
     out.print(f"proxy run summary: {s['files']['summary_md']}", markup=False)
+
+
+def models_json(specs) -> list[dict]:
+    return [{"name": s.name, "tag": s.tag, "key": s.key, "preset": s.preprocessing.as_dict(),
+             "top1": s.top1, "top5": s.top5, "gflops": s.gflops, "params": s.params,
+             "file": s.official.filename if s.official else None} for s in specs]
+
+
+def models_table(specs) -> Table:
+    t = Table(title=f"{len(specs)} torchvision classifiers (weights)")
+    for col in ("model", "weights", "resize/crop", "interp.", "mean / std", "Top-1", "Top-5", "GFLOPS", "params"):
+        t.add_column(col, justify="left" if col in ("model", "weights", "interp.", "mean / std") else "right")
+    for s in specs:
+        p = s.preprocessing
+        norm = "ImageNet" if (p.mean, p.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) else f"{p.mean} / {p.std}"
+        t.add_row(s.name, s.tag, f"{p.resize}/{p.crop}", p.interpolation, norm, f"{s.top1:.3f}", f"{s.top5:.3f}",
+                  f"{s.gflops:.2f}" if s.gflops else "", f"{s.params / 1e6:.1f} M" if s.params else "")
+    return t

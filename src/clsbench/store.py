@@ -42,7 +42,7 @@ class Store:
         except FileNotFoundError:
             raise ClsbenchError(f"{self.root}: not a clsbench store (no index.json)") from None
         d = self.index["preprocessing"]
-        self.pp = Preprocessing(**{**d, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
+        self.pp = Preprocessing.from_dict(d)
         self.names: list[str] = self.index["names"]
         c = self.pp.crop
         n = len(self.names)

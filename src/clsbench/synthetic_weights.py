@@ -3,7 +3,8 @@
 torchvision's random initialisation gives MnasNet logits near 1e-8: every parity check on
 them is vacuous (any two runtimes "agree"). Re-estimating BatchNorm statistics with
 train-mode passes over real photos, then scaling the classifier so logits have std ~1,
-gives activations and logits of the magnitude trained weights have. Accuracy with these
+gives activations and logits of the magnitude trained weights have (for LayerNorm models,
+whose statistics are not re-estimated, the rescaled classifier alone does that). Accuracy with these
 weights is meaningless; numerical behaviour is realistic. Deterministic for a given seed.
 """
 from __future__ import annotations
@@ -17,9 +18,11 @@ from .models import ModelSpec
 def realistic_state_dict(spec: ModelSpec, images: np.ndarray, *, seed: int = 0,
                          logit_std: float = 1.0, chunk: int = 16) -> dict:
     """`images`: float32 (N, 3, H, W), preprocessed real photos (N >= 16 advisable)."""
-    torch, torchvision = _torch()
+    from .export import build_model
+
+    torch, _ = _torch()
     torch.manual_seed(seed)
-    model = getattr(torchvision.models, spec.name)(weights=None, num_classes=spec.num_classes)
+    model = build_model(spec)  # the architecture as built for the spec's weights (no state dict)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in bns:
         bn.reset_running_stats()
@@ -30,13 +33,17 @@ def realistic_state_dict(spec: ModelSpec, images: np.ndarray, *, seed: int = 0,
         for i in range(0, len(x), chunk):
             model(x[i:i + chunk])
         model.eval()
-        fc = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        # the classifier: the last Linear, or the last 1x1 conv (SqueezeNet), giving the classes
+        fc = [m for m in model.modules() if (isinstance(m, torch.nn.Linear) and m.out_features == spec.num_classes)
+              or (isinstance(m, torch.nn.Conv2d) and m.out_channels == spec.num_classes)][-1]
         torch.nn.init.normal_(fc.weight, std=0.01)
-        torch.nn.init.normal_(fc.bias, std=0.01)
+        if fc.bias is not None:  # MaxViT's head has none
+            torch.nn.init.normal_(fc.bias, std=0.01)
         logits = model(x)
         scale = logit_std / float(logits.std())
         fc.weight.mul_(scale)
-        fc.bias.mul_(scale)
+        if fc.bias is not None:
+            fc.bias.mul_(scale)
     return model.state_dict()  # keeps _metadata (MNASNet checks its layout version)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,7 +16,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay copyable
-out = Console(highlight=False, soft_wrap=True)
+# piped or captured output (logs, CI) gets wide tables instead of 80-column wrapping
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 log = logging.getLogger("clsbench")
 
 # The step in progress, so an interruption can say what was finished.
