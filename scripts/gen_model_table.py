@@ -51,9 +51,17 @@ def _build(tvm, name, w, record):
         try:
             with torch.device("meta"):
                 return tvm.get_model(name, weights=w)
-        except Exception:  # regnet computes its widths with tensors: build it for real
+        except Exception:  # regnet computes its widths with tensors: build it for real, uninitialized
             record.clear()
-            return tvm.get_model(name, weights=w)
+            init = torch.nn.init
+            saved = {k: getattr(init, k) for k in dir(init) if k.endswith("_") and not k.startswith("_")}
+            for k in saved:
+                setattr(init, k, lambda t, *a, **kw: t)
+            try:
+                return tvm.get_model(name, weights=w)
+            finally:
+                for k, f in saved.items():
+                    setattr(init, k, f)
     finally:
         torch.nn.Module.load_state_dict = real_load
 

@@ -133,6 +133,24 @@ def _ignore_sigint() -> None:
 
 
 @contextlib.contextmanager
+def sigint_ignored():
+    """Start worker processes inside this: they inherit SIGINT ignored from their first
+    instruction, so a Ctrl-C that reaches the whole process group while they are still
+    importing cannot print their tracebacks; the parent's Ctrl-C handling is back after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def parallel_map(fn, jobs: list, workers: int | None):
     """Yields fn's results over jobs, in order: inline for few jobs, else in `workers`
     spawned processes (spawn: no inherited torch/onnxruntime thread pools) that ignore
@@ -143,7 +161,9 @@ def parallel_map(fn, jobs: list, workers: int | None):
         return
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_ignore_sigint)
     try:
-        yield pool.map(fn, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+        with sigint_ignored():  # map submits every chunk now, which starts every worker
+            results = pool.map(fn, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+        yield results
     finally:
         pool.shutdown(cancel_futures=True)
 

@@ -70,7 +70,10 @@ def run_stream(pending, *, model, backend, precision, batch_size, pp, out, worke
     """Process `pending` (key, path) items into the prepared OutputFolder `out`; returns
     summed stage times and failures."""
     from concurrent.futures import ProcessPoolExecutor
+    from contextlib import nullcontext
     from multiprocessing import get_context
+
+    from .preprocess import sigint_ignored
 
     workers = max(1, min(workers or os.cpu_count() or 1, -(-len(pending) // batch_size) or 1))
     chunk = 4 * batch_size
@@ -81,12 +84,15 @@ def run_stream(pending, *, model, backend, precision, batch_size, pp, out, worke
     try:
         window: deque = deque()
         todo = iter(chunks)
+        first = True
         while True:
-            while len(window) < 2 * workers:  # bounded: at most two chunks per worker in flight
-                c = next(todo, None)
-                if c is None:
-                    break
-                window.append(pool.submit(_chunk, c, strict))
+            with sigint_ignored() if first else nullcontext():  # the first submits start the workers
+                while len(window) < 2 * workers:  # bounded: at most two chunks per worker in flight
+                    c = next(todo, None)
+                    if c is None:
+                        break
+                    window.append(pool.submit(_chunk, c, strict))
+            first = False
             if not window:
                 break
             r = window.popleft().result()
