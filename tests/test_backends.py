@@ -176,3 +176,19 @@ def test_compiled_artifacts_rerun_independently_of_their_records(compiled, proxy
         agree = float((got.argmax(1) == fp32.argmax(1)).mean())
         assert agree == pytest.approx(compiled[key]["parity"]["top1_agreement"], abs=1 / 96 + 1e-9), key
         assert agree >= 0.85
+
+
+def test_gpu_script_refuses_cleanly_without_a_gpu(tmp_path):
+    """benchmarks/gpu.sh runs from source; on a machine without CUDA it says so, exit 2."""
+    import subprocess
+
+    import torch
+
+    from helpers import ROOT
+
+    if torch.cuda.is_available():
+        pytest.skip("expected: a GPU is present; the script would measure it")
+    p = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "x.pth", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "no CUDA device is visible" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists()

@@ -60,7 +60,7 @@ def test_parity_on_realistic_weights_and_real_photos(onnx_model, weights, spec, 
     p = rec["parity"]
     x, _ = parity_inputs(spec, str(photo_dir))
     e32, e_onnx, top1, r64 = remeasure(weights, onnx_model, x)
-    assert e_onnx <= 4 * e32 + 1e-6 and (top1 == r64.argmax(1)).all()  # the record's verdict holds
+    assert e_onnx <= 10 * e32 + 1e-6 and (top1 == r64.argmax(1)).all()  # the record's verdict holds
     assert rec["passed"] is True and p["samples"] == 9 and "images from" in p["inputs"]
     assert p["rel_l2_error"] == pytest.approx(e_onnx, rel=1e-6)  # and its figure is this one
     assert p["torch_fp32_vs_float64"]["rel_l2_error"] == pytest.approx(e32, rel=1e-6)
@@ -84,7 +84,7 @@ def test_correct_exports_pass_on_other_seeds_and_photos(tmp_path, spec, seed, ph
     assert rec["passed"], rec["parity"]["reasons"]
     x, _ = parity_inputs(spec, str(folder), n=8)
     e32, e_onnx, top1, r64 = remeasure(w, tmp_path / "m.onnx", x)
-    assert e_onnx <= 4 * e32 + 1e-6
+    assert e_onnx <= 10 * e32 + 1e-6
 
 
 def _wrong_onnx(net, spec, path, mutate):

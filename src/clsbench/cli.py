@@ -7,7 +7,6 @@ import sys
 
 from . import ClsbenchError, __version__
 
-GUIDE = "the guide's"
 
 
 def _add_preprocessing_args(p: argparse.ArgumentParser) -> None:

@@ -163,9 +163,12 @@ def build_model(spec: ModelSpec, state_dict: dict | None = None, source: str = "
 # ---------------------------------------------------------------- parity
 
 # The exported model is judged against PyTorch in float64, relative to how far PyTorch's own
-# fp32 result is from it: a correct export is fp32 arithmetic in another order, so its error
-# is of the same size as PyTorch fp32's (measured on realistic weights: ratios 0.5-2).
-PARITY_FACTOR = 4.0  # allowed: this many times PyTorch fp32's own error ...
+# fp32 result is from it: a correct export is fp32 arithmetic in another order (and, in ONNX
+# Runtime, approximated Sigmoid/SiLU kernels), so its error is of the same size. Measured
+# over the zoo (docs/zoo.md, realistic weights): ratios 0.6-1.2 for most families, 1.0-6.7
+# for EfficientNet b0-b7 (deep SiLU stacks); a wrong export is 100-10,000x off (a conv
+# weight x1.01: 1.6e-2; one BatchNorm eps: 2.2e-3; bounds ~1e-5-1e-4).
+PARITY_FACTOR = 10.0  # allowed: this many times PyTorch fp32's own error ...
 PARITY_FLOOR = 1e-6  # ... plus this (relative L2), for models where fp32 is nearly exact
 MARGIN_FACTOR = 10.0  # top-1 must agree where the float64 top-1/top-2 margin is this many
                       # times the image's fp32 noise (max |fp32 - float64| over its logits)
