@@ -108,7 +108,8 @@ def write_doc(rows: list[dict], out: Path, cap_s: float, total: int) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tags", choices=("default", "all"), default="default")
-    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--only", nargs="*", help="architectures to run now (the doc keeps every row)")
+    ap.add_argument("--redo", action="store_true", help="with --only: measure them again")
     ap.add_argument("--work", default="/tmp/clsbench-zoo")
     ap.add_argument("--cap", type=float, default=8.0, help="seconds of timing per batch size")
     ap.add_argument("--out", default=str(ROOT / "docs" / "zoo.md"))
@@ -120,12 +121,12 @@ def main() -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     photos = str(build_demo_dataset(work / "photos", per_class=1) / "val")
-    keys = [s.key for s in all_models() if a.tags == "all" or s.tag == default_tag(s.name)]
-    keys = [k for k in keys if not a.only or k.split(":")[0] in a.only]
+    all_keys = [s.key for s in all_models() if a.tags == "all" or s.tag == default_tag(s.name)]
+    keys = [k for k in all_keys if not a.only or k.split(":")[0] in a.only]  # --only: what runs now
     done_file = work / "zoo.jsonl"
     rows = {json.loads(l)["key"]: json.loads(l) for l in done_file.read_text().splitlines()} if done_file.exists() else {}
     for i, key in enumerate(keys):
-        if key in rows:
+        if key in rows and not (a.only and a.redo):
             continue
         print(f"[{i + 1}/{len(keys)}] {key}", flush=True)
         try:
@@ -135,12 +136,11 @@ def main() -> int:
                    "export_s": "", "onnx_mb": 0.0, "opset": "", "rel_l2": float("nan"), "bound": float("nan"),
                    "top1_agreement": 0.0, "gflops": "", "ort_bs1": "", "ort_bs32": "", "preset": ""}
         rows[key] = row
-        with open(done_file, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        done_file.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
         print(f"    {'pass' if row['passed'] else 'FAIL'} {row.get('export_s')} s export, "
               f"bs1 {fmt(row.get('ort_bs1'))}, bs32 {fmt(row.get('ort_bs32'))} img/s", flush=True)
-        write_doc([rows[k] for k in keys if k in rows], Path(a.out), a.cap, len(keys))  # after each: resumable
-    write_doc([rows[k] for k in keys if k in rows], Path(a.out), a.cap, len(keys))
+        write_doc([rows[k] for k in all_keys if k in rows], Path(a.out), a.cap, len(all_keys))  # resumable
+    write_doc([rows[k] for k in all_keys if k in rows], Path(a.out), a.cap, len(all_keys))
     print(f"wrote {a.out}")
     return 0
 

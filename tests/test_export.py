@@ -269,3 +269,18 @@ def test_checkpoint_wrappers_unwrapped(tmp_path, weights, spec):
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3}, p)
     net = build_model(spec, load_state_dict(p))
     assert torch.equal(net.state_dict()["classifier.1.weight"], sd["classifier.1.weight"])
+
+
+def test_a_model_past_the_size_limit_keeps_its_weights_beside_it(tmp_path, weights, photo_dir, monkeypatch):
+    """Models over 2 GB (vit_h_14, regnet_y_128gf) go to model.onnx + model.onnx.data; the
+    limit is lowered here so a small model takes that path."""
+    import clsbench.export as ex
+    from clsbench.backends import open_backend
+
+    monkeypatch.setattr(ex, "LARGE", 1000)
+    out = tmp_path / "big" / "m.onnx"
+    rec = export_onnx(str(weights), str(out), parity_images=str(photo_dir), parity_batch=2)
+    assert rec["passed"] and (tmp_path / "big" / "m.onnx.data").stat().st_size > 10_000_000
+    assert out.stat().st_size < 1_000_000 and sorted(p.name for p in out.parent.iterdir()) == ["m.onnx", "m.onnx.data", "m.parity.json"]
+    rt = open_backend(None, str(out), batch_size=1)  # external data beside the model: accepted
+    assert rt.run(np.zeros((1, 3, 224, 224), np.float32)).shape == (1, 1000)

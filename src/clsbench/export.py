@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,7 +279,10 @@ def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: 
 
     size = spec.preprocessing.crop
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{output}.tmp"
+    work = Path(output).parent / f".{Path(output).name}.export"  # the exporter may write weight files
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    tmp = str(work / Path(output).name)
     errors = []
     for o in ([opset] if opset else OPSETS):
         try:
@@ -289,19 +293,26 @@ def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: 
             errors.append(f"opset {o}: {str(e).splitlines()[0][:200]}")
     else:
         raise ClsbenchError(f"{output}: {spec.name} does not export to ONNX ({'; '.join(errors)})")
+    data = Path(output).name + ".data"
     try:
         m = onnx.load(tmp)
         set_onnx_metadata(m, {**metadata, "opset": opset})
-        large = m.ByteSize() > LARGE
-        onnx.checker.check_model(tmp if large else m, full_check=True)
-        data = Path(output).name + ".data"
-        onnx.save(m, tmp, save_as_external_data=large, location=data if large else None)
+        # ByteSize() itself fails past protobuf's 2 GiB: count the weights instead
+        large = sum(len(t.raw_data) for t in m.graph.initializer) > LARGE
+        final = work / "final.onnx"
+        if large:  # all weights in one file beside the model, checked from the path
+            onnx.save(m, final, save_as_external_data=True, all_tensors_to_one_file=True, location=data)
+            onnx.checker.check_model(str(final), full_check=True)
+        else:
+            onnx.checker.check_model(m, full_check=True)
+            onnx.save(m, final)
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise ClsbenchError(f"{output}: exported graph fails onnx.checker ({e})") from None
     if large:
-        os.replace(Path(tmp).parent / data, Path(output).parent / data)
-    os.replace(tmp, output)
+        os.replace(work / data, Path(output).parent / data)
+    os.replace(final, output)
+    shutil.rmtree(work, ignore_errors=True)
     return opset
 
 
