@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# The batch sweep on an NVIDIA GPU, prepared to run unattended in under 6 minutes:
-#   bash benchmarks/gpu.sh [WEIGHTS.pth] [OUT_DIR]
+# MnasNet1.0 on one NVIDIA GPU, prepared to run unattended in under 6 minutes:
+#   bash benchmarks/gpu.sh [OUT_DIR] [BUDGET_S]
 # Runs clsbench from source (PYTHONPATH=src) with the machine's own python3 and torch, so
-# only the working tree needs to travel to the GPU machine; a local .venv is used when
-# present. Prints the device and the table, writes OUT_DIR/perf.{md,json,png} (default
-# perf-gpu). Backend: PyTorch fp16/fp32, channels-last, one CUDA graph per batch size
-# (src/clsbench/backends/cuda.py); compute-only figures sync the device.
+# only the working tree needs to travel to the GPU machine (no .venv; PY=... overrides).
+# Prints the machine and the tables, writes OUT_DIR/gpu.{md,json} (default perf-gpu):
+# parity of fp32/fp16/bf16 vs PyTorch fp32 on the CPU, compute-only img/s and p50/p99 per
+# batch size 1..1024 per precision and mode (eager, CUDA graph, torch.compile), the GPU
+# decode path's pixel difference, and JPEG -> result.json end to end with both decode paths
+# (benchmarks/gpu_bench.py says how each is measured).
 # Without a visible CUDA device it says so and exits 2 before doing anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${PY:-}" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
-fi
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-export ORT_DISABLE_TELEMETRY=1
-WEIGHTS=${1:-src/clsbench/data/proxy_mnasnet1_0.pth}
-OUT=${2:-perf-gpu}
+PY=${PY:-python3}
+export PYTHONPATH="$PWD/src:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 ORT_DISABLE_TELEMETRY=1
+OUT=${1:-perf-gpu}
+BUDGET=${2:-280}
 "$PY" - <<'PYEOF' || exit 2
 import sys
 try:
@@ -27,9 +27,6 @@ if not torch.cuda.is_available():
              "nothing was measured")
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))
 PYEOF
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv || true
 mkdir -p "$OUT"
-"$PY" -m clsbench.cli export --weights "$WEIGHTS" --output "$OUT/model.onnx" >/dev/null
-timeout 330 "$PY" -m clsbench.cli perf -q --model "$OUT/model.onnx" --weights "$WEIGHTS" \
-  --configs cuda:fp16,cuda:fp32 --batches 1,4,8,16,32,64,128,256 \
-  --duration 3 --iterations 20 --warmup 10 --output "$OUT"
+timeout $((BUDGET + 60)) "$PY" benchmarks/gpu_bench.py --out "$OUT" --budget-s "$BUDGET"

@@ -225,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--stream", action="store_true",
                        help="one decode..infer..write pipeline per CPU, straight from the JPEGs: no .bin files, "
                             "memory flat in the number of images")
+        p.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
+                       help="with --stream and --backend cuda: cpu = the exact path (PIL) on all CPUs "
+                            "feeding the GPU (default); gpu = nvJPEG decode, resize and crop on the GPU, "
+                            "faster but not pixel-exact (its difference is in docs/performance.md)")
+        p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph",
+                       help="cuda backend: one CUDA graph per batch size (default), eager, or "
+                            "torch.compile (inductor) under the graph (compile time is reported)")
         p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
                                             "set (default: the first --calib-images images of the data, "
                                             "and the accuracy is also reported without them)")
@@ -428,7 +435,7 @@ def _run_options(a):
                       threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
                       workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
-                      show_progress=not a.quiet)
+                      decode=a.decode, cuda_mode=a.cuda_mode, show_progress=not a.quiet)
 
 
 def _run(a, weights: str, data: str) -> int:
@@ -454,7 +461,6 @@ def cmd_demo(a) -> int:
 def cmd_compile(a) -> int:
     from .compile import compile_model, record_path
     from .dataset import read_labels
-    from .models import get_preprocessing
     from .ui import out
 
     labels = read_labels(a.labels) if a.labels else None

@@ -142,7 +142,8 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                   images: str | None = None, preprocessing=None, workers: int | None = None,
                   strict: bool = False, output: str = "result", device_id: int = 0, outfmt: str = "txt",
                   backend: str = "onnxruntime", threads: int | None = None, precision: str | None = None,
-                  overwrite: bool = False, show_progress: bool = True) -> dict:
+                  overwrite: bool = False, show_progress: bool = True, decode: str = "cpu",
+                  backend_options: dict | None = None) -> dict:
     """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
     fly (`images`, streaming); returns the perf record (also written as the vendor's perf
     .txt and a .json). A rerun resumes; one with nothing left returns the earlier record,
@@ -153,14 +154,19 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
         raise ClsbenchError("give exactly one input: an .info file, a store or an image folder")
     if info is not None:
         read_info(info)  # a malformed .info is reported before the model is loaded
+    if decode not in ("cpu", "gpu"):
+        raise ClsbenchError(f"decode must be cpu or gpu, got {decode!r}")
+    if decode != "cpu" and images is None:
+        raise ClsbenchError("--decode gpu applies to streaming from an image folder")
     rt = open_backend(backend, model, batch_size=batch_size, threads=threads, device_id=device_id,
-                      precision=precision)
+                      precision=precision, **(backend_options or {}))
     source = _open_source(rt, info, store, images, preprocessing)
     out = OutputFolder(dump_dir(output, device_id), outfmt)
     names = [out.name(key) for key, _ in source.items]
     check_unique(zip(names, (src for _, src in source.items)), source.where)
     identity = {"model_sha256": file_sha256(model), "batch_size": batch_size, "outfmt": outfmt,
-                "backend": rt.name, "precision": rt.precision, "input": source.where}
+                "backend": rt.name, "precision": rt.precision, "input": source.where,
+                **({"decode": decode} if decode != "cpu" else {})}
     with folder_lock(out.dir):
         done = out.prepare(identity, overwrite)
         pending = [item for item, n in zip(source.items, names) if n not in done]
@@ -172,7 +178,7 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                 return {**earlier, "from_earlier_run": True, "resumed": resumed}
         try:
             if images is not None:
-                return _stream(ctx, pending, model, preprocessing, workers, strict, show_progress)
+                return _stream(ctx, pending, model, preprocessing, workers, strict, show_progress, decode)
             return _offline(ctx, pending, show_progress)
         except KeyboardInterrupt:
             from .ui import current
@@ -231,18 +237,30 @@ def _offline(ctx: _Run, pending, show_progress) -> dict:
     return _finish(ctx, st, compute_ms, "offline")
 
 
-def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_progress) -> dict:
-    from .stream import run_stream
+def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_progress, decode="cpu") -> dict:
     from .ui import progress
 
     rt = ctx.rt
+    feeds = getattr(rt, "feeds_uint8", False)
+    if decode != "cpu" and not feeds:
+        raise ClsbenchError(f"--decode {decode} needs the cuda backend, not {rt.name}")
     t_start = time.perf_counter()
     with progress(len(pending), f"stream bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
-        r = run_stream(pending, model=model, backend=rt.name, precision=rt.precision,
-                       batch_size=ctx.batch_size, pp=preprocessing, out=ctx.out,
-                       workers=workers, strict=strict, advance=advance)
+        if feeds:
+            from .feeder import run_feeder
+
+            r = run_feeder(pending, step=ctx.step, pp=preprocessing, out=ctx.out, workers=workers,
+                           strict=strict, advance=advance, decode=decode)
+        else:
+            from .stream import run_stream
+
+            r = run_stream(pending, model=model, backend=rt.name, precision=rt.precision,
+                           batch_size=ctx.batch_size, pp=preprocessing, out=ctx.out,
+                           workers=workers, strict=strict, advance=advance)
     wall = time.perf_counter() - t_start
     ctx.source.failed = r["failed"]
+    if feeds:
+        return _finish(ctx, _feeder_times(ctx, r, wall, decode), [], "stream")
     ctx.description.update(threads=1, processes=r["workers"],
                            layout="one single-threaded pipeline (decode..write) per process")
     n = r["workers"]
@@ -252,6 +270,16 @@ def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_prog
                     read_s=r["decode"] / n, preprocess_s=r["pre"] / n,
                     infer_s=sum(r["compute_ms"]) / 1e3 / n, post_s=r["post"] / n)
     return _finish(ctx, st, r["compute_ms"], "stream")
+
+
+def _feeder_times(ctx: _Run, r: dict, wall: float, decode: str) -> StageTimes:
+    n = r["workers"] if decode == "cpu" else 1
+    ctx.description.update(decode=decode, processes=n, layout=(
+        f"{n} decode processes (exact path) feeding one device process" if decode == "cpu"
+        else "files read on threads, decoded, resized and cropped on the GPU (not pixel-exact)"))
+    computed = -(-r["done"] // ctx.batch_size) * ctx.batch_size
+    return StageTimes(samples=r["done"], computed=computed, wall_s=wall, read_s=r["decode"] / n,
+                      preprocess_s=0.0, infer_s=r["infer"], post_s=r["post"])
 
 
 def _finish(ctx: _Run, st: StageTimes, compute_ms, mode) -> dict:

@@ -67,6 +67,9 @@ class RunOptions:
     stream: bool = False
     calib_data: str | None = None
     calib_images: int = 300
+    decode: str = "cpu"  # with stream and the cuda backend: "gpu" decodes on the GPU (not exact)
+    cuda_mode: str = "graph"  # cuda backend: graph, eager or compile
+    backend_options: dict = field(default_factory=dict)  # passed to the backend (tests: device="cpu")
     show_progress: bool = True
 
 
@@ -98,6 +101,8 @@ def validate(weights: str, data: str, o: RunOptions):
         raise ClsbenchError(f"--workers must be >= 1, got {o.workers}")
     if o.calib_images < 1:
         raise ClsbenchError(f"--calib-images must be >= 1, got {o.calib_images}")
+    if o.decode != "cpu" and not (o.stream and o.backend == "cuda"):
+        raise ClsbenchError("--decode gpu needs --stream and --backend cuda")
     if not os.path.exists(weights):
         raise ClsbenchError(f"{weights}: weights/model file not found")
     if not os.path.isdir(data):
@@ -242,18 +247,26 @@ def _preprocess(val: Path, work: Path, spec, o: RunOptions):
     return rep
 
 
+def _backend_options(t, spec, o: RunOptions) -> dict:
+    """The PyTorch backends build the architecture themselves: tell them which."""
+    opts = {"arch": spec.key} if t.backend in ("torch", "cuda") else {}
+    if t.backend == "cuda":
+        opts["mode"] = o.cuda_mode
+    return {**opts, **o.backend_options}
+
+
 def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer) -> dict:
     from .infer import infer_offline
 
     result = work / "result"
     common = dict(batch_size=o.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
                   backend=t.backend, precision=t.precision, threads=o.threads, overwrite=o.overwrite,
-                  show_progress=o.show_progress)
+                  show_progress=o.show_progress, backend_options=_backend_options(t, spec, o))
     if o.stream:
         log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}")
         with timer("preprocess+infer"):
             perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
-                                 workers=o.workers, strict=o.strict, **common)
+                                 workers=o.workers, strict=o.strict, decode=o.decode, **common)
     else:
         info_path = work / "prep_bin.info"
         log.info(f"[3/5] dataset info → {info_path}")

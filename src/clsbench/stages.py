@@ -33,6 +33,10 @@ class BatchStep:
         t0 = time.perf_counter()
         logits = self.rt.run(batch)
         ms = (time.perf_counter() - t0) * 1e3
+        return self.check(logits, n, sources), ms
+
+    def check(self, logits: np.ndarray, n: int, sources) -> np.ndarray:
+        """The output shape and finiteness checks; returns the n real samples' logits."""
         want = (self.batch_size, self.num_classes) if self.num_classes else None
         if logits.ndim != 2 or logits.shape[0] != self.batch_size or (want and logits.shape != want):
             raise ClsbenchError(f"{self.rt.model_path}: output shape {logits.shape}, expected "
@@ -42,7 +46,7 @@ class BatchStep:
         if bad.any():
             raise ClsbenchError(f"{self.rt.model_path}: NaN or infinite output for "
                                 f"{sources[int(np.argmax(bad))]}")
-        return logits, ms
+        return logits
 
 
 def run_all(rt, x: np.ndarray, batch_size: int) -> np.ndarray:

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""MnasNet1.0 on one NVIDIA GPU, measured in one unattended run (benchmarks/gpu.sh calls it).
+
+Prints and writes to OUT (gpu.md, gpu.json):
+  1. the machine: GPU, driver, CUDA, cuDNN, torch, CPUs;
+  2. parity of every GPU precision (fp32/fp16/bf16) against PyTorch fp32 on the CPU, on the
+     trained proxy and its own task's images (accuracy with both);
+  3. compute-only img/s and latency p50/p99 per batch size (1 ... 1024) per precision and mode
+     (eager, CUDA graph, torch.compile under a graph): uint8 input already on the GPU,
+     normalization + model timed with CUDA events, 3 timed repeats of >= 0.25 s, median;
+  4. the pixel difference and top-1 agreement of the GPU decode path vs the exact path;
+  5. end to end JPEG -> result.json through `clsbench run --stream --backend cuda` with the
+     exact CPU decode (all cores) and with --decode gpu, on generated ImageNet-like JPEGs.
+Stays inside --budget-s (cells left out are listed, never silently dropped).
+
+    PYTHONPATH=src python3 benchmarks/gpu_bench.py --out perf-gpu
+    PYTHONPATH=src python3 benchmarks/gpu_bench.py --out /tmp/smoke --device cpu --smoke   # CPU check
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+WEIGHTS = ROOT / "src/clsbench/data/proxy_mnasnet1_0.pth"
+BATCHES = (1, 8, 32, 64, 128, 256, 512, 1024)
+COMPILE_BATCHES = (1, 64, 256, 1024)
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def machine(torch, device) -> dict:
+    m = {"torch": torch.__version__, "cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    try:
+        import torchvision
+        m["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    if device == "cuda":
+        p = torch.cuda.get_device_properties(0)
+        m.update(gpu=p.name, sm_count=p.multi_processor_count, memory_gib=round(p.total_memory / 2**30, 1),
+                 cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        try:
+            m["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                         capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            m["driver"] = "?"
+    return m
+
+
+def open_cuda(device, bs, precision, mode):
+    from clsbench.backends import open_backend
+
+    return open_backend("cuda", str(WEIGHTS), batch_size=bs, precision=precision, mode=mode, device=device)
+
+
+def exact_crops(paths, pp, workers):
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    from clsbench.preprocess import crop_chw
+
+    with ProcessPoolExecutor(workers) as ex:
+        return np.stack(list(ex.map(partial(crop_chw, pp=pp), paths, chunksize=16)))
+
+
+def logits_of(rt, crops):
+    outs = [out for out in rt.pipelined(_padded(crops, rt.batch_size))]
+    return np.concatenate(outs)[:len(crops)]
+
+
+def _padded(crops, bs):
+    for i in range(0, len(crops), bs):
+        b = crops[i:i + bs]
+        if len(b) < bs:
+            b = np.concatenate([b, np.repeat(b[-1:], bs - len(b), 0)])
+        yield b
+
+
+def parity_section(device, n, workdir, workers) -> dict:
+    from clsbench.backends.torch import TorchBackend
+    from clsbench.export import parity
+    from clsbench.models import get_model
+    from clsbench.preprocess import normalize_batch
+    from clsbench.proxy_task import write_images
+
+    pp = get_model("mnasnet1_0").preprocessing
+    pairs = write_images(workdir / "proxy", n, seed=7)
+    crops = exact_crops([workdir / "proxy/val" / p for p, _ in pairs], pp, workers)
+    y = np.array([k for _, k in pairs])
+    ref = TorchBackend(str(WEIGHTS), batch_size=n)
+    r = ref.run(normalize_batch(crops, pp))
+    rows = {"reference": f"PyTorch fp32 on the CPU, {n} proxy-task images (exact preprocessing)",
+            "reference_top1": float((r.argmax(1) == y).mean() * 100)}
+    for prec in ("fp32", "fp16", "bf16"):
+        got = logits_of(open_cuda(device, 64, prec, "graph" if device == "cuda" else "eager"), crops)
+        rows[prec] = {**parity(r, got), "top1": float((got.argmax(1) == y).mean() * 100)}
+    return rows
+
+
+def time_cell(torch, rt, device, min_s=0.25, repeats=3) -> dict:
+    """uint8 input already on the device: normalization + model, CUDA-event timed."""
+    rt.in_u8.copy_(torch.randint(0, 256, rt.in_u8.shape, dtype=torch.uint8, device=rt.dev))
+    run = rt._runner("u8")[0]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(3):
+        run()
+    sync()
+    t0 = time.perf_counter()
+    run()
+    sync()
+    iters = max(3, min(2000, int(min_s / max(time.perf_counter() - t0, 1e-5))))
+    rates, lat = [], []
+    for _ in range(repeats):
+        if device == "cuda":
+            ev = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
+            ev[0].record()
+            for i in range(iters):
+                run()
+                ev[i + 1].record()
+            sync()
+            ms = [ev[i].elapsed_time(ev[i + 1]) for i in range(iters)]
+        else:
+            ms = []
+            for _ in range(iters):
+                t = time.perf_counter()
+                run()
+                ms.append((time.perf_counter() - t) * 1e3)
+        rates.append(rt.batch_size * iters / (sum(ms) / 1e3))
+        lat += ms
+    return {"img_s": float(np.median(rates)), "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)), "iters": iters * repeats}
+
+
+def sweep_section(torch, device, batches, deadline, compile_batches) -> tuple[list, list]:
+    """Every (precision, mode, batch) cell; given compile_batches, only the compiled fp16 ones."""
+    cells, skipped = [], []
+    plan = ([("fp16", "compile", b) for b in compile_batches] if compile_batches else
+            [(p, m, b) for m in ("graph", "eager") for p in ("fp16", "bf16", "fp32") for b in batches])
+    if device != "cuda":
+        plan = [c for c in plan if c[1] == "eager"]
+    for prec, mode, bs in plan:
+        if time.monotonic() > deadline - (60 if mode == "compile" else 0):
+            skipped.append(f"{prec} {mode} bs{bs}: out of the time budget")
+            continue
+        try:
+            t0 = time.perf_counter()
+            rt = open_cuda(device, bs, prec, mode)
+            setup = time.perf_counter() - t0
+            cell = {"precision": prec, "mode": mode, "batch": bs, **time_cell(torch, rt, device),
+                    "setup_s": round(setup, 2), "compile_s": rt.compile_s}
+            cells.append(cell)
+            log(f"  {prec:5s} {mode:7s} bs{bs:<5d} {cell['img_s']:10.0f} img/s  p50 {cell['p50_ms']:.3f} ms"
+                f"  p99 {cell['p99_ms']:.3f} ms" + (f"  compile {rt.compile_s:.0f} s" if rt.compile_s else ""))
+            del rt
+        except Exception as e:  # noqa: BLE001 - one failing cell must not lose the others
+            skipped.append(f"{prec} {mode} bs{bs}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            log("  skipped", skipped[-1])
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return cells, skipped
+
+
+def make_jpegs(root: Path, n: int, distinct: int, workers: int) -> Path:
+    """ImageNet-val-like JPEGs (benchmarks/e2e.py's generator), `distinct` encoded in parallel."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import e2e
+
+    step = -(-distinct // workers)
+    with ProcessPoolExecutor(workers) as ex:
+        list(ex.map(_make_part, [(str(root), i, min(i + step, distinct)) for i in range(0, distinct, step)]))
+    return e2e.make_dataset(root, n, distinct, noise=6.0)
+
+
+def _make_part(a):
+    import e2e
+
+    root, lo, hi = a
+    part = Path(root) / f"part{lo}"
+    e2e.make_dataset(part, hi - lo, hi - lo, noise=6.0, seed=lo)
+    (Path(root) / "val").mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(sorted((part / "val").iterdir())):
+        dst = Path(root) / "val" / f"ILSVRC2012_val_{lo + i + 1:08d}.JPEG"
+        if not dst.exists():
+            os.replace(p, dst)
+
+
+def decode_section(torch, device, data: Path, n, workers) -> dict:
+    """GPU decode vs the exact path on `n` distinct images: pixels and top-1 (fp32 and fp16)."""
+    from clsbench.gpudecode import DeviceDecoder
+    from clsbench.models import get_model
+
+    pp = get_model("mnasnet1_0").preprocessing
+    paths = sorted((data / "val").iterdir())[:n]
+    exact = exact_crops(paths, pp, workers)
+    dec = DeviceDecoder(pp, device)
+    blobs = [p.read_bytes() for p in paths]
+    gpu = torch.cat([dec(blobs[i:i + 256], [str(p) for p in paths[i:i + 256]])
+                     for i in range(0, n, 256)]).cpu().numpy()
+    d = np.abs(exact.astype(np.int16) - gpu.astype(np.int16))
+    rec = {"images": n, "mean_abs_diff": float(d.mean()), "max_abs_diff": int(d.max()),
+           "p99_abs_diff": float(np.percentile(d, 99)), "values_differing": float((d > 0).mean()),
+           "values_off_by_more_than_2": float((d > 2).mean())}
+    for prec in ("fp32", "fp16"):
+        rt = open_cuda(device, 64, prec, "graph" if device == "cuda" else "eager")
+        a, b = logits_of(rt, exact), logits_of(rt, gpu)
+        rec[f"top1_agreement_{prec}"] = float((a.argmax(1) == b.argmax(1)).mean())
+    # decode throughput alone (files already in memory), the GPU path's ceiling
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for i in range(0, n, 256):
+        dec(blobs[i:i + 256], [""] * len(blobs[i:i + 256]))
+    sync()
+    rec["gpu_decode_only_img_s"] = n / (time.perf_counter() - t0)
+    return rec
+
+
+def e2e_section(data: Path, workdir: Path, device, batch, deadline) -> list:
+    from clsbench.pipeline import RunOptions, run
+
+    rows = []
+    opts = {} if device == "cuda" else {"device": "cpu", "mode": "eager"}
+    for decode in ("cpu", "gpu"):
+        if time.monotonic() > deadline:
+            rows.append({"decode": decode, "skipped": "out of the time budget"})
+            continue
+        t0 = time.perf_counter()
+        s = run(str(WEIGHTS), str(data), RunOptions(
+            backend="cuda", precision="fp16", batch_size=batch, stream=True, decode=decode,
+            work_dir=str(workdir / f"run-{decode}"), overwrite=True, show_progress=False,
+            backend_options=opts))
+        wall = time.perf_counter() - t0
+        perf = json.loads(next((workdir / f"run-{decode}/result").glob("perf_*.json")).read_text())
+        st = perf["stages"]
+        rows.append({"decode": decode, "images": perf["samples"], "command_wall_s": round(wall, 2),
+                     "stream_img_s": st["e2e"]["throughputRate"],
+                     "stage_s": {k: round(v.get("moduleLatency", 0) * perf["samples"] / 1e3, 2)
+                                 for k, v in st.items() if k != "e2e"},
+                     "result_json": str(workdir / f"run-{decode}/result.json"),
+                     "result_images": s["accuracy"]["images"], "layout": perf["backend"].get("layout")})
+        log(f"  e2e decode={decode}: {rows[-1]['stream_img_s']:.0f} img/s over {perf['samples']} images "
+            f"(command {wall:.1f} s)")
+    return rows
+
+
+def markdown(rec: dict) -> str:
+    m = rec["machine"]
+    out = [f"# MnasNet1.0 on {m.get('gpu', m.get('device', '?'))}", "",
+           f"torch {m['torch']}, torchvision {m.get('torchvision', '?')}, CUDA {m.get('cuda', '-')}, "
+           f"cuDNN {m.get('cudnn', '-')}, driver {m.get('driver', '-')}, {m['cpus']} CPUs, "
+           f"Python {m['python']}. Weights: the trained proxy (src/clsbench/data/proxy_mnasnet1_0.pth). "
+           f"Command: `{rec['command']}`; total {rec['total_s']:.0f} s.", ""]
+    p = rec.get("parity")
+    if p:
+        out += ["## Parity vs PyTorch fp32 on the CPU", "", p["reference"] + f"; its Top-1 {p['reference_top1']:.1f} %", "",
+                "| precision | rel. L2 error | max abs | top-1 agreement | top-5 set agreement | Top-1 % |",
+                "|---|---|---|---|---|---|"]
+        for k in ("fp32", "fp16", "bf16"):
+            if k in p:
+                r = p[k]
+                out.append(f"| {k} | {r['rel_l2_error']:.2e} | {r['max_abs_error']:.3g} | {r['top1_agreement']:.1%} "
+                           f"| {r['top5_set_agreement']:.1%} | {r['top1']:.1f} |")
+        out.append("")
+    cells = rec.get("compute", [])
+    if cells:
+        out += ["## Compute only (uint8 batch on the GPU; normalization + model; CUDA events)", "",
+                "img/s (median of 3 timed repeats) · p50 / p99 ms per batch, back to back", ""]
+        cols = sorted({(c["precision"], c["mode"]) for c in cells}, key=lambda pm: (pm[1] != "graph", pm))
+        out.append("| batch | " + " | ".join(f"{p} {m}" for p, m in cols) + " |")
+        out.append("|---" * (len(cols) + 1) + "|")
+        by = {(c["precision"], c["mode"], c["batch"]): c for c in cells}
+        for b in sorted({c["batch"] for c in cells}):
+            row = []
+            for p_, m_ in cols:
+                c = by.get((p_, m_, b))
+                row.append(f"{c['img_s']:,.0f} · {c['p50_ms']:.2f}/{c['p99_ms']:.2f}" if c else "–")
+            out.append(f"| {b} | " + " | ".join(row) + " |")
+        best = max(cells, key=lambda c: c["img_s"])
+        out += ["", f"Best: **{best['img_s']:,.0f} img/s** ({best['precision']} {best['mode']}, batch {best['batch']})."]
+        comp = [c for c in cells if c.get("compile_s")]
+        if comp:
+            out.append("torch.compile time per batch size: " +
+                       ", ".join(f"bs{c['batch']} {c['compile_s']:.0f} s" for c in comp) + ".")
+        out.append("")
+    d = rec.get("decode")
+    if d:
+        out += ["## GPU decode vs the exact path", "",
+                f"{d['images']} generated JPEGs: mean |Δ| {d['mean_abs_diff']:.3f} levels, p99 {d['p99_abs_diff']:.0f}, "
+                f"max {d['max_abs_diff']}; {d['values_differing']:.1%} of values differ, "
+                f"{d['values_off_by_more_than_2']:.2%} by more than 2. Top-1 agreement with the exact path: "
+                f"fp32 {d['top1_agreement_fp32']:.1%}, fp16 {d['top1_agreement_fp16']:.1%}. "
+                f"Decode+resize+crop alone: {d['gpu_decode_only_img_s']:,.0f} img/s.", ""]
+    e = rec.get("e2e")
+    if e:
+        out += ["## End to end: JPEG → result.json (`clsbench run --stream --backend cuda --precision fp16`)", "",
+                "| decode | images | img/s (stream) | command wall s | decode s | infer s | post s |", "|---|---|---|---|---|---|---|"]
+        for r in e:
+            if "skipped" in r:
+                out.append(f"| {r['decode']} | skipped: {r['skipped']} | | | | | |")
+                continue
+            s = r["stage_s"]
+            out.append(f"| {r['decode']} | {r['images']} | {r['stream_img_s']:,.0f} | {r['command_wall_s']} | "
+                       f"{s.get('data read', 0)} | {s.get('infer', 0)} | {s.get('post', 0)} |")
+        out.append("")
+    if rec.get("skipped"):
+        out += ["Left out: " + "; ".join(rec["skipped"]), ""]
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--budget-s", type=float, default=300)
+    ap.add_argument("--images", type=int, default=32768, help="end-to-end JPEGs (hard links to --distinct)")
+    ap.add_argument("--distinct", type=int, default=1024)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script, not the GPU")
+    a = ap.parse_args()
+    import torch
+
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_bench: no CUDA device is visible to PyTorch; nothing was measured", file=sys.stderr)
+        return 2
+    t_start = time.monotonic()
+    deadline = t_start + a.budget_s
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = os.cpu_count() or 1
+    batches, cbatches, n_par = (BATCHES, COMPILE_BATCHES, 512) if not a.smoke else ((1, 4), (), 16)
+    if a.device != "cuda":
+        cbatches = ()
+    if a.smoke:
+        a.images, a.distinct = 48, 16
+    rec = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": machine(torch, a.device),
+           "skipped": []}
+    log("machine:", json.dumps(rec["machine"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+
+        def section(name, fn, *args):
+            t0 = time.monotonic()
+            try:
+                rec[name] = fn(*args)
+            except Exception as e:  # noqa: BLE001 - a failing section must not lose the others
+                import traceback
+
+                traceback.print_exc()
+                rec["skipped"].append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            log(f"[{name}] {time.monotonic() - t0:.0f} s (total {time.monotonic() - t_start:.0f} s)")
+
+        section("parity", parity_section, a.device, n_par, work, workers)
+        section("compute", sweep_section, torch, a.device, batches, deadline - 120, ())
+        section("jpegs", make_jpegs, work / "jpegs", a.images, a.distinct, workers)
+        data = work / "jpegs"
+        section("decode", decode_section, torch, a.device, data, min(a.distinct, 1024), workers)
+        section("e2e", e2e_section, data, work, a.device, 16 if a.smoke else 256, deadline - 40)
+        if cbatches:
+            section("compiled", sweep_section, torch, a.device, cbatches, deadline, cbatches)
+        rec.pop("jpegs", None)
+        for k in ("compute", "compiled"):
+            if k in rec:
+                cells, skipped = rec.pop(k)
+                rec.setdefault("cells", []).extend(cells)
+                rec["skipped"] += skipped
+        rec["compute"] = rec.pop("cells", [])
+    rec["total_s"] = time.monotonic() - t_start
+    (out / "gpu.json").write_text(json.dumps(rec, indent=1))
+    md = markdown(rec)
+    (out / "gpu.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Streaming for a device backend (cuda): many CPU processes decode, ONE process runs the model.
+
+stream.py gives every worker process its own runtime, which is right for CPU runtimes but
+would put 16 CUDA contexts on one GPU. Here decode workers send back uint8 crops (the exact
+path: PIL decode, resize, crop; 150 KB per 224x224 image), the parent batches them, uploads
+them on a copy stream while the previous batch computes (`CudaBackend.pipelined`),
+normalizes on the GPU, and hands the logits to writer threads. With `decode="gpu"` the
+parent reads the files and the GPU decodes them (gpudecode.py: opt-in, not pixel-exact).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import ClsbenchError
+
+_PP: dict = {}
+
+
+def _init(pp) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    _PP["pp"] = pp
+
+
+def _crops(items, strict):
+    """Worker: decode, resize, crop `items`; (kept items, uint8 stack, failures, seconds)."""
+    from .preprocess import crop_chw
+
+    t0 = time.perf_counter()
+    kept, crops, failed = [], [], []
+    for key, path in items:
+        try:
+            crops.append(crop_chw(path, _PP["pp"]))
+            kept.append((key, path))
+        except ClsbenchError as e:
+            if strict:
+                raise
+            failed.append((path, str(e)))
+    return kept, (np.stack(crops) if crops else None), failed, time.perf_counter() - t0
+
+
+def _cpu_chunks(pending, pp, workers, strict, chunk, stats):
+    """(kept, crops, failed) per chunk, in order, from a pool of decode processes."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .preprocess import sigint_ignored
+
+    with sigint_ignored():  # workers start with SIGINT ignored
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init, initargs=(pp,))
+    try:
+        window: deque = deque()
+        todo = iter(range(0, len(pending), chunk))
+        while True:
+            while len(window) < 3 * workers:
+                i = next(todo, None)
+                if i is None:
+                    break
+                window.append(pool.submit(_crops, pending[i:i + chunk], strict))
+            if not window:
+                return
+            t0 = time.perf_counter()
+            kept, crops, failed, busy = window.popleft().result()
+            stats["wait"] += time.perf_counter() - t0
+            stats["decode"] += busy
+            yield kept, crops, failed
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _batches(chunks, batch_size, shape, meta, failed):
+    """Re-cut chunks into full uint8 batches (the last padded); (kept, n) go to `meta`."""
+    buf, kept = np.empty((batch_size, *shape), np.uint8), []
+    for k, crops, f in chunks:
+        failed += f
+        for j in range(len(k)):
+            buf[len(kept)] = crops[j]
+            kept.append(k[j])
+            if len(kept) == batch_size:
+                meta.append(kept)
+                yield buf
+                buf, kept = np.empty_like(buf), []
+    if kept:
+        buf[len(kept):] = buf[len(kept) - 1]
+        meta.append(kept)
+        yield buf
+
+
+class _Writers:
+    """Output encoding and writing on threads, a bounded number of batches in flight."""
+
+    def __init__(self, out, n):
+        self.out, self.pool, self.window = out, ThreadPoolExecutor(n), deque()
+        self.n = n
+
+    def put(self, keys, logits):
+        self.window.append(self.pool.submit(self.out.write, keys, logits))
+        while len(self.window) > 2 * self.n:
+            self.window.popleft().result()
+
+    def close(self):
+        for f in self.window:
+            f.result()
+        self.pool.shutdown()
+
+
+def run_feeder(pending, *, step, pp, out, workers, strict, advance, decode="cpu") -> dict:
+    """Process `pending` (key, path) items through `step` (a BatchStep over a device
+    backend) into `out`; returns stage times (seconds) and failures, like stream.run_stream."""
+    rt, bs = step.rt, step.batch_size
+    rt.set_normalization(pp)
+    workers = max(1, workers or os.cpu_count() or 1)
+    stats = {"wait": 0.0, "decode": 0.0, "infer": 0.0, "post": 0.0}
+    failed: list = []
+    writers = _Writers(out, max(2, min(8, workers // 2)))
+    done = 0
+    try:
+        if decode == "gpu":
+            results = _gpu_results(pending, rt, pp, bs, stats, failed, strict)
+        else:
+            meta: deque = deque()
+            chunks = _cpu_chunks(pending, pp, workers, strict, max(64, bs), stats)
+            logits_it = rt.pipelined(_batches(chunks, bs, rt.input_shape, meta, failed))
+            results = ((meta.popleft(), lg) for lg in logits_it)
+        while True:
+            t0 = time.perf_counter()
+            r = next(results, None)
+            stats["infer"] += time.perf_counter() - t0
+            if r is None:
+                break
+            kept, logits = r
+            t1 = time.perf_counter()
+            writers.put([k for k, _ in kept], step.check(logits, len(kept), [p for _, p in kept]).copy())
+            stats["post"] += time.perf_counter() - t1
+            done += len(kept)
+            advance(len(kept))
+    finally:
+        writers.close()
+    advance(len(failed))
+    stats["infer"] -= stats.pop("wait")  # next() also waited for decoded input
+    return {"done": done, "failed": failed, "workers": workers, **stats}
+
+
+def _gpu_results(pending, rt, pp, bs, stats, failed, strict):
+    """(kept, logits) per batch: files read ahead on threads, decoded and run on the GPU."""
+    from .gpudecode import DeviceDecoder
+
+    dec = DeviceDecoder(pp, rt.dev)
+
+    def read(group):
+        blobs = []
+        for _, path in group:
+            with open(path, "rb") as f:
+                blobs.append(f.read())
+        return group, blobs
+
+    with ThreadPoolExecutor(4) as io:
+        todo = iter(range(0, len(pending), bs))
+        ahead: deque = deque()
+        while True:
+            while len(ahead) < 8:  # bounded read-ahead: memory stays flat
+                i = next(todo, None)
+                if i is None:
+                    break
+                ahead.append(io.submit(read, pending[i:i + bs]))
+            if not ahead:
+                return
+            t0 = time.perf_counter()
+            group, blobs = ahead.popleft().result()
+            try:
+                u8 = dec(blobs, [p for _, p in group])
+            except ClsbenchError as e:
+                if strict:
+                    raise
+                failed.append((group[0][1], str(e)))  # rare: redo one by one to keep the good ones
+                group, u8 = _one_by_one(dec, group, failed)
+                if not group:
+                    continue
+            n = len(group)
+            if n < bs:
+                u8 = rt.torch.cat([u8, u8[-1:].expand(bs - n, *u8.shape[1:])])
+            stats["decode"] += time.perf_counter() - t0
+            stats["wait"] += time.perf_counter() - t0
+            yield group, rt.run_device_uint8(u8).float().cpu().numpy()
+
+
+def _one_by_one(dec, group, failed):
+    failed.pop()
+    kept, parts = [], []
+    for key, path in group:
+        with open(path, "rb") as f:
+            blob = f.read()
+        try:
+            parts.append(dec([blob], [path]))
+            kept.append((key, path))
+        except ClsbenchError as e:
+            failed.append((path, str(e)))
+    return kept, (dec.torch.cat(parts) if parts else None)
