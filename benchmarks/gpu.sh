@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # MnasNet1.0 on one NVIDIA GPU, prepared to run unattended in under 6 minutes:
-#   bash benchmarks/gpu.sh [OUT_DIR] [BUDGET_S]
+#   bash benchmarks/gpu.sh [OUT_DIR] [BUDGET_S] [gpu_bench.py options: --sections, --batches, ...]
 # Runs clsbench from source (PYTHONPATH=src) with the machine's own python3 and torch, so
 # only the working tree needs to travel to the GPU machine (no .venv; PY=... overrides).
 # Prints the machine and the tables, writes OUT_DIR/gpu.{md,json} (default perf-gpu):
@@ -16,6 +16,7 @@ export PYTHONPATH="$PWD/src:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 ORT_DISABLE_TELEMETRY=1
 OUT=${1:-perf-gpu}
 BUDGET=${2:-280}
+shift $(( $# < 2 ? $# : 2 ))
 "$PY" - <<'PYEOF' || exit 2
 import sys
 try:
@@ -29,4 +30,4 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cu
 PYEOF
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv || true
 mkdir -p "$OUT"
-timeout $((BUDGET + 60)) "$PY" benchmarks/gpu_bench.py --out "$OUT" --budget-s "$BUDGET"
+timeout $((BUDGET + 60)) "$PY" benchmarks/gpu_bench.py --out "$OUT" --budget-s "$BUDGET" "$@"

@@ -146,11 +146,9 @@ def time_cell(torch, rt, device, min_s=0.25, repeats=3) -> dict:
             "p99_ms": float(np.percentile(lat, 99)), "iters": iters * repeats}
 
 
-def sweep_section(torch, device, batches, deadline, compile_batches) -> tuple[list, list]:
-    """Every (precision, mode, batch) cell; given compile_batches, only the compiled fp16 ones."""
+def sweep_section(torch, device, plan, deadline) -> tuple[list, list]:
+    """Time every (precision, mode, batch) cell of `plan` while the budget lasts."""
     cells, skipped = [], []
-    plan = ([("fp16", "compile", b) for b in compile_batches] if compile_batches else
-            [(p, m, b) for m in ("graph", "eager") for p in ("fp16", "bf16", "fp32") for b in batches])
     if device != "cuda":
         plan = [c for c in plan if c[1] == "eager"]
     for prec, mode, bs in plan:
@@ -173,6 +171,43 @@ def sweep_section(torch, device, batches, deadline, compile_batches) -> tuple[li
         if device == "cuda":
             torch.cuda.empty_cache()
     return cells, skipped
+
+
+def profile_section(torch, device, bs=256) -> dict:
+    """Where fp16 eager time goes at one batch size: CUDA kernel time by kind (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device == "cuda"
+    rt = open_cuda(device, bs, "fp16", "eager")
+    rt.in_u8.copy_(torch.randint(0, 256, rt.in_u8.shape, dtype=torch.uint8, device=rt.dev))
+    run = rt._runner("u8")[0]
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(3):
+        run()
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            run()
+        sync()
+    kinds: dict = {}
+    for ev in prof.key_averages():
+        us = (getattr(ev, "device_time_total", 0) or getattr(ev, "cuda_time_total", 0)) if cuda else \
+            (ev.self_cpu_time_total if ev.key.startswith("aten::") else 0)
+        if not us or (cuda and ev.key.startswith(("aten::", "cuda", "Memcpy", "Memset"))):
+            continue
+        k = ev.key.lower()
+        kind = ("depthwise conv" if "depthwise" in k or "dw" in k.split("_") else
+                "conv (cuDNN)" if any(w in k for w in ("conv", "xmma", "sm90", "implicit", "gemm", "cutlass")) else
+                "batchnorm" if "batch_norm" in k or "bn_" in k or "batchnorm" in k else
+                "elementwise" if "elementwise" in k or "vectorized" in k or "unrolled" in k else "other")
+        kinds.setdefault(kind, [0.0, 0, []])
+        kinds[kind][0] += us / 5
+        kinds[kind][1] += ev.count // 5
+        kinds[kind][2].append((us / 5, ev.key[:90]))
+    total = sum(v[0] for v in kinds.values())
+    return {"batch": bs, "precision": "fp16", "mode": "eager", "kernel_us_per_batch": total,
+            "kinds": {k: {"us": v[0], "share": v[0] / total, "kernels": v[1],
+                          "top": [n for _, n in sorted(v[2], reverse=True)[:3]]} for k, v in kinds.items()}}
 
 
 def make_jpegs(root: Path, n: int, distinct: int, workers: int) -> Path:
@@ -298,6 +333,15 @@ def markdown(rec: dict) -> str:
             out.append("torch.compile time per batch size: " +
                        ", ".join(f"bs{c['batch']} {c['compile_s']:.0f} s" for c in comp) + ".")
         out.append("")
+    pr = rec.get("profile")
+    if pr:
+        out += [f"## Where the time goes: fp16 eager, batch {pr['batch']} (torch.profiler, CUDA kernels)", "",
+                f"{pr['kernel_us_per_batch'] / 1e3:.2f} ms of kernels per batch "
+                f"({pr['batch'] / pr['kernel_us_per_batch'] * 1e6:,.0f} img/s if nothing else ran)", "",
+                "| kind | share | ms per batch | kernels per batch | largest |", "|---|---|---|---|---|"]
+        for k, v in sorted(pr["kinds"].items(), key=lambda kv: -kv[1]["us"]):
+            out.append(f"| {k} | {v['share']:.0%} | {v['us'] / 1e3:.2f} | {v['kernels']} | {'; '.join(v['top'][:2])} |")
+        out.append("")
     d = rec.get("decode")
     if d:
         out += ["## GPU decode vs the exact path", "",
@@ -323,6 +367,10 @@ def markdown(rec: dict) -> str:
     return "\n".join(out)
 
 
+def _csv(kind):
+    return lambda text: tuple(kind(x) for x in text.split(",") if x)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -331,6 +379,14 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=32768, help="end-to-end JPEGs (hard links to --distinct)")
     ap.add_argument("--distinct", type=int, default=1024)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script, not the GPU")
+    ap.add_argument("--sections", type=_csv(str), default="parity,compute,profile,decode,e2e,compiled")
+    ap.add_argument("--precisions", type=_csv(str), default="fp16,bf16,fp32")
+    ap.add_argument("--modes", type=_csv(str), default="graph,eager")
+    ap.add_argument("--batches", type=_csv(int), default=",".join(map(str, BATCHES)))
+    ap.add_argument("--compile-batches", type=_csv(int), default=",".join(map(str, COMPILE_BATCHES)))
+    ap.add_argument("--compile-precisions", type=_csv(str), default="fp16")
+    ap.add_argument("--reserve-s", type=float, default=120,
+                    help="seconds of the budget the plain sweep leaves for the sections after it")
     a = ap.parse_args()
     import torch
 
@@ -342,9 +398,11 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     workers = os.cpu_count() or 1
-    batches, cbatches, n_par = (BATCHES, COMPILE_BATCHES, 512) if not a.smoke else ((1, 4), (), 16)
+    cbatches, n_par = a.compile_batches, 512
+    if a.smoke:
+        a.batches, cbatches, n_par = (1, 4), (), 16
     if a.device != "cuda":
-        cbatches = ()
+        a.modes, cbatches = ("eager",), ()
     if a.smoke:
         a.images, a.distinct = 48, 16
     rec = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": machine(torch, a.device),
@@ -364,14 +422,24 @@ def main() -> int:
                 rec["skipped"].append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
             log(f"[{name}] {time.monotonic() - t0:.0f} s (total {time.monotonic() - t_start:.0f} s)")
 
-        section("parity", parity_section, a.device, n_par, work, workers)
-        section("compute", sweep_section, torch, a.device, batches, deadline - 120, ())
-        section("jpegs", make_jpegs, work / "jpegs", a.images, a.distinct, workers)
+        plan = [(p, m, b) for m in a.modes for p in a.precisions for b in a.batches]
+        want = set(a.sections)
+        if "parity" in want:
+            section("parity", parity_section, a.device, n_par, work, workers)
+        if "compute" in want:
+            section("compute", sweep_section, torch, a.device, plan, deadline - a.reserve_s)
+        if "profile" in want:
+            section("profile", profile_section, torch, a.device, 4 if a.smoke else 256)
         data = work / "jpegs"
-        section("decode", decode_section, torch, a.device, data, min(a.distinct, 1024), workers)
-        section("e2e", e2e_section, data, work, a.device, 16 if a.smoke else 256, deadline - 40)
-        if cbatches:
-            section("compiled", sweep_section, torch, a.device, cbatches, deadline, cbatches)
+        if want & {"decode", "e2e"}:
+            section("jpegs", make_jpegs, data, a.images, a.distinct, workers)
+        if "decode" in want:
+            section("decode", decode_section, torch, a.device, data, min(a.distinct, 1024), workers)
+        if "e2e" in want:
+            section("e2e", e2e_section, data, work, a.device, 16 if a.smoke else 256, deadline - 40)
+        if cbatches and "compiled" in want:
+            section("compiled", sweep_section, torch, a.device,
+                    [(p, "compile", b) for p in a.compile_precisions for b in cbatches], deadline)
         rec.pop("jpegs", None)
         for k in ("compute", "compiled"):
             if k in rec:

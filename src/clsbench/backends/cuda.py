@@ -143,12 +143,28 @@ class CudaBackend(TorchBackend):
         """uint8 (B, 3, H, W) crops -> float32 logits; normalization happens on the device."""
         return next(iter(self.pipelined([batch])))
 
-    def run_device_uint8(self, u8):
-        """uint8 crops already on the device (GPU decode) -> logits on the device (a view of
-        the static output: copy before the next call)."""
-        with self.torch.inference_mode():
+    def launch_device_uint8(self, u8):
+        """uint8 crops already on the device (GPU decode) -> a handle; the logits are copied
+        to pinned memory asynchronously, so the caller can prepare the next batch meanwhile.
+        Collect each handle (`collect`) before launching two more."""
+        torch = self.torch
+        cuda = self.device == "cuda"
+        self._slot = 1 - getattr(self, "_slot", 0)
+        s = self._slot
+        with torch.inference_mode():
             self.in_u8.copy_(u8)
-            return self._runner("u8")[0]()
+            out = self._runner("u8")[0]()
+            if self.host_out[s] is None:
+                self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
+            self.host_out[s].copy_(out, non_blocking=cuda)
+        event = None
+        if cuda:
+            event = torch.cuda.Event()
+            event.record()
+        return self.host_out[s], event
+
+    def collect(self, handle) -> np.ndarray:
+        return self._collect(*handle)
 
     def pipelined(self, batches):
         """uint8 batches -> float32 logits, in order; batch i+1's upload (copy stream)
