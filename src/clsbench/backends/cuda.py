@@ -156,7 +156,9 @@ class CudaBackend(TorchBackend):
             out = self._runner("u8")[0]()
             if self.host_out[s] is None:
                 self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
-            self.host_out[s].copy_(out, non_blocking=cuda)
+            # convert on the device: a non-blocking copy that also converts goes through a
+            # host temporary that PyTorch converts before the copy lands (NaNs seen on an H100)
+            self.host_out[s].copy_(out.float(), non_blocking=cuda)
         event = None
         if cuda:
             event = torch.cuda.Event()
@@ -191,7 +193,9 @@ class CudaBackend(TorchBackend):
                 out = run()
                 if self.host_out[s] is None:
                     self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
-                self.host_out[s].copy_(out, non_blocking=cuda)
+                # convert on the device: a non-blocking copy that also converts goes through a
+                # host temporary that PyTorch converts before the copy lands (NaNs seen on an H100)
+                self.host_out[s].copy_(out.float(), non_blocking=cuda)
                 if cuda:
                     done[s] = torch.cuda.Event()
                     done[s].record()
