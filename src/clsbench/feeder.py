@@ -220,6 +220,7 @@ def _gpu_results(pending, rt, pp, bs, stats, failed, strict):
                 break
             t0 = time.perf_counter()
             group, blobs = ahead.popleft().result()
+            rt.wait_inputs_taken()  # the decoder writes on its own stream (see CudaBackend)
             try:
                 u8 = dec(blobs, [p for _, p in group])
             except ClsbenchError as e:

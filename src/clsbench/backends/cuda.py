@@ -146,24 +146,46 @@ class CudaBackend(TorchBackend):
     def launch_device_uint8(self, u8):
         """uint8 crops already on the device (GPU decode) -> a handle; the logits are copied
         to pinned memory asynchronously, so the caller can prepare the next batch meanwhile.
-        Collect each handle (`collect`) before launching two more."""
+        Collect each handle (`collect`) before launching two more, and call
+        `wait_inputs_taken` before producing the next input on another stream."""
         torch = self.torch
         cuda = self.device == "cuda"
         self._slot = 1 - getattr(self, "_slot", 0)
         s = self._slot
         with torch.inference_mode():
             self.in_u8.copy_(u8)
+            if cuda:
+                self._taken = torch.cuda.Event()
+                self._taken.record()
             out = self._runner("u8")[0]()
-            if self.host_out[s] is None:
-                self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
-            # convert on the device: a non-blocking copy that also converts goes through a
-            # host temporary that PyTorch converts before the copy lands (NaNs seen on an H100)
-            self.host_out[s].copy_(out.float(), non_blocking=cuda)
+            self._to_host(out, s)
         event = None
         if cuda:
             event = torch.cuda.Event()
             event.record()
         return self.host_out[s], event
+
+    def wait_inputs_taken(self) -> None:
+        """Block until the last launch has copied its input. torchvision's GPU JPEG decoder
+        writes on its own stream into memory the caching allocator hands out in the current
+        stream's order, so memory the GPU has not finished reading could be overwritten:
+        seen on an H100 as NaN outputs. After this wait every transient block of the last
+        launch is consumed (the model reads only its own graph pool and persistent buffers)."""
+        taken = getattr(self, "_taken", None)
+        if taken is not None:
+            taken.synchronize()
+
+    def _to_host(self, out, s: int) -> None:
+        """Logits -> pinned host slot s, asynchronously. Converted to float32 on the device
+        into a persistent buffer first: a converting non-blocking copy goes through a host
+        temporary, and a transient device buffer could be reused by another stream."""
+        torch = self.torch
+        cuda = self.device == "cuda"
+        if self.host_out[s] is None:
+            self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
+            self.dev_out = torch.empty(out.shape, dtype=torch.float32, device=self.dev)
+        self.dev_out.copy_(out)
+        self.host_out[s].copy_(self.dev_out, non_blocking=cuda)
 
     def collect(self, handle) -> np.ndarray:
         return self._collect(*handle)
@@ -191,11 +213,7 @@ class CudaBackend(TorchBackend):
                     self.staged[s].copy_(self.host_u8[s])
                 self.in_u8.copy_(self.staged[s])
                 out = run()
-                if self.host_out[s] is None:
-                    self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
-                # convert on the device: a non-blocking copy that also converts goes through a
-                # host temporary that PyTorch converts before the copy lands (NaNs seen on an H100)
-                self.host_out[s].copy_(out.float(), non_blocking=cuda)
+                self._to_host(out, s)
                 if cuda:
                     done[s] = torch.cuda.Event()
                     done[s].record()
