@@ -188,7 +188,9 @@ def test_gpu_script_refuses_cleanly_without_a_gpu(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("expected: a GPU is present; the script would measure it")
-    p = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "x.pth", str(tmp_path / "out")],
-                       capture_output=True, text=True, timeout=120)
+    import sys
+
+    p = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PY": sys.executable})
     assert p.returncode == 2 and "no CUDA device is visible" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "out").exists()

@@ -8,6 +8,8 @@ upsampling and the tensor resize differ from PIL's by a few levels on some pixel
 difference and the top-1 agreement with the exact path are measured by benchmarks/gpu_bench.py
 and documented in docs/performance.md. Files that are not JPEGs (PNG, ...) and JPEGs nvJPEG
 refuses (CMYK, progressive corner cases) are decoded on the CPU by torchvision instead.
+torchvision 0.29 deprecates its image decoders in favour of TorchCodec; the GPU machine this
+was measured on has 0.26, and the call is the same in both.
 """
 from __future__ import annotations
 
@@ -47,7 +49,11 @@ class DeviceDecoder:
         return out
 
     def _decode(self, blobs, names) -> list:
-        from torchvision.io import decode_image, decode_jpeg
+        import warnings
+
+        with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec on import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import decode_image, decode_jpeg
 
         torch = self.torch
         datas = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]

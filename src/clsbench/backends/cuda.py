@@ -146,17 +146,15 @@ class CudaBackend(TorchBackend):
     def launch_device_uint8(self, u8):
         """uint8 crops already on the device (GPU decode) -> a handle; the logits are copied
         to pinned memory asynchronously, so the caller can prepare the next batch meanwhile.
-        Collect each handle (`collect`) before launching two more, and call
-        `wait_inputs_taken` before producing the next input on another stream."""
+        Collect each handle (`collect`) before launching two more; collect before producing
+        the next input on another stream (torchvision's GPU JPEG decoder writes on its own
+        stream, see feeder._gpu_results)."""
         torch = self.torch
         cuda = self.device == "cuda"
         self._slot = 1 - getattr(self, "_slot", 0)
         s = self._slot
         with torch.inference_mode():
             self.in_u8.copy_(u8)
-            if cuda:
-                self._taken = torch.cuda.Event()
-                self._taken.record()
             out = self._runner("u8")[0]()
             self._to_host(out, s)
         event = None
@@ -164,16 +162,6 @@ class CudaBackend(TorchBackend):
             event = torch.cuda.Event()
             event.record()
         return self.host_out[s], event
-
-    def wait_inputs_taken(self) -> None:
-        """Block until the last launch has copied its input. torchvision's GPU JPEG decoder
-        writes on its own stream into memory the caching allocator hands out in the current
-        stream's order, so memory the GPU has not finished reading could be overwritten:
-        seen on an H100 as NaN outputs. After this wait every transient block of the last
-        launch is consumed (the model reads only its own graph pool and persistent buffers)."""
-        taken = getattr(self, "_taken", None)
-        if taken is not None:
-            taken.synchronize()
 
     def _to_host(self, out, s: int) -> None:
         """Logits -> pinned host slot s, asynchronously. Converted to float32 on the device
