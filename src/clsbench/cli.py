@@ -172,8 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "(top-1 agreement, top-5 overlap, relative logit error vs fp32) on the "
                             "held-out images after them: <artifact>.compile.json.")
     p.add_argument("--model", required=True, help="exported ONNX model")
-    p.add_argument("--backend", required=True, choices=("onnxruntime", "openvino"))
-    p.add_argument("--precision", default="fp32", help="onnxruntime: fp32, int8; openvino: fp32, bf16, int8")
+    p.add_argument("--backend", required=True, choices=("onnxruntime", "openvino", "cann"),
+                   help="cann: the guide's .om files through the vendor's atc (Ascend NPUs), one per --batches")
+    p.add_argument("--precision", default=None,
+                   help="onnxruntime: fp32, int8; openvino: fp32, bf16, int8; cann: fp16 (default), fp32")
+    p.add_argument("--batches", default="1,4,8,16,32,64", help="cann: batch sizes, one .om each (the guide's)")
+    p.add_argument("--soc-version", default="Ascend710",
+                   help="cann: atc --soc_version (the guide measured an Ascend 710; e.g. Ascend310)")
     p.add_argument("--data", help="folder of images (calibration and held-out parity)")
     p.add_argument("--calib-images", type=int, default=300)
     p.add_argument("--parity-images", type=int, default=200)
@@ -463,8 +468,18 @@ def cmd_compile(a) -> int:
     from .dataset import read_labels
     from .ui import out
 
+    from .backends import DEFAULT_PRECISION
+    from .perf import parse_batches
+
     labels = read_labels(a.labels) if a.labels else None
-    rec = compile_model(a.model, backend=a.backend, precision=a.precision, output_dir=a.output,
+    precision = a.precision or DEFAULT_PRECISION[a.backend]
+    if a.backend == "cann":
+        rec = compile_model(a.model, backend="cann", precision=precision, output_dir=a.output,
+                            cann={"batches": parse_batches(a.batches), "soc_version": a.soc_version,
+                                  "log": lambda line: out.print(line, markup=False)})
+        out.print(f"wrote {', '.join(x['om'] for x in rec['artifacts'])}")
+        return 0
+    rec = compile_model(a.model, backend=a.backend, precision=precision, output_dir=a.output,
                         data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
                         pp=_compile_preprocessing(a), labels=labels, overwrite=a.overwrite)
     verb = "reused (same source and settings)" if rec.get("reused") else "wrote"

@@ -112,6 +112,7 @@ def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
     t = target(backend, precision)
     if t.artifact_ext is None:
         raise ClsbenchError(f"compile: {t.label} runs the PyTorch weights; there is nothing to compile")
+
     if kind(onnx_path) != "onnx":
         raise ClsbenchError(f"{onnx_path}: compile takes an ONNX model (see `clsbench export`)")
     check_external_data(onnx_path)
@@ -134,8 +135,9 @@ def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
 def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: str,
                   data: str | None = None, calib_images: int = 300, parity_images: int = 200,
                   pp: Preprocessing | None = None, labels: dict | None = None,
-                  calib_data: str | None = None, overwrite: bool = False) -> dict:
-    """Compile one artifact; an existing one made from the same source with the same
+                  calib_data: str | None = None, overwrite: bool = False, cann: dict | None = None) -> dict:
+    """Compile one artifact (for cann: the guide's .om per batch size, `cann` holding
+    batches and soc_version; see ascend.py); an existing one made from the same source with the same
     settings is reused (a killed compile is redone whole: artifacts appear atomically).
     Calibration takes the first `calib_images` of `calib_data` (default: of `data`, and then
     the held-out images start after them); parity is measured on held-out images of `data`.
@@ -143,6 +145,10 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     from .modelfile import read_metadata
     from .models import PRESETS
 
+    if backend == "cann":  # the guide's .om files, through the vendor's compiler
+        from .ascend import compile_om
+
+        return compile_om(onnx_path, output_dir=output_dir, precision=precision, **(cann or {}))
     pp = pp or PRESETS["mnasnet"]
     separate = bool(calib_data) and os.path.abspath(calib_data) != os.path.abspath(data or "")
     calib_data = calib_data or data

@@ -79,6 +79,10 @@ TARGETS: dict[tuple[str, str], Target] = {t[:2]: Target(*t) for t in [
     ("cuda", "fp32", ("pth",), False, False, None, "PyTorch fp32 on the CPU"),
     ("cuda", "fp16", ("pth",), False, False, None, "PyTorch fp32 on the CPU"),
     ("cuda", "bf16", ("pth",), False, False, None, "PyTorch fp32 on the CPU"),
+    # Ascend NPUs: ONNX Runtime's CANN provider runs the ONNX as is; `compile --backend cann`
+    # writes the guide's .om files for the vendor's tools (ascend.py), not an artifact clsbench runs
+    ("cann", "fp16", _ORT, False, False, None, "ONNX Runtime fp32 on the CPU (needs an Ascend NPU)"),
+    ("cann", "fp32", _ORT, False, False, None, "ONNX Runtime fp32 on the CPU (needs an Ascend NPU)"),
 ]}
 
 _REGISTRY = {
@@ -86,8 +90,9 @@ _REGISTRY = {
     "openvino": ("clsbench.backends.openvino", "OpenVinoBackend", "openvino (pip install 'clsbench[openvino]')"),
     "torch": ("clsbench.backends.torch", "TorchBackend", "torch (pip install 'clsbench[export]')"),
     "cuda": ("clsbench.backends.cuda", "CudaBackend", "torch with CUDA (pip install 'clsbench[export]')"),
+    "cann": ("clsbench.backends.cann", "CannBackend", "onnxruntime-cann (pip install 'clsbench[cann]')"),
 }
-DEFAULT_PRECISION = {"onnxruntime": "fp32", "openvino": "fp32", "torch": "fp32", "cuda": "fp16"}
+DEFAULT_PRECISION = {"onnxruntime": "fp32", "openvino": "fp32", "torch": "fp32", "cuda": "fp16", "cann": "fp16"}
 
 
 def available() -> list[str]:

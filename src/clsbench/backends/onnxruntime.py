@@ -26,7 +26,7 @@ class OnnxRuntimeBackend(Backend):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model_path, so, providers=self.providers(ort))
         except Exception as e:  # InvalidProtobuf, Fail, NotImplemented...
             raise ClsbenchError(f"{model_path}: onnxruntime cannot load it as an ONNX model ({e})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -51,6 +51,10 @@ class OnnxRuntimeBackend(Backend):
         self.output_name = outputs[0].name
         self._shape = tuple(shape[1:])
         self._version = ort.__version__
+
+    def providers(self, ort) -> list:
+        """ONNX Runtime execution providers, in order (a subclass puts an accelerator first)."""
+        return ["CPUExecutionProvider"]
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
