@@ -15,7 +15,7 @@ PY=${PY:-python3}
 export PYTHONPATH="$PWD/src:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 ORT_DISABLE_TELEMETRY=1
 OUT=${1:-perf-gpu}
-BUDGET=${2:-280}
+BUDGET=${2:-300}
 shift $(( $# < 2 ? $# : 2 ))
 "$PY" - <<'PYEOF' || exit 2
 import sys
@@ -30,4 +30,4 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cu
 PYEOF
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv || true
 mkdir -p "$OUT"
-timeout $((BUDGET + 60)) "$PY" benchmarks/gpu_bench.py --out "$OUT" --budget-s "$BUDGET" "$@"
+timeout $((BUDGET + 50)) "$PY" benchmarks/gpu_bench.py --out "$OUT" --budget-s "$BUDGET" "$@"

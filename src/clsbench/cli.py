@@ -211,6 +211,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
     p.add_argument("--output", default="perf", help="output folder (default ./perf)")
 
+    p = command("zoo", help="many models × configs in one resumable run → CSV, Markdown, accuracy/speed plot",
+                description="For each model: its weights (from --weights-dir, by torchvision's file name or "
+                            "NAME.pth), the export with its parity check, then the perf sweep of --configs at "
+                            "--batches. Writes zoo.csv (timm's benchmark columns plus backend, precision, "
+                            "reference accuracy, environment), zoo.md, zoo.json and zoo.png (measured img/s "
+                            "against reference Top-1: this machine's accuracy/speed frontier). A rerun "
+                            "measures only what is missing.")
+    p.add_argument("--models", required=True, help="comma-separated NAME[:TAG] (see `clsbench models`), or all")
+    p.add_argument("--configs", default="onnxruntime:fp32", help="comma-separated backend:precision")
+    p.add_argument("--batches", default="32")
+    p.add_argument("--weights-dir", help="folder of .pth files (torchvision's names, or NAME.pth)")
+    p.add_argument("--stand-in-weights", action="store_true",
+                   help="models without weights get realistic random ones: right for speed, not for accuracy "
+                        "(marked in every row)")
+    p.add_argument("--duration", type=float, default=2.0, help="minimum seconds per cell")
+    p.add_argument("--iterations", type=int, default=10, help="minimum runs per cell")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--output", default="zoo", help="output folder (default ./zoo)")
+
     def add_run_args(p, weights_required):
         p.add_argument("--weights", required=weights_required,
                        help="the model: a state-dict .pth (exported and checked first), an .onnx or an "
@@ -519,6 +539,19 @@ def cmd_models(a) -> int:
     return 0
 
 
+def cmd_zoo(a) -> int:
+    from .ui import out
+    from .zoo import run_zoo
+
+    r = run_zoo(a.models, configs=a.configs, batches=a.batches, output=a.output, weights_dir=a.weights_dir,
+                stand_in_weights=a.stand_in_weights, duration=a.duration, iterations=a.iterations,
+                warmup=a.warmup, threads=a.threads, show_progress=not a.quiet)
+    f = r["files"]
+    out.print(open(f["md"]).read(), markup=False)
+    out.print(f"wrote {f['csv']}, {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))
+    return 0
+
+
 def cmd_perf(a) -> int:
     from .perf import run_perf
     from .ui import out
@@ -532,7 +565,7 @@ def cmd_perf(a) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "preprocess": cmd_preprocess, "info": cmd_info,
+COMMANDS = {"models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
             "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
 
 if __name__ == "__main__":
