@@ -443,6 +443,10 @@ def cmd_eval(a) -> int:
 def _check(a, top1: float, spec) -> int:
     from .ui import out
 
+    if spec.top1 is None:
+        if a.check:
+            raise ClsbenchError(f"--check: {spec.key} has no reference accuracy to check against")
+        return 0
     drop = spec.top1 - top1
     if a.check and drop > a.tolerance:
         out.print(f"[bold red]FAIL[/]: Top-1 {top1:.2f} is {drop:.2f} points below the reference "

@@ -138,8 +138,13 @@ def build_model(spec: ModelSpec, state_dict: dict | None = None, source: str = "
     (spec.builder_args: e.g. inception_v3's transform_input=True), loaded strictly, with the
     auxiliary heads dropped for inference as torchvision does after loading."""
     torch, torchvision = _torch()
-    model = getattr(torchvision.models, spec.name)(weights=None, num_classes=spec.num_classes,
-                                                   **dict(spec.builder_args))
+    if spec.name.startswith("timm:"):
+        from .timm_models import build_timm
+
+        model = build_timm(spec)
+    else:
+        model = getattr(torchvision.models, spec.name)(weights=None, num_classes=spec.num_classes,
+                                                       **dict(spec.builder_args))
     if state_dict is not None:
         for head in spec.aux_heads:  # weights saved without the auxiliary heads load too
             if not any(k.startswith(head + ".") for k in state_dict):
@@ -333,8 +338,9 @@ def export_onnx(weights: str, output: str, *, model: str = "mnasnet1_0", opset: 
     pp = spec.preprocessing
     opset = _write_onnx(net, spec, output, opset, {
         "architecture": spec.name, "weights_tag": spec.tag, "num_classes": spec.num_classes,
-        "preprocessing": json.dumps(pp.as_dict()), "reference_top1": spec.top1,
-        "reference_top5": spec.top5, "weights_sha256": ident.sha256, "tool": f"clsbench {__version__}"})
+        "preprocessing": json.dumps(pp.as_dict()), "weights_sha256": ident.sha256,
+        "tool": f"clsbench {__version__}",
+        **({"reference_top1": spec.top1, "reference_top5": spec.top5} if spec.top1 is not None else {})})
     x, source = parity_inputs(spec, parity_images, parity_batch)
     p = {**check_export(net, output, x), "inputs": source, "torch": torch.__version__}
     record = {"model": spec.name, "weights_tag": spec.tag, "onnx": os.path.abspath(output), "opset": opset,

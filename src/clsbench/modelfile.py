@@ -131,6 +131,12 @@ def identity_of(path: str | os.PathLike, file_kind: str | None = None):
     if file_kind == "pth":
         return None, None
     meta = read_metadata(path, file_kind)
-    spec = get_model(f"{meta['architecture']}:{meta['weights_tag']}") if "weights_tag" in meta else None
     pp = Preprocessing.from_dict(json.loads(meta["preprocessing"])) if "preprocessing" in meta else None
-    return spec, pp
+    if "weights_tag" not in meta:
+        return None, pp
+    if meta["architecture"].startswith("timm:"):  # the file says all there is: no timm needed
+        from .models import ModelSpec
+
+        return ModelSpec(meta["architecture"], meta["weights_tag"], pp, None, None,
+                         int(meta.get("num_classes", 1000))), pp
+    return get_model(f"{meta['architecture']}:{meta['weights_tag']}"), pp

@@ -83,8 +83,8 @@ class ModelSpec:
     name: str  # torchvision builder name
     tag: str  # weights entry, e.g. IMAGENET1K_V1
     preprocessing: Preprocessing
-    top1: float  # torchvision's published ImageNet-val accuracy, %
-    top5: float
+    top1: float | None  # torchvision's published ImageNet-val accuracy, % (None: timm models)
+    top5: float | None
     num_classes: int = 1000
     official: OfficialWeights | None = None
     # the builder's arguments exactly as torchvision sets them when it loads these weights
@@ -130,7 +130,12 @@ def _spec(name: str, tag: str, e: dict) -> ModelSpec:
 
 
 def get_model(name: str) -> ModelSpec:
-    """`NAME[:TAG]` (or a guide alias) -> its spec; a one-line error suggesting near names."""
+    """`NAME[:TAG]` (or a guide alias, or timm:NAME[:TAG]) -> its spec; a one-line error
+    suggesting near names."""
+    if name.startswith("timm:"):
+        from .timm_models import timm_spec
+
+        return timm_spec(name[len("timm:"):])
     name = ALIASES.get(name, name)
     arch, _, tag = name.partition(":")
     models = table()["models"]

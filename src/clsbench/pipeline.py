@@ -293,8 +293,8 @@ def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, la
     accuracy = {"images": acc.images, "classes": acc.num_classes,
                 **{f"top{k}": acc.percent(k) for k in range(1, 6)},
                 "reference_top1": spec.top1, "reference_top5": spec.top5,
-                "top1_drop": spec.top1 - acc.percent(1), "tolerance": o.tolerance,
-                "within_tolerance": spec.top1 - acc.percent(1) <= o.tolerance,
+                "top1_drop": None if spec.top1 is None else spec.top1 - acc.percent(1), "tolerance": o.tolerance,
+                "within_tolerance": None if spec.top1 is None else spec.top1 - acc.percent(1) <= o.tolerance,
                 "labels_without_output": acc.labels_without_output,
                 "outputs_without_label": len(acc.unlabelled_outputs)}
     if outside is not None:
