@@ -63,6 +63,10 @@ def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> 
                    help="runtime threads (default: all CPUs this process may use)")
     p.add_argument("--device-id", type=int, default=0,
                    help="names the output folder dumpOutput_device<ID> and perf file, as the vendor tool does")
+    p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
+                   help="openvino backend: latency = one synchronous request on all threads (default); "
+                        "throughput = OpenVINO's THROUGHPUT hint, several streams and requests in flight "
+                        "(outputs identical in content; the stream count is recorded)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cann: the guide's .om files through the vendor's atc (Ascend NPUs), one per --batches")
     p.add_argument("--precision", default=None,
                    help="onnxruntime: fp32, int8; openvino: fp32, bf16, int8; cann: fp16 (default), fp32")
+    p.add_argument("--max-drop", type=float, default=None,
+                   help="openvino int8: keep the operations that cost accuracy in floating point until Top-1 "
+                        "drops at most this many points on labelled tuning images (NNCF accuracy control; "
+                        "needs --labels); the record then reports the drop on held-out images after them")
+    p.add_argument("--tune-images", type=int, default=200,
+                   help="with --max-drop: labelled images after the calibration ones that steer it (default 200)")
     p.add_argument("--batches", default="1,4,8,16,32,64", help="cann: batch sizes, one .om each (the guide's)")
     p.add_argument("--soc-version", default="Ascend710",
                    help="cann: atc --soc_version (the guide measured an Ascend 710; e.g. Ascend310)")
@@ -210,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
     p.add_argument("--output", default="perf", help="output folder (default ./perf)")
+    p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
+                   help="openvino configs: latency = one synchronous request (default); throughput = "
+                        "several streams and requests in flight, timed over the whole loop")
 
     p = command("zoo", help="many models × configs in one resumable run → CSV, Markdown, accuracy/speed plot",
                 description="For each model: its weights (from --weights-dir, by torchvision's file name or "
@@ -391,6 +404,10 @@ def cmd_info(a) -> int:
     return 0
 
 
+def _hint_option(a) -> dict:
+    return {"hint": a.openvino_hint} if getattr(a, "openvino_hint", "latency") != "latency" else {}
+
+
 def cmd_infer(a) -> int:
     from .infer import infer_offline, pure_inference
     from .report import backend_line, perf_table
@@ -410,7 +427,8 @@ def cmd_infer(a) -> int:
         raise ClsbenchError("give --info X.info or --store DIR (offline inference), or --loop N (pure inference)")
     rec = infer_offline(a.model, a.info, store=a.store, batch_size=a.batch_size, output=a.output,
                         device_id=a.device_id, outfmt=a.outfmt, backend=a.backend, precision=a.precision,
-                        threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet)
+                        threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet,
+                        backend_options=_hint_option(a))
     if rec.get("from_earlier_run"):
         out.print(f"nothing left to do: all {rec['total']} outputs exist → {rec['outputs']}")
         out.print(perf_table(rec, f"figures of the earlier run ({rec.get('finished_at', '?')}), {backend_line(rec)}"))
@@ -464,7 +482,8 @@ def _run_options(a):
                       threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
                       workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
-                      decode=a.decode, cuda_mode=a.cuda_mode, show_progress=not a.quiet)
+                      decode=a.decode, cuda_mode=a.cuda_mode, openvino_hint=a.openvino_hint,
+                      show_progress=not a.quiet)
 
 
 def _run(a, weights: str, data: str) -> int:
@@ -505,7 +524,8 @@ def cmd_compile(a) -> int:
         return 0
     rec = compile_model(a.model, backend=a.backend, precision=precision, output_dir=a.output,
                         data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
-                        pp=_compile_preprocessing(a), labels=labels, overwrite=a.overwrite)
+                        pp=_compile_preprocessing(a), labels=labels, overwrite=a.overwrite,
+                        max_drop=a.max_drop, tune_images=a.tune_images)
     verb = "reused (same source and settings)" if rec.get("reused") else "wrote"
     out.print(f"{verb} {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
     p = rec.get("parity")
@@ -519,6 +539,13 @@ def cmd_compile(a) -> int:
     else:
         out.print("no --data: no parity record (give a folder of images to measure one)")
     out.print(f"record: {record_path(rec['artifact'])}")
+    c = rec.get("accuracy_control")
+    if c:
+        out.print(f"accuracy control on {c['tuning_images']} tuning images: Top-1 fp32 {c['tuning_fp32_top1']:.2f} %, "
+                  f"int8 {c['tuning_top1']:.2f} % (drop {c['tuning_drop']:+.2f}, bound {c['max_drop_points']})")
+        if not c["bound_met"]:
+            out.print("[bold red]bound not met[/]: even with the reverted operations the drop exceeds --max-drop")
+            return 1
     return 0
 
 
@@ -562,7 +589,7 @@ def cmd_perf(a) -> int:
 
     r = run_perf(a.model, configs=a.configs, batches=a.batches, output=a.output, weights=a.weights,
                  compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
-                 warmup=a.warmup, threads=a.threads, show_progress=not a.quiet)
+                 warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint)
     out.print(r["markdown"], markup=False)
     f = r["files"]
     out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))

@@ -79,7 +79,8 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) ->
     notes.append(f"static QDQ int8: per-channel s8 weights, u8 activations, MinMax over {len(calib)} images")
 
 
-def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: list, meta: dict) -> None:
+def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: list, meta: dict,
+        tune=None, max_drop: float | None = None) -> None:
     import openvino as ov
 
     model = ov.Core().read_model(src)  # not ov.convert_model: that one sends telemetry
@@ -87,13 +88,55 @@ def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: lis
         import nncf
 
         ds = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-        model = nncf.quantize(model, ds, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
-        notes.append(f"NNCF post-training quantization (MIXED preset) over {len(calib)} images")
+        if max_drop is None:
+            model = nncf.quantize(model, ds, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+            notes.append(f"NNCF post-training quantization (MIXED preset) over {len(calib)} images")
+        else:
+            model = _ov_accuracy_control(model, ds, len(calib), tune, max_drop, notes)
     elif precision == "bf16":
         notes.append("same IR as fp32; bf16 is OpenVINO's run-time INFERENCE_PRECISION_HINT")
     for k, v in meta.items():
         model.set_rt_info(str(v), ["clsbench", k])
     ov.save_model(model, dst, compress_to_fp16=False)
+
+
+def _ov_accuracy_control(model, calib_ds, n_calib: int, tune, max_drop: float, notes: list):
+    """NNCF's quantize_with_accuracy_control: quantize, then put back in floating point the
+    operations that cost Top-1 on the tuning images (labelled, apart from calibration and
+    from the held-out images the record is measured on) until the drop is <= max_drop points."""
+    import logging
+
+    import nncf
+
+    x, y, _ = tune
+    items = [(x[i:i + 1], int(y[i])) for i in range(len(y))]
+
+    def top1(compiled, data):
+        out = compiled.outputs[0]
+        hits = [float(np.argmax(compiled(xi)[out]) == yi) for xi, yi in data]
+        return (float(np.mean(hits)) if hits else 0.0), hits
+
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            m = record.getMessage()
+            if "reverted back" in m or m.startswith(("Accuracy drop", "Algorithm completed", "The algorithm could")):
+                said.append(" ".join(m.split()))
+
+    h = Keep()
+    logging.getLogger("nncf").addHandler(h)
+    try:
+        model = nncf.quantize_with_accuracy_control(
+            model, calibration_dataset=calib_ds, validation_dataset=nncf.Dataset(items, lambda it: it[0]),
+            validation_fn=top1, max_drop=max_drop / 100, drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=n_calib, preset=nncf.QuantizationPreset.MIXED)
+    finally:
+        logging.getLogger("nncf").removeHandler(h)
+    notes.append(f"NNCF quantization with accuracy control (MIXED preset, {n_calib} calibration images): "
+                 f"Top-1 drop <= {max_drop} points on {len(items)} labelled tuning images")
+    notes += [f"NNCF: {m}" for m in said]
+    return model
 
 
 def _stamp_onnx(path: str, meta: dict) -> None:
@@ -104,6 +147,16 @@ def _stamp_onnx(path: str, meta: dict) -> None:
     m = onnx.load(path)
     set_onnx_metadata(m, meta)
     onnx.save(m, path)
+
+
+def _validate_control(t, max_drop, labels, data):
+    if max_drop is None:
+        return
+    if t.label != "openvino:int8":
+        raise ClsbenchError(f"--max-drop controls openvino int8 (NNCF's accuracy control), not {t.label}")
+    if max_drop < 0 or not labels or not data:
+        raise ClsbenchError("--max-drop needs a bound >= 0, --data IMAGES and --labels for them (the drop "
+                            "is Top-1 on labelled images)")
 
 
 def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
@@ -135,7 +188,8 @@ def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
 def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: str,
                   data: str | None = None, calib_images: int = 300, parity_images: int = 200,
                   pp: Preprocessing | None = None, labels: dict | None = None,
-                  calib_data: str | None = None, overwrite: bool = False, cann: dict | None = None) -> dict:
+                  calib_data: str | None = None, overwrite: bool = False, cann: dict | None = None,
+                  max_drop: float | None = None, tune_images: int = 200) -> dict:
     """Compile one artifact (for cann: the guide's .om per batch size, `cann` holding
     batches and soc_version; see ascend.py); an existing one made from the same source with the same
     settings is reused (a killed compile is redone whole: artifacts appear atomically).
@@ -153,6 +207,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     separate = bool(calib_data) and os.path.abspath(calib_data) != os.path.abspath(data or "")
     calib_data = calib_data or data
     t = _validate(onnx_path, backend, precision, calib_data, calib_images, parity_images)
+    _validate_control(t, max_drop, labels, data)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = str(out_dir / artifact_name(onnx_path, backend, precision))
@@ -160,31 +215,48 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
                 "calib_data": os.path.abspath(calib_data) if calib_data and t.calibration else None,
                 "calib_images": calib_images if t.calibration else 0,
                 "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
-                "labels": bool(labels)}
+                "labels": bool(labels), **({"max_drop": max_drop, "tune_images": tune_images}
+                                           if max_drop is not None else {})}
     old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None
     if old and not overwrite:
         return {**old, "reused": True}
     meta = {**read_metadata(onnx_path, "onnx"), "backend": backend, "precision": precision,
             "source_sha256": identity["source_sha256"]}
     calib = load_folder(calib_data, pp, 0, calib_images) if t.calibration else None
+    start = calib.end if calib and not separate else 0
+    tune = None
+    if max_drop is not None:  # labelled tuning images: after calibration, before the held-out ones
+        got = load_folder(data, pp, start, tune_images)
+        have = [i for i, n in enumerate(got.names) if n in labels]
+        tune, start = (got.x[have], np.array([labels[got.names[i]] for i in have]), [got.names[i] for i in have]), got.end
     notes: list[str] = []
-    seconds = _build(onnx_path, dst, backend, precision, calib and calib.x, notes, meta, out_dir)
+    seconds = _build(onnx_path, dst, backend, precision, calib and calib.x, notes, meta, out_dir,
+                     tune=tune, max_drop=max_drop)
     record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
               "identity": identity, "backend": backend, "precision": precision,
               "compile_seconds": round(seconds, 2), "notes": notes,
               "calibration_images": 0 if calib is None else len(calib.names),
               "calibration_names": [] if calib is None else calib.names, "verified_against": t.verify}
-    start = calib.end if calib and not separate else 0
+    if tune is not None:
+        record["accuracy_control"] = _control_record(onnx_path, dst, tune, labels, max_drop)
     if data and parity_images and start < len(list_images(data).images):
         held = load_folder(data, pp, start, parity_images)
         record["parity"] = measure_parity(onnx_path, dst, held.x, names=held.names, labels=labels)
         record["parity"]["inputs"] = (f"{len(held.names)} held-out images of {os.path.abspath(data)} "
-                                      f"(from position {start}, after the calibration images)")
+                                      f"(from position {start}, after the calibration"
+                                      f"{' and tuning' if tune is not None else ''} images)")
     atomic_write_json(record_path(dst), record)
     return record
 
 
-def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir) -> float:
+def _control_record(onnx_path, dst, tune, labels, max_drop) -> dict:
+    """Top-1 of fp32 and of the controlled int8 on the tuning images (what NNCF steered by)."""
+    q = measure_parity(onnx_path, dst, tune[0], names=tune[2], labels=labels)["accuracy"]
+    return {"max_drop_points": max_drop, "tuning_images": len(tune[1]), "tuning_fp32_top1": q["fp32_top1"],
+            "tuning_top1": q["top1"], "tuning_drop": q["top1_drop"], "bound_met": q["top1_drop"] <= max_drop + 1e-9}
+
+
+def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir, tune=None, max_drop=None) -> float:
     work = out_dir / f".work-{backend}-{precision}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -194,7 +266,7 @@ def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir) -> f
         (_ort_fp32(onnx_path, tmp, notes) if precision == "fp32" else _ort_int8(onnx_path, tmp, calib, notes, work))
         _stamp_onnx(tmp, meta)
     else:
-        _ov(onnx_path, tmp, precision, calib, notes, meta)
+        _ov(onnx_path, tmp, precision, calib, notes, meta, tune=tune, max_drop=max_drop)
     seconds = time.perf_counter() - t0
     # move into place only once whole (an IR is two files: .xml and .bin)
     if backend == "openvino":

@@ -69,6 +69,7 @@ class RunOptions:
     calib_images: int = 300
     decode: str = "cpu"  # with stream and the cuda backend: "gpu" decodes on the GPU (not exact)
     cuda_mode: str = "graph"  # cuda backend: graph, eager or compile
+    openvino_hint: str = "latency"  # openvino backend: latency or throughput
     backend_options: dict = field(default_factory=dict)  # passed to the backend (tests: device="cpu")
     show_progress: bool = True
 
@@ -252,6 +253,8 @@ def _backend_options(t, spec, o: RunOptions) -> dict:
     opts = {"arch": spec.key} if t.backend in ("torch", "cuda") else {}
     if t.backend == "cuda":
         opts["mode"] = o.cuda_mode
+    if t.backend == "openvino" and o.openvino_hint != "latency":
+        opts["hint"] = o.openvino_hint
     return {**opts, **o.backend_options}
 
 

@@ -113,8 +113,9 @@ def perf_markdown(result: dict) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         s = r["latency_ms"]
-        out.append(f"| {r['backend']} {r['precision']} | {r['input']} | {r['batch_size']} | {s['min']:.2f} | "
-                   f"{s['mean']:.2f} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | {s['max']:.2f} | "
+        lat = (" | ".join(f"{s[k]:.2f}" for k in ("min", "mean", "p50", "p90", "p99", "max")) if s
+               else " | ".join(["(requests overlap)"] + [""] * 5))
+        out.append(f"| {r['backend']} {r['precision']} | {r['input']} | {r['batch_size']} | {lat} | "
                    f"{r['throughput_compute']:.1f} | {r['throughput_e2e']:.1f} | {r['iterations']} |")
     out += ["", "Runtimes: " + "; ".join(sorted({f"{r['runtime']['runtime']} {r['runtime']['version']} "
                                                  f"({r['runtime']['threads']} threads)" for r in result["rows"]}))]

@@ -112,7 +112,7 @@ def run_zoo(models: str, *, configs: str = "onnxruntime:fp32", batches: str = "3
 def csv_row(spec, r: dict, weights_kind: str, env: dict) -> dict:
     rt = r["runtime"]
     return {"model": spec.key, "infer_samples_per_sec": round(r["throughput_compute"], 2),
-            "infer_step_time": round(r["latency_ms"]["p50"], 3), "infer_batch_size": r["batch_size"],
+            "infer_step_time": round(r["latency_ms"]["p50"], 3) if r["latency_ms"] else None, "infer_batch_size": r["batch_size"],
             "infer_img_size": spec.preprocessing.crop, "infer_gflops": spec.gflops,
             "param_count": round(spec.params / 1e6, 2), "backend": r["backend"], "precision": r["precision"],
             "reference_top1": spec.top1, "reference_top5": spec.top5, "weights": weights_kind,

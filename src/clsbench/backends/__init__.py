@@ -92,6 +92,8 @@ _REGISTRY = {
     "cuda": ("clsbench.backends.cuda", "CudaBackend", "torch with CUDA (pip install 'clsbench[export]')"),
     "cann": ("clsbench.backends.cann", "CannBackend", "onnxruntime-cann (pip install 'clsbench[cann]')"),
 }
+# the options each backend takes beyond the common ones (open_backend refuses others)
+OPTIONS = {"openvino": {"hint"}, "torch": {"arch"}, "cuda": {"arch", "mode", "device"}}
 DEFAULT_PRECISION = {"onnxruntime": "fp32", "openvino": "fp32", "torch": "fp32", "cuda": "fp16", "cann": "fp16"}
 
 
@@ -169,5 +171,9 @@ def open_backend(backend: str | None, model: str, *, batch_size: int, precision:
     if threads is not None and threads < 1:
         raise ClsbenchError(f"threads must be >= 1, got {threads}")
     t = resolve(model, backend, precision)
+    extra = sorted(set(kw) - OPTIONS.get(t.backend, set()))
+    if extra:
+        raise ClsbenchError(f"the {t.backend} backend has no option {', '.join(extra)}"
+                            + (" (--openvino-hint applies to the openvino backend)" if "hint" in extra else ""))
     return get_backend(t.backend)(model, batch_size=batch_size, threads=threads, device_id=device_id,
                                   precision=t.precision, **kw)

@@ -12,13 +12,25 @@ from . import Backend, default_threads
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
+HINTS = ("latency", "throughput")
+
+
 class OpenVinoBackend(Backend):
+    """`hint="latency"` (default): one synchronous request on all threads, the execution
+    model of the other backends. `hint="throughput"`: OpenVINO's THROUGHPUT hint (several
+    streams sharing the threads) and `run_many` keeps that many requests in flight
+    (AsyncInferQueue), results returned in order; the stream and request counts are in
+    `describe()`."""
+
     name = "openvino"
 
-    def __init__(self, model_path: str, **kw):
+    def __init__(self, model_path: str, *, hint: str = "latency", **kw):
         super().__init__(model_path, **kw)
         import openvino as ov
 
+        if hint not in HINTS:
+            raise ClsbenchError(f"openvino backend: hint {hint!r} is not one of {', '.join(HINTS)}")
+        self.hint = hint
         if self.precision not in _HINTS:
             raise ClsbenchError(f"openvino backend: precision {self.precision!r} not in {', '.join(_HINTS)}")
         if not os.path.isfile(model_path):
@@ -41,12 +53,16 @@ class OpenVinoBackend(Backend):
         h, w = shape[2].get_length(), shape[3].get_length()
         model.reshape({model.inputs[0].any_name: [self.batch_size, 3, h, w]})  # static: faster kernels
         self._shape = (3, h, w)
-        # one synchronous request on all threads: the same execution model as the other backends
-        config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1}
+        # latency: one synchronous request on all threads, the same execution model as the
+        # other backends; throughput: the plugin picks the streams for these threads
+        config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "INFERENCE_NUM_THREADS": self.threads,
+                  **({"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1} if hint == "latency"
+                     else {"PERFORMANCE_HINT": "THROUGHPUT"})}
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self._config = config
+        self.streams = int(self.compiled.get_property("NUM_STREAMS"))
+        self.requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._version = ov.__version__
 
     @property
@@ -57,7 +73,41 @@ class OpenVinoBackend(Backend):
         self.request.infer([batch])
         return self.request.get_output_tensor(0).data.copy()
 
+    def run_many(self, batches):
+        """float32 batches -> logits, in order, `self.requests` in flight (each input is
+        copied when submitted, so the caller may reuse its buffer)."""
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(self.compiled, self.requests)
+        done: dict = {}
+        errors: list = []
+
+        def finished(request, i):
+            try:
+                done[i] = request.get_output_tensor(0).data.copy()
+            except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(e)
+
+        queue.set_callback(finished)
+        nxt = 0
+        try:
+            for i, b in enumerate(batches):
+                queue.start_async({0: b}, i, share_inputs=False)  # blocks while all requests are busy
+                while nxt in done:
+                    yield done.pop(nxt)
+                    nxt += 1
+            queue.wait_all()
+        finally:
+            queue.wait_all()  # also when the caller stops early: no request outlives the queue
+            del queue  # now, not at interpreter exit (OpenVINO aborts when its threads outlive Python)
+        if errors:
+            raise ClsbenchError(f"{self.model_path}: OpenVINO request failed ({errors[0]})")
+        while nxt in done:
+            yield done.pop(nxt)
+            nxt += 1
+
     def describe(self) -> dict:
         return {"backend": self.name, "runtime": "openvino", "version": self._version, "device": "cpu",
                 "precision": self.precision, "threads": self.threads, "config": dict(self._config),
-                "model": os.path.abspath(self.model_path)}
+                "hint": self.hint, "streams": self.streams, "requests_in_flight": self.requests if
+                self.hint == "throughput" else 1, "model": os.path.abspath(self.model_path)}

@@ -1,0 +1,66 @@
+"""Accuracy-controlled int8 (`compile --max-drop`): NNCF puts back in floating point what
+costs Top-1 on labelled tuning images; the drop is then measured on held-out images."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import run_cli
+
+pytest.importorskip("nncf", reason="the [openvino] extra is part of make test's install")
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """160 images of the proxy's task: 32 calibrate, 64 steer, the last 64 are held out."""
+    from clsbench.proxy_task import write_images
+
+    root = tmp_path_factory.mktemp("acdata")
+    write_images(root, 160, seed=11)
+    return root
+
+
+def _held_out_top1(model, root, backend):
+    """Top-1 on the last 64 images, computed here from the images and labels."""
+    from clsbench.backends import open_backend
+    from clsbench.dataset import read_labels
+    from clsbench.models import get_model
+    from clsbench.preprocess import preprocess_image
+
+    labels = read_labels(str(root / "val_label.txt"))
+    images = sorted((root / "val").iterdir())[-64:]
+    x = np.stack([preprocess_image(p, get_model("mnasnet1_0").preprocessing) for p in images])
+    rt = open_backend(backend, str(model), batch_size=64)
+    pred = rt.run(x).argmax(1)
+    return 100 * float(np.mean([pred[i] == labels[p.name.split(".")[0]] for i, p in enumerate(images)]))
+
+
+def test_max_drop_holds_on_held_out_images(tmp_path, proxy_onnx, labelled):
+    common = ["compile", "--model", str(proxy_onnx), "--backend", "openvino", "--precision", "int8",
+              "--data", str(labelled / "val"), "--labels", str(labelled / "val_label.txt"),
+              "--calib-images", "32", "--parity-images", "64", "-q"]
+    run_cli(*common, "--output", str(tmp_path / "plain"))
+    run_cli(*common, "--max-drop", "0.5", "--tune-images", "64", "--output", str(tmp_path / "ctl"))
+    art = next((tmp_path / "ctl").glob("*.xml"))
+    rec = json.loads(next((tmp_path / "ctl").glob("*.compile.json")).read_text())
+    c = rec["accuracy_control"]
+    assert c["bound_met"] and c["tuning_drop"] <= 0.5 and c["tuning_images"] == 64
+    assert any("reverted back to the floating-point precision" in n for n in rec["notes"])
+    fp32 = _held_out_top1(proxy_onnx, labelled, "onnxruntime")
+    ctl = _held_out_top1(art, labelled, "openvino")
+    plain = _held_out_top1(next((tmp_path / "plain").glob("*.xml")), labelled, "openvino")
+    assert rec["parity"]["accuracy"]["fp32_top1"] == pytest.approx(fp32)
+    assert rec["parity"]["accuracy"]["top1"] == pytest.approx(ctl)
+    assert fp32 - ctl <= 0.5 + 100 / 64  # the bound, give or take one of 64 held-out images
+    assert fp32 - ctl <= fp32 - plain  # and no worse than plain int8 on the same images
+
+
+def test_max_drop_is_refused_where_it_cannot_hold(tmp_path, proxy_onnx, labelled):
+    base = ["compile", "--model", str(proxy_onnx), "--data", str(labelled / "val"), "--max-drop", "0.5",
+            "--calib-images", "32", "--output", str(tmp_path / "o")]
+    p = run_cli(*base, "--backend", "onnxruntime", "--precision", "int8", "--labels",
+                str(labelled / "val_label.txt"), check=False)
+    assert p.returncode == 2 and "--max-drop controls openvino int8" in p.stderr
+    p = run_cli(*base, "--backend", "openvino", "--precision", "int8", check=False)
+    assert p.returncode == 2 and "needs a bound >= 0, --data IMAGES and --labels" in p.stderr
