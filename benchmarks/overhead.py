@@ -35,10 +35,27 @@ from clsbench.perf import environment  # noqa: E402
 from clsbench.preprocess import preprocess_dir  # noqa: E402
 
 
-def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int, n_images: int) -> float:
-    """img/s of the runtime's own call on one in-memory batch, as many images as the tool runs."""
-    rt = get_backend(backend)(model, batch_size=batch, threads=threads, precision=precision)
+def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int, n_images: int,
+              hint: str = "latency") -> float:
+    """img/s of the runtime's own call on one in-memory batch, as many images as the tool runs
+    (OpenVINO's throughput hint: its AsyncInferQueue kept full, the same batch each time)."""
+    kw = {"hint": hint} if backend == "openvino" else {}
+    rt = get_backend(backend)(model, batch_size=batch, threads=threads, precision=precision, **kw)
     x = np.random.default_rng(0).standard_normal((batch, *rt.input_shape), dtype=np.float32)
+    iters = -(-n_images // batch)
+    if hint == "throughput":
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(rt.compiled, rt.requests)
+        queue.start_async({0: x})
+        queue.wait_all()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            queue.start_async({0: x}, share_inputs=True)
+        queue.wait_all()
+        rate = iters * batch / (time.perf_counter() - t0)
+        del queue
+        return rate
     if backend == "onnxruntime":
         def call():
             rt.session.run(None, {rt.input_name: x})
@@ -54,7 +71,6 @@ def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int
             with torch.inference_mode():
                 rt.net(xt)
     call()  # warm-up, as clsbench does
-    iters = -(-n_images // batch)
     t0 = time.perf_counter()
     for _ in range(iters):
         call()
@@ -72,6 +88,8 @@ def main() -> int:
     ap.add_argument("--outfmt", default="txt", choices=("txt", "bin", "npy"))
     ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino", "torch"))
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--openvino-hint", default="latency", choices=("latency", "throughput"),
+                    help="openvino: the tool and the bare loop both in this mode")
     ap.add_argument("--input", default="bin", choices=("bin", "store"),
                     help="the guide's float32 .bin files, or the compact uint8 store")
     a = ap.parse_args()
@@ -107,18 +125,20 @@ def main() -> int:
     env = environment()
     print(f"# clsbench infer vs bare {a.backend} loop — {n} images/run, {a.runs} runs, median")
     print(f"# {env['cpu']}, {env['logical_cpus']} CPUs, {a.backend} {a.precision}, "
-          f"{a.threads} threads, input {a.input}, outfmt {a.outfmt}, clsbench {env['clsbench']}")
+          f"{a.threads} threads, input {a.input}, outfmt {a.outfmt}, openvino hint {a.openvino_hint}, "
+          f"clsbench {env['clsbench']}")
     print()
     print(f"| batch | bare {a.backend} img/s | clsbench infer e2e img/s | ratio | clsbench compute-only img/s |")
     print("|---:|---:|---:|---:|---:|")
     for bs in [int(b) for b in a.batches.split(",")]:
         bare, tool, compute = [], [], []
         for r in range(a.runs):
-            bare.append(bare_loop(a.backend, a.precision, model, bs, a.threads, n))
+            bare.append(bare_loop(a.backend, a.precision, model, bs, a.threads, n, a.openvino_hint))
             src = {"info": str(info)} if a.input == "bin" else {"store": str(work / "store")}
             rec = infer_offline(model, **src, batch_size=bs, output=str(work / f"r{bs}_{r}"),
                                 outfmt=a.outfmt, threads=a.threads, backend=a.backend,
-                                precision=a.precision, show_progress=False)
+                                precision=a.precision, show_progress=False,
+                                backend_options={"hint": a.openvino_hint} if a.openvino_hint != "latency" else None)
             tool.append(rec["stages"]["e2e"]["throughputRate"])
             compute.append(rec["stages"]["infer"]["Interface throughputRate"])
         b, t = statistics.median(bare), statistics.median(tool)
