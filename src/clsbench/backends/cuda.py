@@ -70,6 +70,7 @@ class CudaBackend(TorchBackend):
         self.in_u8 = torch.zeros((self.batch_size, 3, c, c), dtype=torch.uint8, device=self.dev)
         self.staged = [torch.empty_like(self.in_u8) for _ in range(2)]
         self.host_out: list = [None, None]
+        self.dev_out = None
         self.copy_stream = torch.cuda.Stream(self.dev) if self.device == "cuda" else None
         self.compile_s = None
         self.body = self.net
@@ -171,6 +172,7 @@ class CudaBackend(TorchBackend):
         cuda = self.device == "cuda"
         if self.host_out[s] is None:
             self.host_out[s] = torch.empty(out.shape, dtype=torch.float32, pin_memory=cuda)
+        if self.dev_out is None:  # one, for the backend's life: never freed while a copy reads it
             self.dev_out = torch.empty(out.shape, dtype=torch.float32, device=self.dev)
         self.dev_out.copy_(out)
         self.host_out[s].copy_(self.dev_out, non_blocking=cuda)
