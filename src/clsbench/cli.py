@@ -171,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("compile", help="ONNX → the artifact each backend runs best, per precision (guide §3.2)",
                 description="onnxruntime fp32 (offline-optimized ONNX) / int8 (static QDQ, opset 13); "
-                            "openvino fp32 / bf16 (IR) / int8 (NNCF). int8 calibrates on the first "
+                            "openvino fp32 / bf16 (IR) / int8 (NNCF; --max-drop for accuracy control); "
+                            "cann fp16 / fp32: the guide's .om per batch size through the vendor's atc. "
+                            "int8 calibrates on the first "
                             "--calib-images images of --data; every artifact gets a parity record "
                             "(top-1 agreement, top-5 overlap, relative logit error vs fp32) on the "
                             "held-out images after them: <artifact>.compile.json.")
