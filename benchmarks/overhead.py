@@ -90,6 +90,9 @@ def main() -> int:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--openvino-hint", default="latency", choices=("latency", "throughput"),
                     help="openvino: the tool and the bare loop both in this mode")
+    ap.add_argument("--uint8-input", action="store_true",
+                    help="with --input store: the tool runs the model with the normalization folded in "
+                         "(compile --uint8-input); the bare loop runs the float model")
     ap.add_argument("--input", default="bin", choices=("bin", "store"),
                     help="the guide's float32 .bin files, or the compact uint8 store")
     a = ap.parse_args()
@@ -117,6 +120,14 @@ def main() -> int:
         from clsbench.store import build_store
 
         build_store(data, work / "store", spec.preprocessing, show_progress=False)
+    tool_model = model
+    if a.uint8_input:
+        from clsbench.compile import compile_model
+
+        if a.input != "store" or a.backend == "torch":
+            sys.exit("--uint8-input needs --input store and an ONNX backend")
+        tool_model = compile_model(model, backend=a.backend, precision=a.precision, output_dir=str(work / "c"),
+                                   uint8_input=True)["artifact"]
     entries = gen_bin_info(str(work / "prep"), str(work / "all.info"), 224, 224)[: a.images]
     info = work / "x.info"
     info.write_text("".join(f"{e.idx} {e.path} 224 224\n" for e in entries))
@@ -125,7 +136,8 @@ def main() -> int:
     env = environment()
     print(f"# clsbench infer vs bare {a.backend} loop — {n} images/run, {a.runs} runs, median")
     print(f"# {env['cpu']}, {env['logical_cpus']} CPUs, {a.backend} {a.precision}, "
-          f"{a.threads} threads, input {a.input}, outfmt {a.outfmt}, openvino hint {a.openvino_hint}, "
+          f"{a.threads} threads, input {a.input}{' (uint8 into the folded model)' if a.uint8_input else ''}, "
+          f"outfmt {a.outfmt}, openvino hint {a.openvino_hint}, "
           f"clsbench {env['clsbench']}")
     print()
     print(f"| batch | bare {a.backend} img/s | clsbench infer e2e img/s | ratio | clsbench compute-only img/s |")
@@ -135,7 +147,7 @@ def main() -> int:
         for r in range(a.runs):
             bare.append(bare_loop(a.backend, a.precision, model, bs, a.threads, n, a.openvino_hint))
             src = {"info": str(info)} if a.input == "bin" else {"store": str(work / "store")}
-            rec = infer_offline(model, **src, batch_size=bs, output=str(work / f"r{bs}_{r}"),
+            rec = infer_offline(tool_model, **src, batch_size=bs, output=str(work / f"r{bs}_{r}"),
                                 outfmt=a.outfmt, threads=a.threads, backend=a.backend,
                                 precision=a.precision, show_progress=False,
                                 backend_options={"hint": a.openvino_hint} if a.openvino_hint != "latency" else None)

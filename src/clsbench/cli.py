@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs --labels); the record then reports the drop on held-out images after them")
     p.add_argument("--tune-images", type=int, default=200,
                    help="with --max-drop: labelled images after the calibration ones that steer it (default 200)")
+    p.add_argument("--uint8-input", action="store_true",
+                   help="fold the normalization into the artifact (fp32, bf16): it takes the compact store's "
+                        "uint8 crops (`infer --store`), checked against the .bin path; written as <...>.u8.onnx/.xml")
     p.add_argument("--batches", default="1,4,8,16,32,64", help="cann: batch sizes, one .om each (the guide's)")
     p.add_argument("--soc-version", default="Ascend710",
                    help="cann: atc --soc_version (the guide measured an Ascend 710; e.g. Ascend310)")
@@ -527,7 +530,7 @@ def cmd_compile(a) -> int:
     rec = compile_model(a.model, backend=a.backend, precision=precision, output_dir=a.output,
                         data=a.data, calib_images=a.calib_images, parity_images=a.parity_images,
                         pp=_compile_preprocessing(a), labels=labels, overwrite=a.overwrite,
-                        max_drop=a.max_drop, tune_images=a.tune_images)
+                        max_drop=a.max_drop, tune_images=a.tune_images, uint8_input=a.uint8_input)
     verb = "reused (same source and settings)" if rec.get("reused") else "wrote"
     out.print(f"{verb} {rec['artifact']} ({rec['compile_seconds']} s): " + "; ".join(rec["notes"]))
     p = rec.get("parity")

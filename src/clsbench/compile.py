@@ -16,6 +16,7 @@ data it was calibrated with.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -189,7 +190,7 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
                   data: str | None = None, calib_images: int = 300, parity_images: int = 200,
                   pp: Preprocessing | None = None, labels: dict | None = None,
                   calib_data: str | None = None, overwrite: bool = False, cann: dict | None = None,
-                  max_drop: float | None = None, tune_images: int = 200) -> dict:
+                  max_drop: float | None = None, tune_images: int = 200, uint8_input: bool = False) -> dict:
     """Compile one artifact (for cann: the guide's .om per batch size, `cann` holding
     batches and soc_version; see ascend.py); an existing one made from the same source with the same
     settings is reused (a killed compile is redone whole: artifacts appear atomically).
@@ -208,15 +209,19 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     calib_data = calib_data or data
     t = _validate(onnx_path, backend, precision, calib_data, calib_images, parity_images)
     _validate_control(t, max_drop, labels, data)
+    if uint8_input and t.calibration:
+        raise ClsbenchError(f"--uint8-input: {t.label} calibrates on normalized images; fold the normalization "
+                            f"into fp32 or bf16 artifacts")
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dst = str(out_dir / artifact_name(onnx_path, backend, precision))
+    dst = str(out_dir / artifact_name(onnx_path, backend, precision, uint8_input))
     identity = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
                 "calib_data": os.path.abspath(calib_data) if calib_data and t.calibration else None,
                 "calib_images": calib_images if t.calibration else 0,
                 "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
                 "labels": bool(labels), **({"max_drop": max_drop, "tune_images": tune_images}
-                                           if max_drop is not None else {})}
+                                           if max_drop is not None else {}),
+                **({"uint8_input": True} if uint8_input else {})}
     old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None
     if old and not overwrite:
         return {**old, "reused": True}
@@ -230,8 +235,13 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
         have = [i for i, n in enumerate(got.names) if n in labels]
         tune, start = (got.x[have], np.array([labels[got.names[i]] for i in have]), [got.names[i] for i in have]), got.end
     notes: list[str] = []
-    seconds = _build(onnx_path, dst, backend, precision, calib and calib.x, notes, meta, out_dir,
+    src = onnx_path
+    if uint8_input:
+        src = _folded_source(onnx_path, out_dir, pp, meta, notes)
+    seconds = _build(src, dst, backend, precision, calib and calib.x, notes, meta, out_dir,
                      tune=tune, max_drop=max_drop)
+    if src != onnx_path:
+        os.remove(src)
     record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
               "identity": identity, "backend": backend, "precision": precision,
               "compile_seconds": round(seconds, 2), "notes": notes,
@@ -239,7 +249,9 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
               "calibration_names": [] if calib is None else calib.names, "verified_against": t.verify}
     if tune is not None:
         record["accuracy_control"] = _control_record(onnx_path, dst, tune, labels, max_drop)
-    if data and parity_images and start < len(list_images(data).images):
+    if uint8_input and data and parity_images:
+        record["parity"] = _uint8_parity(onnx_path, dst, data, pp, start, parity_images)
+    elif data and parity_images and start < len(list_images(data).images):
         held = load_folder(data, pp, start, parity_images)
         record["parity"] = measure_parity(onnx_path, dst, held.x, names=held.names, labels=labels)
         record["parity"]["inputs"] = (f"{len(held.names)} held-out images of {os.path.abspath(data)} "
@@ -247,6 +259,33 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
                                       f"{' and tuning' if tune is not None else ''} images)")
     atomic_write_json(record_path(dst), record)
     return record
+
+
+def _folded_source(onnx_path, out_dir, pp, meta, notes) -> str:
+    from .fold import FOLDED_KEY, fold_normalization
+
+    path = str(out_dir / f".{Path(onnx_path).stem}.folded.onnx")
+    f = fold_normalization(onnx_path, path, pp)
+    meta[FOLDED_KEY] = json.dumps(f)
+    notes.append(f"normalization folded in: uint8 NCHW input, /255, -mean {f['mean']}, /std {f['std']} "
+                 f"(float32, the CPU path's order)")
+    return path
+
+
+def _uint8_parity(onnx_path, dst, data, pp, start, n) -> dict:
+    """The folded artifact on uint8 crops against the fp32 ONNX on the same crops normalized
+    on the CPU (the .bin path's numbers)."""
+    from .preprocess import crop_chw, normalize_batch
+    from .stages import run_all
+
+    paths = list_images(data).images[start:start + n]
+    crops = np.stack([crop_chw(os.path.join(data, str(p)), pp) for p in paths])
+    ref = run_all(open_backend("onnxruntime", onnx_path, batch_size=8, precision="fp32"),
+                  normalize_batch(crops, pp), 8)
+    got = run_all(open_backend(None, dst, batch_size=8), crops, 8)
+    return {"reference": "the fp32 ONNX on the same crops normalized on the CPU (the .bin path)",
+            **parity(ref, got), "bit_identical": bool(np.array_equal(ref, got)),
+            "inputs": f"{len(paths)} images of {os.path.abspath(data)} from position {start}"}
 
 
 def _control_record(onnx_path, dst, tune, labels, max_drop) -> dict:

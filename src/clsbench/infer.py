@@ -108,7 +108,29 @@ class _StoreSource(_Source):
     def preprocess(self, n: int, batch: np.ndarray) -> None:
         from .preprocess import normalize_batch
 
-        normalize_batch(self._u8, self.store.pp, out=batch[:n])
+        if batch.dtype == np.uint8:  # the model normalizes (checked against the store in _open_source)
+            batch[:n] = self._u8
+        else:
+            normalize_batch(self._u8, self.store.pp, out=batch[:n])
+
+
+def _uint8_source(rt, info, store) -> _Source:
+    """A model with the normalization folded in takes a store's uint8 crops, and only crops
+    made with the mean and std it folded in."""
+    from .fold import folded
+    from .modelfile import read_metadata
+
+    if store is None:
+        raise ClsbenchError(f"{rt.model_path}: takes uint8 crops (the normalization is folded in): give "
+                            f"--store (`clsbench preprocess --format store`), not "
+                            f"{'an .info of normalized .bin files' if info else 'an image folder'}")
+    src = _StoreSource(store, rt.input_shape)
+    want = folded(read_metadata(rt.model_path))
+    pp = src.store.pp
+    if want is None or [list(pp.mean), list(pp.std)] != [want["mean"], want["std"]]:
+        raise ClsbenchError(f"{store}: crops for mean {list(pp.mean)}, std {list(pp.std)}; the model folded in "
+                            f"{want or 'an unrecorded normalization'}")
+    return src
 
 
 class _ImageFolder(_Source):
@@ -129,6 +151,8 @@ class _ImageFolder(_Source):
 
 
 def _open_source(rt, info, store, images, preprocessing) -> _Source:
+    if rt.input_dtype == np.uint8:
+        return _uint8_source(rt, info, store)
     if info is not None:
         return _BinFiles(info, rt.input_shape)
     if store is not None:
@@ -208,7 +232,7 @@ class _Run:
 def _offline(ctx: _Run, pending, show_progress) -> dict:
     from .ui import progress
 
-    batch = np.empty((ctx.batch_size, *ctx.rt.input_shape), dtype=np.float32)
+    batch = np.empty((ctx.batch_size, *ctx.rt.input_shape), dtype=ctx.rt.input_dtype)
     compute_ms: list[float] = []
     read_s = pre_s = post_s = 0.0
     t_start = time.perf_counter()
@@ -248,7 +272,7 @@ def _offline_async(ctx: _Run, pending, show_progress) -> dict:
     from .ui import progress
 
     bs = ctx.batch_size
-    buf = np.empty((bs, *ctx.rt.input_shape), dtype=np.float32)
+    buf = np.empty((bs, *ctx.rt.input_shape), dtype=ctx.rt.input_dtype)
     groups: deque = deque()
     t = {"read": 0.0, "pre": 0.0, "post": 0.0}
 

@@ -22,7 +22,7 @@ class BatchStep:
 
     def warm_up(self) -> int:
         """One untimed run (it allocates and plans); returns the number of classes."""
-        probe = self.rt.run(np.zeros((self.batch_size, *self.rt.input_shape), np.float32))
+        probe = self.rt.run(np.zeros((self.batch_size, *self.rt.input_shape), self.rt.input_dtype))
         self.num_classes = int(probe.shape[-1])
         return self.num_classes
 
@@ -52,7 +52,7 @@ class BatchStep:
 def run_all(rt, x: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits of every sample of x, in fixed-size (padded) batches."""
     step = BatchStep(rt, batch_size)
-    buf = np.empty((batch_size, *x.shape[1:]), np.float32)
+    buf = np.empty((batch_size, *x.shape[1:]), x.dtype)
     outs = []
     for i in range(0, len(x), batch_size):
         n = min(batch_size, len(x) - i)

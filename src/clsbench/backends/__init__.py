@@ -21,6 +21,7 @@ from .. import ClsbenchError
 
 class Backend(ABC):
     name: str = "?"
+    input_dtype = np.float32  # uint8 for a model with the normalization folded in (fold.py)
 
     def __init__(self, model_path: str, *, batch_size: int, threads: int | None = None,
                  device_id: int = 0, precision: str = "fp32"):
@@ -119,12 +120,13 @@ def target(backend: str, precision: str) -> Target:
     return t
 
 
-def artifact_name(onnx_path: str, backend: str, precision: str) -> str:
-    """The file `clsbench compile` writes for (backend, precision) from `onnx_path`."""
+def artifact_name(onnx_path: str, backend: str, precision: str, uint8_input: bool = False) -> str:
+    """The file `clsbench compile` writes for (backend, precision) from `onnx_path`; `.u8`
+    marks the variant with the normalization folded in (uint8 input, fold.py)."""
     t = target(backend, precision)
     if t.artifact_ext is None:
         raise ClsbenchError(f"{t.label} runs the PyTorch weights; there is nothing to compile")
-    return f"{Path(onnx_path).stem}.{backend}.{precision}{t.artifact_ext}"
+    return f"{Path(onnx_path).stem}.{backend}.{precision}{'.u8' if uint8_input else ''}{t.artifact_ext}"
 
 
 def get_backend(name: str) -> type[Backend]:

@@ -39,9 +39,10 @@ class OnnxRuntimeBackend(Backend):
                                 f"clsbench runs classifiers with one output (the logits)")
         inp = inputs[0]
         shape = inp.shape
-        if len(shape) != 4 or shape[1] != 3 or inp.type != "tensor(float)":
+        if len(shape) != 4 or shape[1] != 3 or inp.type not in ("tensor(float)", "tensor(uint8)"):
             raise ClsbenchError(f"{model_path}: input {inp.name!r} is {inp.type} {shape}; "
-                                f"expected float32 [batch, 3, H, W]")
+                                f"expected float32 (or uint8, normalization folded in) [batch, 3, H, W]")
+        self.input_dtype = np.uint8 if inp.type == "tensor(uint8)" else np.float32
         if isinstance(shape[0], int) and shape[0] != self.batch_size:
             raise ClsbenchError(f"{model_path}: fixed batch size {shape[0]} cannot run batch size "
                                 f"{self.batch_size}; export with a dynamic batch axis")

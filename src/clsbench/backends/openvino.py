@@ -51,6 +51,7 @@ class OpenVinoBackend(Backend):
             raise ClsbenchError(f"{model_path}: fixed batch size {shape[0].get_length()} cannot run "
                                 f"batch size {self.batch_size}")
         h, w = shape[2].get_length(), shape[3].get_length()
+        self.input_dtype = np.uint8 if model.inputs[0].get_element_type() == ov.Type.u8 else np.float32
         model.reshape({model.inputs[0].any_name: [self.batch_size, 3, h, w]})  # static: faster kernels
         self._shape = (3, h, w)
         # latency: one synchronous request on all threads, the same execution model as the
