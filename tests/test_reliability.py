@@ -122,7 +122,8 @@ def test_onnx_input_of_wrong_layout_refused(tmp_path):
     g = helper.make_graph([helper.make_node("Relu", ["input"], ["y"])], "g", [x], [y])
     p = tmp_path / "nhwc.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), p)
-    with pytest.raises(ClsbenchError, match=r"expected float32 \[batch, 3, H, W\]"):
+    with pytest.raises(ClsbenchError, match=r"expected float32 \(or uint8, normalization folded in\) "
+                                            r"\[batch, 3, H, W\]"):
         OnnxRuntimeBackend(str(p), batch_size=1)
 
 
