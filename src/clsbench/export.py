@@ -359,6 +359,18 @@ def parity_path(onnx_path: str) -> str:
     return str(Path(onnx_path).with_suffix("")) + ".parity.json"
 
 
+def current_export(onnx_path, spec: ModelSpec, weights: str) -> dict | None:
+    """The parity record of `onnx_path` when it is a passing export of exactly these weights
+    as `spec`; None when it must be (re)exported. The one reuse check for exports."""
+    from ._io import file_sha256
+
+    rec = read_parity(str(onnx_path))
+    if (os.path.isfile(onnx_path) and rec and rec.get("passed") and rec.get("model") == spec.name
+            and rec.get("weights_tag") == spec.tag and rec["weights"]["sha256"] == file_sha256(weights)):
+        return rec
+    return None
+
+
 def read_parity(onnx_path: str) -> dict | None:
     try:
         return json.loads(Path(parity_path(onnx_path)).read_text())

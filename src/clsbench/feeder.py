@@ -238,7 +238,7 @@ def _gpu_results(pending, rt, pp, bs, stats, failed, strict):
             # batch i is in flight can overwrite inputs not yet read (NaN outputs on an H100);
             # and overlapping with a wait for the input copy measured slower (6,203 img/s)
             # than this (7,410 img/s), both on an H100 (docs/performance.md).
-            yield group, rt.collect(rt.launch_device_uint8(u8))
+            yield group, rt.run_device_uint8(u8)
 
 
 def _one_by_one(dec, group, failed):

@@ -190,17 +190,15 @@ def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
 
 def _model_for(weights, weights_kind, spec, work: Path, val: Path, o: RunOptions):
     """The ONNX (or IR) model the run uses: exported from a .pth, or the file given."""
-    from .export import export_onnx, read_parity
+    from .export import current_export, export_onnx
 
     if weights_kind != "pth":
         log.info(f"[1/5] export: {weights} is already an {'ONNX model' if weights_kind == 'onnx' else 'OpenVINO IR'}; "
                  f"not exported (its parity with PyTorch is not checked here)")
         return weights, None
     onnx_path = work / "model.onnx"
-    rec = read_parity(str(onnx_path))
-    if not o.overwrite and onnx_path.is_file() and rec and rec.get("passed") and rec.get("model") == spec.name \
-            and rec.get("weights_tag") == spec.tag \
-            and rec["weights"]["sha256"] == file_sha256(weights):
+    rec = None if o.overwrite else current_export(onnx_path, spec, weights)
+    if rec:
         log.info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
     else:
         log.info(f"[1/5] export {weights} → {onnx_path}")

@@ -61,22 +61,15 @@ def find_weights(spec, weights_dir: str | None, work: Path, stand_in: bool) -> t
 
 
 def exported(spec, weights: str, work: Path) -> str:
-    from .export import export_onnx, read_parity
+    from .export import current_export, export_onnx
 
     onnx_path = work / "models" / f"{spec.key.replace(':', '_')}.onnx"
-    rec = read_parity(str(onnx_path))
-    if onnx_path.is_file() and rec and rec.get("passed") and rec.get("weights", {}).get("sha256") == _sha(weights):
+    if current_export(onnx_path, spec, weights):
         return str(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     log.info(f"export {spec.key} → {onnx_path}")
     export_onnx(weights, str(onnx_path), model=spec.key, parity_batch=2)
     return str(onnx_path)
-
-
-def _sha(path: str) -> str:
-    from ._io import file_sha256
-
-    return file_sha256(path)
 
 
 def run_zoo(models: str, *, configs: str = "onnxruntime:fp32", batches: str = "32", output: str = "zoo",

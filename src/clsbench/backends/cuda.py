@@ -6,13 +6,14 @@ in one CUDA graph and replays it with one launch, which is what small-batch Mnas
 (kernel-launch overhead dominates its few, small kernels); "compile" runs inductor's kernels
 under the same graph (its compile time is in `describe()["compile_s"]`).
 
-Input: `run` takes float32 NCHW like every backend; `run_uint8` takes the uint8 crops
+Input: `run` takes float32 NCHW like every backend; `pipelined` takes batches of uint8 crops
 (150 KB per 224x224 image instead of 602 KB of float32), uploads them from pinned memory and
 normalizes on the GPU with the same float32 operations, in the same order, as
 `preprocess.normalize_batch` (/255, -mean, /std with tensor operands, so no reciprocal is
-substituted); `pipelined` overlaps the next batch's upload with this one's compute on a
-second stream. The device-generic parts also run on the CPU (`device="cpu"`, eager), which
-is how the tests check them on a machine without a GPU.
+substituted), overlapping the next batch's upload with this one's compute on a second
+stream; `run_device_uint8` takes crops already on the GPU (GPU decode). The device-generic
+parts also run on the CPU (`device="cpu"`, eager), which is how the tests check them on a
+machine without a GPU.
 """
 from __future__ import annotations
 
@@ -140,29 +141,21 @@ class CudaBackend(TorchBackend):
             out = self._runner("f32")[0]()
             return out.float().cpu().numpy()  # .cpu() synchronises
 
-    def run_uint8(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 (B, 3, H, W) crops -> float32 logits; normalization happens on the device."""
-        return next(iter(self.pipelined([batch])))
-
-    def launch_device_uint8(self, u8):
-        """uint8 crops already on the device (GPU decode) -> a handle; the logits are copied
-        to pinned memory asynchronously, so the caller can prepare the next batch meanwhile.
-        Collect each handle (`collect`) before launching two more; collect before producing
-        the next input on another stream (torchvision's GPU JPEG decoder writes on its own
-        stream, see feeder._gpu_results)."""
+    def run_device_uint8(self, u8) -> np.ndarray:
+        """uint8 crops already on the device (GPU decode) -> float32 logits on the host.
+        Synchronous on purpose: torchvision's GPU JPEG decoder writes on its own stream, so
+        the next batch must not be decoded while this one's input may still be read
+        (see feeder._gpu_results)."""
         torch = self.torch
-        cuda = self.device == "cuda"
-        self._slot = 1 - getattr(self, "_slot", 0)
-        s = self._slot
         with torch.inference_mode():
             self.in_u8.copy_(u8)
             out = self._runner("u8")[0]()
-            self._to_host(out, s)
+            self._to_host(out, 0)
         event = None
-        if cuda:
+        if self.device == "cuda":
             event = torch.cuda.Event()
             event.record()
-        return self.host_out[s], event
+        return self._collect(self.host_out[0], event)
 
     def _to_host(self, out, s: int) -> None:
         """Logits -> pinned host slot s, asynchronously. Converted to float32 on the device
@@ -176,9 +169,6 @@ class CudaBackend(TorchBackend):
             self.dev_out = torch.empty(out.shape, dtype=torch.float32, device=self.dev)
         self.dev_out.copy_(out)
         self.host_out[s].copy_(self.dev_out, non_blocking=cuda)
-
-    def collect(self, handle) -> np.ndarray:
-        return self._collect(*handle)
 
     def pipelined(self, batches):
         """uint8 batches -> float32 logits, in order; batch i+1's upload (copy stream)
