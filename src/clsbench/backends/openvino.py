@@ -97,7 +97,6 @@ class OpenVinoBackend(Backend):
                 while nxt in done:
                     yield done.pop(nxt)
                     nxt += 1
-            queue.wait_all()
         finally:
             queue.wait_all()  # also when the caller stops early: no request outlives the queue
             del queue  # now, not at interpreter exit (OpenVINO aborts when its threads outlive Python)
