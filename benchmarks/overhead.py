@@ -77,6 +77,23 @@ def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int
     return iters * batch / (time.perf_counter() - t0)
 
 
+def encode_cost(outfmt: str, batch: int = 256, runs: int = 7) -> int:
+    """Microseconds per image to encode 1,000 float32 scores as `outfmt` (the guide's text is
+    '%+.8e' per value), median of `runs` batches of random scores."""
+    from clsbench.outputs import encode
+
+    x = np.random.default_rng(0).standard_normal((batch, 1000), dtype=np.float32)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        encode(x, outfmt)
+        times.append((time.perf_counter() - t0) / batch * 1e6)
+    env = environment()
+    print(f"# {env['cpu']}, clsbench {env['clsbench']}: encoding one image's 1,000 scores as {outfmt}: "
+          f"{statistics.median(times):.0f} µs (median of {runs} batches of {batch})")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="ONNX model (default: export realistic random MnasNet1.0)")
@@ -95,7 +112,11 @@ def main() -> int:
                          "(compile --uint8-input); the bare loop runs the float model")
     ap.add_argument("--input", default="bin", choices=("bin", "store"),
                     help="the guide's float32 .bin files, or the compact uint8 store")
+    ap.add_argument("--encode-only", action="store_true",
+                    help="only time the per-image output encoding (--outfmt) and exit")
     a = ap.parse_args()
+    if a.encode_only:
+        return encode_cost(a.outfmt)
 
     spec = get_model("mnasnet1_0")
     work = Path(tempfile.mkdtemp(prefix="clsbench-overhead-"))
