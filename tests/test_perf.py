@@ -19,7 +19,8 @@ def test_perf_sweep_outputs(onnx_model, prep, tmp_path):
         assert r["runtime"]["runtime"] == "onnxruntime"
     assert res["environment"]["cpu"] and "T4 (TensorRT fp16)" in res["reference"]
     md = (out / "perf.md").read_text()
-    assert "| batchsize | onnxruntime fp32/FPS | Ascend 310/FPS | Ascend 710/FPS | T4 (TensorRT fp16)/FPS |" in md
+    assert ("| batchsize | onnxruntime fp32 images/s | Ascend 310 images/s | Ascend 710 images/s | "
+            "T4 (TensorRT fp16) images/s |") in md
     assert "| best |" in md and "## real data input" in md and "## random normal input" in md
     assert (out / "perf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "batchsize" in p.stdout

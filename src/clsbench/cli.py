@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="txt: one line of floats (the guide's eval reads it); bin: raw float32; npy")
     p.add_argument("--loop", type=int, help="pure-inference mode: timed runs on random input")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
+    p.add_argument("--percentiles", default="50,90,95,99,99.9",
+                   help="latency percentiles per batch to report, decimals accepted (default 50,90,95,99,99.9); "
+                        "each batch's latency is also saved, one per line, in a .csv beside the perf file")
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
     _add_infer_args(p, None)
 
@@ -207,11 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="recompile even if a matching artifact exists")
 
     p = command("perf", help="batch sweep × backends × precisions → the guide's §7 table, JSON, PNG",
-                description="Throughput (compute-only and end to end) and latency min/mean/p50/p90/p99/max "
-                            "per batch size for each backend:precision. Writes perf.md (laid out like the "
-                            "guide's §7.3 with its Ascend/T4 figures for reference), perf.json (with the "
-                            "environment) and perf.png. With --data, real-data figures are reported beside "
-                            "random-input ones (the guide warns random data can mislead). A rerun resumes.")
+                description="Throughput in images/s (compute-only and end to end) and latency per batch "
+                            "(min, mean, --percentiles, max) per batch size for each backend:precision. Each "
+                            "cell's images/s is the median of --repeats consecutive windows of its timed runs; "
+                            "a spread over 10 %% is marked UNSTABLE. Writes perf.md (laid out like the guide's "
+                            "§7.3 with its Ascend/T4 figures for reference), perf.json (with the environment and "
+                            "the command), perf.png, report.html (self-contained, opens offline) and each cell's "
+                            "raw latencies in latencies/*.csv. With --data, real-data figures are reported "
+                            "beside random-input ones (the guide warns random data can mislead). A rerun resumes.")
     p.add_argument("--model", required=True, help="exported ONNX model (fp32)")
     p.add_argument("--weights", help=".pth for the torch backend")
     p.add_argument("--compiled", default="compiled", help="folder of `clsbench compile` artifacts (int8, IR)")
@@ -222,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=2.0, help="minimum seconds per cell")
     p.add_argument("--iterations", type=int, default=10, help="minimum runs per cell")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5,
+                   help="windows the timed runs are split into; images/s is their median (default 5)")
+    p.add_argument("--percentiles", default="50,90,95,99,99.9",
+                   help="latency percentiles to report, decimals accepted (default 50,90,95,99,99.9)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
     p.add_argument("--output", default="perf", help="output folder (default ./perf)")
@@ -279,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "set (default: the first --calib-images images of the data, "
                                             "and the accuracy is also reported without them)")
         p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
+        p.add_argument("--percentiles", default="50,90,95,99,99.9",
+                       help="latency percentiles per batch to report (default 50,90,95,99,99.9)")
         _add_preprocessing_args(p)
         _add_infer_args(p, None)
 
@@ -304,6 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="runs/demo")
     p.add_argument("--per-class", type=int, default=60, help="images per source photo (5 photos)")
     add_run_args(p, False)
+
+    p = command("report", help="report.html from a run's or perf sweep's records; compare several runs",
+                description="One folder: (re)writes FOLDER/report.html from its records (summary.json of "
+                            "`clsbench run`, or perf.json of `clsbench perf`). Several folders of the same "
+                            "kind: one comparison page, the first folder the baseline: images/s and accuracy "
+                            "side by side with their differences, regressions marked, and what differs in "
+                            "the environment (versions, CPU, revision). The pages are self-contained: they "
+                            "open offline and load nothing.")
+    p.add_argument("folders", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--output", default="compare.html", help="the comparison page (default ./compare.html; "
+                                                            "compare.json is written beside it)")
+    p.add_argument("--threshold", type=float, default=5.0,
+                   help="a throughput lower than the baseline's by more than this %% is a regression (default 5)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any figure regressed (for CI)")
     return ap
 
 
@@ -319,6 +345,8 @@ ADVICE = {
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    global _ARGV
+    _ARGV = argv
     args = build_parser().parse_args(argv)
     from rich.markup import escape as rich_escape
 
@@ -353,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------- commands
+
+_ARGV: list[str] | None = None  # main()'s argv, for command_line()
+
 
 def cmd_export(a) -> int:
     from .export import export_onnx, parity_path
@@ -415,6 +446,7 @@ def _hint_option(a) -> dict:
 
 def cmd_infer(a) -> int:
     from .infer import infer_offline, pure_inference
+    from .perf import parse_percentiles
     from .report import backend_line, perf_table
     from .ui import out
 
@@ -423,7 +455,7 @@ def cmd_infer(a) -> int:
             raise ClsbenchError("--loop (pure inference) excludes --info and --store (offline inference)")
         rec = pure_inference(a.model, batch_size=a.batch_size, loop=a.loop, warmup=a.warmup,
                              backend=a.backend, threads=a.threads, device_id=a.device_id,
-                             precision=a.precision, output=a.output)
+                             precision=a.precision, output=a.output, percentiles=parse_percentiles(a.percentiles))
         out.print(f"ave_throughputRate = {rec['ave_throughputRate']:.2f} samples/s, "
                   f"ave_latency = {rec['ave_latency']:.3f} ms")
         out.print(perf_table(rec, f"pure inference, {backend_line(rec)}"))
@@ -433,7 +465,7 @@ def cmd_infer(a) -> int:
     rec = infer_offline(a.model, a.info, store=a.store, batch_size=a.batch_size, output=a.output,
                         device_id=a.device_id, outfmt=a.outfmt, backend=a.backend, precision=a.precision,
                         threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet,
-                        backend_options=_hint_option(a))
+                        backend_options=_hint_option(a), percentiles=parse_percentiles(a.percentiles))
     if rec.get("from_earlier_run"):
         out.print(f"nothing left to do: all {rec['total']} outputs exist → {rec['outputs']}")
         out.print(perf_table(rec, f"figures of the earlier run ({rec.get('finished_at', '?')}), {backend_line(rec)}"))
@@ -480,7 +512,15 @@ def _check(a, top1: float, spec) -> int:
     return 0
 
 
+def command_line() -> str:
+    """This invocation as one shell-quoted line, recorded beside the figures it produces."""
+    import shlex
+
+    return " ".join(shlex.quote(x) for x in ["clsbench", *(_ARGV if _ARGV is not None else sys.argv[1:])])
+
+
 def _run_options(a):
+    from .perf import parse_percentiles
     from .pipeline import RunOptions
 
     return RunOptions(model=a.model, preprocessing=_preprocessing(a, None), batch_size=a.batch_size, work_dir=a.work_dir, device_id=a.device_id,
@@ -488,7 +528,8 @@ def _run_options(a):
                       workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
                       decode=a.decode, cuda_mode=a.cuda_mode, openvino_hint=a.openvino_hint,
-                      show_progress=not a.quiet)
+                      show_progress=not a.quiet, command=command_line(),
+                      percentiles=parse_percentiles(a.percentiles))
 
 
 def _run(a, weights: str, data: str) -> int:
@@ -594,14 +635,29 @@ def cmd_perf(a) -> int:
 
     r = run_perf(a.model, configs=a.configs, batches=a.batches, output=a.output, weights=a.weights,
                  compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
-                 warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint)
+                 warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint,
+                 repeats=a.repeats, percentiles=a.percentiles, command=command_line())
     out.print(r["markdown"], markup=False)
     f = r["files"]
     out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))
+    out.print(f"report: {f['html']}", markup=False)
     return 0
 
 
-COMMANDS = {"models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
+def cmd_report(a) -> int:
+    from .htmlreport import compare, write_report
+    from .ui import out
+
+    if len(a.folders) == 1:
+        out.print(f"report: {write_report(a.folders[0])}", markup=False)
+        return 0
+    r = compare(a.folders, a.output, threshold=a.threshold)
+    out.print(r["table"])
+    out.print(f"comparison: {r['html']} (and {r['json']}); {r['regressions']} regression(s)", markup=False)
+    return 1 if a.fail_on_regression and r["regressions"] else 0
+
+
+COMMANDS = {"report": cmd_report, "models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
             "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from ._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock,
 from .backends import open_backend
 from .dataset import InfoEntry, check_unique, read_info, stem
 from .outputs import OutputFolder, dump_dir
-from .perf import StageTimes, environment, format_perf_file, latency_stats, perf_file_name
+from .perf import (DEFAULT_PERCENTILES, LatencyLog, StageTimes, environment, format_perf_file, latency_stats,
+                   perf_file_name, stability)
 from .stages import BatchStep
 
 
@@ -167,11 +168,11 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                   strict: bool = False, output: str = "result", device_id: int = 0, outfmt: str = "txt",
                   backend: str = "onnxruntime", threads: int | None = None, precision: str | None = None,
                   overwrite: bool = False, show_progress: bool = True, decode: str = "cpu",
-                  backend_options: dict | None = None) -> dict:
+                  backend_options: dict | None = None, percentiles=DEFAULT_PERCENTILES) -> dict:
     """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
     fly (`images`, streaming); returns the perf record (also written as the vendor's perf
-    .txt and a .json). A rerun resumes; one with nothing left returns the earlier record,
-    marked `from_earlier_run`."""
+    .txt and a .json, each batch's compute latency as a .csv beside them). A rerun resumes;
+    one with nothing left returns the earlier record, marked `from_earlier_run`."""
     if batch_size < 1:
         raise ClsbenchError(f"batch size must be >= 1, got {batch_size}")
     if sum(x is not None for x in (info, store, images)) != 1:
@@ -195,7 +196,7 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
         done = out.prepare(identity, overwrite)
         pending = [item for item, n in zip(source.items, names) if n not in done]
         resumed = len(source.items) - len(pending)
-        ctx = _Run(rt, source, out, batch_size, device_id, output, resumed)
+        ctx = _Run(rt, source, out, batch_size, device_id, output, resumed, percentiles)
         if not pending:
             earlier = read_record(ctx.perf_json)
             if earlier is not None:
@@ -218,48 +219,51 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
 class _Run:
     """What one inference run shares between its loop and its record."""
 
-    def __init__(self, rt, source, out, batch_size, device_id, output, resumed):
+    def __init__(self, rt, source, out, batch_size, device_id, output, resumed, percentiles=DEFAULT_PERCENTILES):
         self.rt, self.source, self.out = rt, source, out
         self.batch_size, self.device_id, self.resumed = batch_size, device_id, resumed
+        self.percentiles = percentiles
         self.root = Path(output)
         self.step = BatchStep(rt, batch_size)
         self.num_classes = self.step.warm_up()
         self.description = rt.describe()
         self.perf_txt = self.root / perf_file_name(batch_size, device_id)
         self.perf_json = self.perf_txt.with_suffix(".json")
+        self.latencies_csv = self.perf_txt.with_name(f"latencies_batchsize_{batch_size}_device_{device_id}.csv")
 
 
 def _offline(ctx: _Run, pending, show_progress) -> dict:
     from .ui import progress
 
     batch = np.empty((ctx.batch_size, *ctx.rt.input_shape), dtype=ctx.rt.input_dtype)
-    compute_ms: list[float] = []
     read_s = pre_s = post_s = 0.0
     t_start = time.perf_counter()
     # One thread, in order: read -> run -> write. On a machine whose cores all run the
     # runtime, overlapping I/O threads measured slower (they preempt the runtime's
     # spinning workers mid-layer) than doing the I/O between runs; see docs/performance.md.
-    ctx.source.start(pending)
-    with progress(len(pending), f"infer bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
-        while True:
-            t0 = time.perf_counter()
-            group = ctx.source.next_group(ctx.batch_size, batch)
-            if not group:
-                break
-            t1 = time.perf_counter()
-            ctx.source.preprocess(len(group), batch)
-            t2 = time.perf_counter()
-            logits, ms = ctx.step(batch, len(group), [src for _, src in group])
-            t3 = time.perf_counter()
-            ctx.out.write([key for key, _ in group], logits)
-            read_s += t1 - t0
-            pre_s += t2 - t1
-            compute_ms.append(ms)
-            post_s += time.perf_counter() - t3
-            advance(len(group))
+    with LatencyLog(ctx.latencies_csv) as compute_ms:  # streamed to disk as measured
+        ctx.source.start(pending)
+        with progress(len(pending), f"infer bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
+            while True:
+                t0 = time.perf_counter()
+                group = ctx.source.next_group(ctx.batch_size, batch)
+                if not group:
+                    break
+                t1 = time.perf_counter()
+                ctx.source.preprocess(len(group), batch)
+                t2 = time.perf_counter()
+                logits, ms = ctx.step(batch, len(group), [src for _, src in group])
+                t3 = time.perf_counter()
+                ctx.out.write([key for key, _ in group], logits)
+                read_s += t1 - t0
+                pre_s += t2 - t1
+                compute_ms.add(ms)
+                post_s += time.perf_counter() - t3
+                advance(len(group))
     wall = time.perf_counter() - t_start
-    st = StageTimes(samples=len(pending), computed=len(compute_ms) * ctx.batch_size, wall_s=wall,
-                    read_s=read_s, preprocess_s=pre_s, infer_s=sum(compute_ms) / 1e3, post_s=post_s)
+    ms = compute_ms.values
+    st = StageTimes(samples=len(pending), computed=len(ms) * ctx.batch_size, wall_s=wall,
+                    read_s=read_s, preprocess_s=pre_s, infer_s=sum(ms) / 1e3, post_s=post_s)
     return _finish(ctx, st, compute_ms, "offline")
 
 
@@ -305,7 +309,7 @@ def _offline_async(ctx: _Run, pending, show_progress) -> dict:
     st = StageTimes(samples=len(pending), computed=n_batches * bs, wall_s=wall, read_s=t["read"],
                     preprocess_s=t["pre"], infer_s=max(wall - t["read"] - t["pre"] - t["post"], 1e-9),
                     post_s=t["post"])
-    return _finish(ctx, st, [], "offline-async")
+    return _finish(ctx, st, LatencyLog(None), "offline-async")
 
 
 def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_progress, decode="cpu") -> dict:
@@ -331,16 +335,19 @@ def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_prog
     wall = time.perf_counter() - t_start
     ctx.source.failed = r["failed"]
     if feeds:
-        return _finish(ctx, _feeder_times(ctx, r, wall, decode), [], "stream")
+        return _finish(ctx, _feeder_times(ctx, r, wall, decode), LatencyLog(None), "stream")
     ctx.description.update(threads=1, processes=r["workers"],
                            layout="one single-threaded pipeline (decode..write) per process")
+    log = LatencyLog(ctx.latencies_csv)
+    for ms in r["compute_ms"]:
+        log.add(ms)
     n = r["workers"]
     # stage times are summed over the worker processes; divided by their number they
     # are the wall time each stage would take alone, comparable with the other modes
     st = StageTimes(samples=r["done"], computed=len(r["compute_ms"]) * ctx.batch_size, wall_s=wall,
                     read_s=r["decode"] / n, preprocess_s=r["pre"] / n,
                     infer_s=sum(r["compute_ms"]) / 1e3 / n, post_s=r["post"] / n)
-    return _finish(ctx, st, r["compute_ms"], "stream")
+    return _finish(ctx, st, log, "stream")
 
 
 def _feeder_times(ctx: _Run, r: dict, wall: float, decode: str) -> StageTimes:
@@ -353,9 +360,12 @@ def _feeder_times(ctx: _Run, r: dict, wall: float, decode: str) -> StageTimes:
                       preprocess_s=0.0, infer_s=r["infer"], post_s=r["post"])
 
 
-def _finish(ctx: _Run, st: StageTimes, compute_ms, mode) -> dict:
-    """The perf record; written as the vendor's perf .txt and a .json when anything ran."""
+def _finish(ctx: _Run, st: StageTimes, lat: LatencyLog, mode) -> dict:
+    """The perf record; written as the vendor's perf .txt and a .json (and the per-batch
+    latencies as a .csv, when there are any) when anything ran."""
     source = ctx.source
+    ms = lat.values
+    csv = lat.close() if ms else None
     record = {
         "mode": mode, "samples": st.samples, "resumed": ctx.resumed, "total": len(source.items),
         "unavailable": source.unavailable,
@@ -363,7 +373,10 @@ def _finish(ctx: _Run, st: StageTimes, compute_ms, mode) -> dict:
         "batch_size": ctx.batch_size, "device_id": ctx.device_id, "outfmt": ctx.out.outfmt,
         "warmup_runs": 1, "input": source.where, "outputs": str(ctx.out.dir.resolve()),
         "stages": st.rates() if st.samples else {},
-        "compute_latency_ms_per_batch": latency_stats(compute_ms),
+        "compute_latency_ms_per_batch": latency_stats(ms, ctx.percentiles),
+        # compute images/s over consecutive windows of the batches: is the figure steady?
+        "compute_stability": stability(ms, ctx.batch_size) if ms else None,
+        "latencies_csv": csv,
         "num_classes": ctx.num_classes, "backend": ctx.description, "environment": environment(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tool": f"clsbench {__version__}",
     }
@@ -377,8 +390,9 @@ def _finish(ctx: _Run, st: StageTimes, compute_ms, mode) -> dict:
 def pure_inference(model: str, *, batch_size: int, loop: int, warmup: int = 5,
                    backend: str = "onnxruntime", threads: int | None = None,
                    precision: str | None = None, device_id: int = 0, seed: int = 0,
-                   output: str | None = None) -> dict:
-    """The vendor tool's pure-inference mode: random input, `loop` timed runs."""
+                   output: str | None = None, percentiles=DEFAULT_PERCENTILES) -> dict:
+    """The vendor tool's pure-inference mode: random input, `loop` timed runs (with
+    `output`, the record and each run's latency as a .csv are written there)."""
     if loop < 1:
         raise ClsbenchError(f"--loop must be >= 1, got {loop}")
     if warmup < 0:
@@ -388,18 +402,21 @@ def pure_inference(model: str, *, batch_size: int, loop: int, warmup: int = 5,
     x = np.random.default_rng(seed).standard_normal((batch_size, *rt.input_shape), dtype=np.float32)
     for _ in range(warmup):
         rt.run(x)
-    ms = []
-    for _ in range(loop):
-        t0 = time.perf_counter()
-        rt.run(x)
-        ms.append((time.perf_counter() - t0) * 1e3)
-    stats = latency_stats(ms)
+    stem_ = f"perf_pure_batchsize_{batch_size}_device_{device_id}"
+    if output:
+        Path(output).mkdir(parents=True, exist_ok=True)
+    with LatencyLog(Path(output) / f"{stem_}_latencies.csv" if output else None) as lat:
+        for _ in range(loop):
+            t0 = time.perf_counter()
+            rt.run(x)
+            lat.add((time.perf_counter() - t0) * 1e3)
+    stats = latency_stats(lat.values, percentiles)
+    stab = stability(lat.values, batch_size)
     record = {"mode": "pure-inference", "input": f"random normal, seed {seed}",
               "batch_size": batch_size, "loop": loop, "warmup_runs": warmup,
               "ave_throughputRate": 1e3 * batch_size / stats["mean"],
-              "ave_latency": stats["mean"], "latency_ms_per_batch": stats,
-              "backend": rt.describe(), "environment": environment()}
+              "ave_latency": stats["mean"], "latency_ms_per_batch": stats, "compute_stability": stab,
+              "latencies_csv": lat.close(), "backend": rt.describe(), "environment": environment()}
     if output:
-        Path(output).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(output) / f"perf_pure_batchsize_{batch_size}_device_{device_id}.json", record)
+        atomic_write_json(Path(output) / f"{stem_}.json", record)
     return record

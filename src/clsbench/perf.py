@@ -5,6 +5,7 @@ precision, batch size, threads, CPU model), so a figure can be traced and reprod
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from dataclasses import dataclass
@@ -26,26 +27,151 @@ def cpu_model() -> str:
 
 
 def environment() -> dict:
+    import sys
+
     import numpy
 
-    env = {"clsbench": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-           "platform": platform.platform(), "cpu": cpu_model(), "logical_cpus": os.cpu_count()}
+    env = {"clsbench": __version__, "git_revision": git_revision(), "python": platform.python_version(),
+           "numpy": numpy.__version__, "platform": platform.platform(), "cpu": cpu_model(),
+           "logical_cpus": os.cpu_count()}
     try:
         import onnxruntime
 
         env["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    for name in ("openvino", "torch", "torchvision"):  # recorded when this run used them
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, "__version__"):
+            env[name] = mod.__version__
     return env
 
 
-def latency_stats(ms: list[float] | np.ndarray) -> dict:
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    """The commit clsbench runs from when it runs from a git checkout ("+dirty" when the
+    checkout has changes); None for an installed wheel."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", here, *args], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+
+        rev = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
+# ---------------------------------------------------------------- latency and its stability
+
+DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+UNSTABLE_SPREAD = 0.10  # repeats whose rates spread more than this are marked unstable
+
+
+def pct_key(p: float) -> str:
+    """50 -> 'p50', 99.9 -> 'p99.9': the key of a percentile in every record."""
+    return f"p{p:g}"
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """'50,90,99,99.9' -> (50.0, 90.0, 99.0, 99.9); a bad item is a one-line error naming it."""
+    out = []
+    for item in str(text).split(","):
+        try:
+            p = float(item.strip())
+        except ValueError:
+            raise ClsbenchError(f"--percentiles {text!r}: {item.strip()!r} is not a number") from None
+        if not 0 < p < 100:
+            raise ClsbenchError(f"--percentiles {text!r}: {item.strip()} is not between 0 and 100 (exclusive)")
+        out.append(p)
+    return tuple(sorted(set(out)))
+
+
+def latency_stats(ms: list[float] | np.ndarray, percentiles=DEFAULT_PERCENTILES) -> dict:
+    """count, min, mean, max and each percentile (linear interpolation, numpy's default).
+    `unresolved` names the percentiles the sample is too small to resolve: p99.9 of 100 runs
+    is an interpolation between the two slowest, not a measured tail."""
     a = np.asarray(ms, dtype=np.float64)
     if a.size == 0:
         return {}
-    return {"count": int(a.size), "min": float(a.min()), "mean": float(a.mean()),
-            "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+    out = {"count": int(a.size), "min": float(a.min()), "mean": float(a.mean()), "max": float(a.max())}
+    qs = np.percentile(a, list(percentiles)) if percentiles else []
+    out.update({pct_key(p): float(q) for p, q in zip(percentiles, qs)})
+    out["percentiles"] = [pct_key(p) for p in percentiles]
+    out["unresolved"] = [pct_key(p) for p in percentiles if a.size < 100 / (100 - p)]
+    return out
+
+
+def stability(ms, batch: int, repeats: int = 5, *, wall: bool = False) -> dict:
+    """The run split into `repeats` consecutive windows of equal run counts: each window's
+    images/s, their median (the figure reported) and spread (max - min) / median. `ms` are
+    per-run milliseconds, or with `wall` the completion times (ms from the start) of runs
+    that overlap, where only wall time means anything."""
+    a = np.asarray(ms, dtype=np.float64)
+    n = min(repeats, a.size)
+    if n == 0:
+        return {"repeats": 0, "median": None, "rates": [], "spread": None, "stable": None,
+                "reason": "nothing was timed"}
+    rates = []
+    for idx in np.array_split(np.arange(a.size), n):
+        if wall:
+            start = a[idx[0] - 1] if idx[0] > 0 else 0.0
+            secs = (a[idx[-1]] - start) / 1e3
+        else:
+            secs = a[idx].sum() / 1e3
+        rates.append(batch * idx.size / secs if secs > 0 else float("inf"))
+    med = float(np.median(rates))
+    spread = float((max(rates) - min(rates)) / med) if n > 1 and med > 0 else None
+    if spread is None:
+        stable, reason = None, "one run: spread unknown"
+    else:
+        stable = spread <= UNSTABLE_SPREAD
+        reason = None if stable else (f"repeats spread {spread:.0%} (> {UNSTABLE_SPREAD:.0%}): "
+                                      f"{min(rates):,.1f} to {max(rates):,.1f} images/s")
+    return {"repeats": n, "median": med, "rates": rates, "spread": spread, "stable": stable, "reason": reason}
+
+
+class LatencyLog:
+    """Per-run latencies streamed to a CSV as they are measured (one line each, through a
+    buffered file: nothing grows in memory but the float list the statistics need), renamed
+    into place by close(); discard() (or leaving a `with` block by an exception) removes it."""
+
+    def __init__(self, path: str | os.PathLike | None, column: str = "ms_per_batch"):
+        self.path, self.values, self._f = path, [], None
+        if path:
+            self._tmp = f"{path}.{os.getpid()}.tmp"
+            self._f = open(self._tmp, "w", buffering=1 << 16)
+            self._f.write(column + "\n")
+
+    def add(self, ms: float) -> None:
+        self.values.append(ms)
+        if self._f:
+            self._f.write(f"{ms:.6f}\n")
+
+    def close(self) -> str | None:
+        """The file's path once written; None when there was none or it was discarded."""
+        if self._f:
+            self._f.close()
+            self._f = None
+            os.replace(self._tmp, self.path)
+            self._written = True
+        return os.fspath(self.path) if getattr(self, "_written", False) else None
+
+    def discard(self) -> None:
+        if self._f:
+            self._f.close()
+            self._f = None
+            os.unlink(self._tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        self.close() if exc_type is None else self.discard()
 
 
 @dataclass
@@ -172,12 +298,20 @@ class Config:
         return f"{self.backend} {self.precision}"
 
 
+def latencies_name(cfg: Config, batch: int, real: bool) -> str:
+    """The raw-latency file of one sweep cell, in the sweep's latencies/ folder."""
+    return f"{cfg.backend}-{cfg.precision}-bs{batch}-{'real' if real else 'random'}.csv"
+
+
 def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float, iterations: int,
-            warmup: int, threads: int | None, max_seconds: float = 120.0, hint: str = "latency") -> dict:
+            warmup: int, threads: int | None, max_seconds: float = 120.0, hint: str = "latency",
+            repeats: int = 5, percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None) -> dict:
     """Timed loop for one configuration and batch size.
 
-    Compute-only = batch * runs / time inside run(); end to end adds taking each batch from
-    the data pool (real data) or re-filling the input (random), as a caller must.
+    Compute-only = images/s inside run(), the median of `repeats` consecutive windows of
+    the timed runs (spread recorded, > 10 % marked unstable); end to end adds taking each
+    batch from the data pool (real data) or re-filling the input (random), as a caller must.
+    Each run's latency is streamed to latencies_dir/<cell>.csv when a folder is given.
     """
     import time
 
@@ -200,33 +334,34 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
     fill()
     for _ in range(warmup):
         rt.run(x)
+    name = latencies_name(cfg, batch, pool is not None)
+    row = {"backend": cfg.backend, "precision": cfg.precision, "batch_size": batch,
+           "input": "real data" if pool is not None else "random normal", "warmup": warmup}
     if opts:
-        return _measure_async(rt, cfg, batch, fill, x, pool, duration, iterations, warmup, max_seconds)
-    ms, n = [], 0
-    t_start = time.perf_counter()
-    while True:
-        fill()
-        t0 = time.perf_counter()
-        rt.run(x)
-        ms.append((time.perf_counter() - t0) * 1e3)
-        n += 1
-        elapsed = time.perf_counter() - t_start
-        if (n >= iterations and elapsed >= duration) or elapsed >= max_seconds:
-            break
-    wall = time.perf_counter() - t_start
-    stats = latency_stats(ms)
-    return {"backend": cfg.backend, "precision": cfg.precision, "batch_size": batch,
-            "input": "real data" if pool is not None else "random normal",
-            "iterations": n, "warmup": warmup, "latency_ms": stats,
-            "throughput_compute": 1e3 * batch * n / sum(ms), "throughput_e2e": batch * n / wall,
-            "runtime": rt.describe()}
+        return {**row, **_measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeats)}
+    with LatencyLog(os.path.join(latencies_dir, name) if latencies_dir else None) as lat:
+        t_start = time.perf_counter()
+        while True:
+            fill()
+            t0 = time.perf_counter()
+            rt.run(x)
+            lat.add((time.perf_counter() - t0) * 1e3)
+            elapsed = time.perf_counter() - t_start
+            if (len(lat.values) >= iterations and elapsed >= duration) or elapsed >= max_seconds:
+                break
+        wall = time.perf_counter() - t_start
+    n, stab = len(lat.values), stability(lat.values, batch, repeats)
+    return {**row, "iterations": n, "latency_ms": latency_stats(lat.values, percentiles),
+            "throughput_compute": stab["median"], "throughput_e2e": batch * n / wall, "stability": stab,
+            "latencies_csv": f"latencies/{name}" if latencies_dir else None, "runtime": rt.describe()}
 
 
-def _measure_async(rt, cfg, batch, fill, x, pool, duration, iterations, warmup, max_seconds) -> dict:
-    """Several requests in flight: only the loop's wall time means anything (no per-run time)."""
+def _measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeats) -> dict:
+    """Several requests in flight: only the loop's wall time means anything (no per-run
+    time); the repeats are windows of the completion times."""
     import time
 
-    n = 0
+    n, done_ms = 0, []
     t_start = time.perf_counter()
 
     def batches():
@@ -240,27 +375,30 @@ def _measure_async(rt, cfg, batch, fill, x, pool, duration, iterations, warmup, 
             yield x
 
     for _ in rt.run_many(batches()):
-        pass
+        done_ms.append((time.perf_counter() - t_start) * 1e3)
     wall = time.perf_counter() - t_start
-    rate = batch * n / wall
-    return {"backend": cfg.backend, "precision": cfg.precision, "batch_size": batch,
-            "input": "real data" if pool is not None else "random normal", "iterations": n, "warmup": warmup,
-            "latency_ms": {}, "throughput_compute": rate, "throughput_e2e": rate, "runtime": rt.describe()}
+    stab = stability(done_ms, batch, repeats, wall=True)
+    return {"iterations": n, "latency_ms": {}, "throughput_compute": stab["median"],
+            "throughput_e2e": batch * n / wall, "stability": stab, "latencies_csv": None,
+            "runtime": rt.describe()}
 
 
 def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None = None,
           duration: float = 2.0, iterations: int = 10, warmup: int = 3, threads: int | None = None,
-          progress_cb=None, checkpoint: str | None = None, hint: str = "latency") -> dict:
+          progress_cb=None, checkpoint: str | None = None, hint: str = "latency", repeats: int = 5,
+          percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None) -> dict:
     """Every configuration x batch size (x random/real input when a pool is given).
 
     With `checkpoint`, each finished cell is saved at once and a rerun with the same
     settings measures only the cells still missing (a sweep can take many minutes).
+    Each cell's per-run latencies go to latencies_dir when one is given.
     """
     from ._io import atomic_write_json, reusable_record
 
     settings = {"configs": [c.__dict__ for c in configs], "batches": batches, "duration_s": duration,
                 "min_iterations": iterations, "warmup": warmup, "threads": threads,
-                "real_data": pool is not None, **({"openvino_hint": hint} if hint != "latency" else {})}
+                "real_data": pool is not None, "repeats": repeats, "percentiles": list(percentiles),
+                **({"openvino_hint": hint} if hint != "latency" else {})}
     old = reusable_record(checkpoint, settings) if checkpoint else None
     rows: list[dict] = list(old.get("rows", [])) if old else []
     done = {(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in rows}
@@ -270,7 +408,8 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
                 key = (cfg.backend, cfg.precision, bs, "real data" if p is not None else "random normal")
                 if key not in done:
                     rows.append(measure(cfg, bs, pool=p, duration=duration, iterations=iterations,
-                                        warmup=warmup, threads=threads, hint=hint))
+                                        warmup=warmup, threads=threads, hint=hint, repeats=repeats,
+                                        percentiles=percentiles, latencies_dir=latencies_dir))
                     if checkpoint:
                         atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
                 if progress_cb:
@@ -282,32 +421,51 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
 def run_perf(model: str, *, configs: str, batches: str, output: str, weights: str | None = None,
              compiled: str = "compiled", data: str | None = None, duration: float = 2.0,
              iterations: int = 10, warmup: int = 3, threads: int | None = None,
-             show_progress: bool = True, openvino_hint: str = "latency") -> dict:
-    """`clsbench perf`: the sweep, written as perf.json, perf.md and perf.png in `output`.
-    Returns the result with the paths written under "files"."""
+             show_progress: bool = True, openvino_hint: str = "latency", repeats: int = 5,
+             percentiles=DEFAULT_PERCENTILES, command: str | None = None) -> dict:
+    """`clsbench perf`: the sweep, written as perf.json, perf.md, perf.png, report.html and
+    latencies/*.csv in `output`. Returns the result with the paths written under "files"."""
     from ._io import atomic_write_json, atomic_write_text, folder_lock
+    from .htmlreport import write_report
     from .report import perf_markdown, perf_plot
     from .ui import progress
 
     sizes = parse_batches(batches)
-    if duration < 0 or iterations < 1 or warmup < 0:
-        raise ClsbenchError(f"--duration must be >= 0, --iterations >= 1, --warmup >= 0; got "
-                            f"{duration}, {iterations}, {warmup}")
+    if isinstance(percentiles, str):
+        percentiles = parse_percentiles(percentiles)
+    if duration < 0 or iterations < 1 or warmup < 0 or repeats < 1:
+        raise ClsbenchError(f"--duration must be >= 0, --iterations >= 1, --warmup >= 0, --repeats >= 1; got "
+                            f"{duration}, {iterations}, {warmup}, {repeats}")
     if threads is not None and threads < 1:
         raise ClsbenchError(f"--threads must be >= 1, got {threads}")
     cfgs = resolve_configs(configs, model=model, weights=weights, compiled=compiled)
     pool = load_pool(data, 2 * max(sizes)) if data else None
-    os.makedirs(output, exist_ok=True)
+    os.makedirs(os.path.join(output, "latencies"), exist_ok=True)
     cells = len(cfgs) * len(sizes) * (2 if pool is not None else 1)
     with folder_lock(output), progress(cells, "perf sweep", show_progress) as advance:
         result = sweep(cfgs, sizes, pool=pool, duration=duration, iterations=iterations, warmup=warmup,
                        threads=threads, progress_cb=advance, checkpoint=os.path.join(output, ".perf.partial.json"),
-                       hint=openvino_hint)
+                       hint=openvino_hint, repeats=repeats, percentiles=percentiles,
+                       latencies_dir=os.path.join(output, "latencies"))
+        result.update(model=model_identity(model), command=command)
         md = perf_markdown(result)
         atomic_write_json(os.path.join(output, "perf.json"), result)
         atomic_write_text(os.path.join(output, "perf.md"), md)
         png = perf_plot(result, os.path.join(output, "perf.png"))
+        html = write_report(output)
     result["files"] = {"json": os.path.join(output, "perf.json"), "md": os.path.join(output, "perf.md"),
-                       "png": png}
+                       "png": png, "html": html}
     result["markdown"] = md
     return result
+
+
+def model_identity(path: str) -> dict:
+    """Which model a measured file is (what its export recorded), for the records and the
+    report (the guide's reference devices are shown only beside the guide's model)."""
+    from .modelfile import identity_of
+
+    try:
+        spec, _ = identity_of(path)
+    except ClsbenchError:
+        spec = None
+    return {"path": os.path.abspath(path), "name": spec.name if spec else None, "key": spec.key if spec else None}

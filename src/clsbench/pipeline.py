@@ -25,6 +25,7 @@ from .dataset import (check_no_whitespace, gen_bin_info, labels_from_class_folde
                       read_labels, write_labels)
 from .evaluate import evaluate, write_result
 from .models import get_model
+from .perf import DEFAULT_PERCENTILES
 from .report import accuracy_markdown, backend_line, perf_rows
 
 log = logging.getLogger("clsbench")
@@ -72,6 +73,8 @@ class RunOptions:
     openvino_hint: str = "latency"  # openvino backend: latency or throughput
     backend_options: dict = field(default_factory=dict)  # passed to the backend (tests: device="cpu")
     show_progress: bool = True
+    command: str | None = None  # the command line, recorded for the report (the CLI sets it)
+    percentiles: tuple = DEFAULT_PERCENTILES  # latency percentiles per batch
 
 
 @dataclass
@@ -184,6 +187,9 @@ def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
                        work, result_json, o, timer)
     atomic_write_json(work / "summary.json", summary)
     atomic_write_text(work / "summary.md", summary_markdown(summary, acc, spec))
+    from .htmlreport import write_report
+
+    write_report(str(work))
     summary["_accuracy"], summary["_spec"] = acc, spec
     return summary
 
@@ -262,7 +268,8 @@ def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer) -> dic
     result = work / "result"
     common = dict(batch_size=o.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
                   backend=t.backend, precision=t.precision, threads=o.threads, overwrite=o.overwrite,
-                  show_progress=o.show_progress, backend_options=_backend_options(t, spec, o))
+                  show_progress=o.show_progress, backend_options=_backend_options(t, spec, o),
+                  percentiles=o.percentiles)
     if o.stream:
         log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}")
         with timer("preprocess+infer"):
@@ -311,9 +318,9 @@ def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, la
     files.update(labels=str(label_file), outputs=str(dump_dir(result, o.device_id)),
                  perf=str(result / perf_file_name(o.batch_size, o.device_id)),
                  result_json=str(result_json), summary_json=str(work / "summary.json"),
-                 summary_md=str(work / "summary.md"))
+                 summary_md=str(work / "summary.md"), report=str(work / "report.html"))
     return {
-        "tool": f"clsbench {__version__}", "model": spec.name, "weights_tag": spec.tag,
+        "tool": f"clsbench {__version__}", "command": o.command, "model": spec.name, "weights_tag": spec.tag,
         "weights": exported["weights"] if exported else {"path": os.path.abspath(weights),
                                                          "sha256": file_sha256(weights)},
         "parity": exported["parity"] if exported else None,

@@ -37,9 +37,28 @@ def perf_rows(record: dict) -> list[tuple[str, str, str]]:
     rows = []
     for stage, fields in record.get("stages", {}).items():
         for k, v in fields.items():
-            unit = "img/s" if "throughput" in k.lower() else "ms"
-            rows.append((stage, k, f"{v:,.2f} {unit}"))
+            if "throughput" in k.lower():
+                rows.append((stage, k, f"{v:,.2f} images/s"))
+            else:  # the vendor's fields: latency of the whole stage, moduleLatency per image
+                rows.append((stage, k, f"{v:,.2f} ms" + ("" if k == "latency" else " per image")))
     return rows
+
+
+def latency_cells(lat: dict) -> list[tuple[str, str]]:
+    """(name, 'x.xx') for min, mean, each recorded percentile and max; a percentile the
+    sample cannot resolve is marked '≈' (interpolated between the slowest runs)."""
+    keys = ["min", "mean", *lat.get("percentiles", [k for k in ("p50", "p90", "p99") if k in lat]), "max"]
+    unresolved = set(lat.get("unresolved", []))
+    return [(k, ("≈" if k in unresolved else "") + f"{lat[k]:.2f}") for k in keys if k in lat]
+
+
+def stability_text(stab: dict | None) -> str:
+    if not stab or not stab.get("repeats"):
+        return ""
+    if stab["stable"] is None:
+        return "1 window: spread unknown"
+    verdict = "stable" if stab["stable"] else "UNSTABLE"
+    return f"median of {stab['repeats']}, spread {stab['spread']:.1%}: {verdict}"
 
 
 def perf_table(record: dict, title: str) -> Table:
@@ -50,8 +69,12 @@ def perf_table(record: dict, title: str) -> Table:
         t.add_row(*row)
     lat = record.get("compute_latency_ms_per_batch") or record.get("latency_ms_per_batch")
     if lat:
-        t.add_row("compute", "latency/batch min|p50|p99|max",
-                  f"{lat['min']:.2f} | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.2f} ms")
+        cells = latency_cells(lat)
+        t.add_row("compute", f"ms per batch {'|'.join(k for k, _ in cells)}", " | ".join(v for _, v in cells))
+    stab = record.get("compute_stability")
+    if stab and stab.get("median"):
+        t.add_row("compute", "images/s, windows of the run", f"{stab['median']:,.2f} ({stability_text(stab)})",
+                  style=None if stab["stable"] is not False else "bold yellow")
     return t
 
 
@@ -78,14 +101,15 @@ def perf_markdown(result: dict) -> str:
     modes = sorted({r["input"] for r in result["rows"]}, key=lambda m: m != "random normal")
     env = result["environment"]
     out = [f"# Throughput sweep ({env['cpu']}, {env['logical_cpus']} CPUs, clsbench {env['clsbench']})", "",
-           f"Compute-only images/s (the guide's \"Interface throughputRate\"); each cell: warm-up "
+           f"Compute-only images/s (the guide's \"Interface throughputRate\", its FPS column); each cell: warm-up "
            f"{result['warmup']} runs, then at least {result['min_iterations']} runs and "
-           f"{result['duration_s']} s. Reference columns are the guide's figures (other hardware).", ""]
+           f"{result['duration_s']} s; the figure is the median of {result.get('repeats', 1)} repeats "
+           f"(consecutive windows of those runs). Reference columns are the guide's figures (other hardware).", ""]
     refs = list(GUIDE_REFERENCE)
     t4 = refs[-1]
     for mode in modes:
         out += [f"## {mode} input", ""]
-        head = ["batchsize"] + [f"{l}/FPS" for l in labels] + [f"{r}/FPS" for r in refs]
+        head = ["batchsize"] + [f"{l} images/s" for l in labels] + [f"{r} images/s" for r in refs]
         head += [f"{l}/T4" for l in labels]
         out += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
         best = {l: (None, 0.0) for l in labels + refs}
@@ -108,18 +132,28 @@ def perf_markdown(result: dict) -> str:
         cells = ["best"] + [f"{best[l][0]}:{best[l][1]:.1f}" if best[l][0] else "" for l in labels + refs]
         cells += [f"{best[l][1] / best[t4][1]:.3f}" if best[l][0] else "" for l in labels]
         out += ["| " + " | ".join(cells) + " |", ""]
-    out += ["## Latency per batch (ms) and end-to-end throughput", "",
-            "| config | input | batch | min | mean | p50 | p90 | p99 | max | compute img/s | e2e img/s | runs |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        s = r["latency_ms"]
-        lat = (" | ".join(f"{s[k]:.2f}" for k in ("min", "mean", "p50", "p90", "p99", "max")) if s
-               else " | ".join(["(requests overlap)"] + [""] * 5))
-        out.append(f"| {r['backend']} {r['precision']} | {r['input']} | {r['batch_size']} | {lat} | "
-                   f"{r['throughput_compute']:.1f} | {r['throughput_e2e']:.1f} | {r['iterations']} |")
+    out += _latency_markdown(result["rows"])
     out += ["", "Runtimes: " + "; ".join(sorted({f"{r['runtime']['runtime']} {r['runtime']['version']} "
                                                  f"({r['runtime']['threads']} threads)" for r in result["rows"]}))]
     return "\n".join(out) + "\n"
+
+
+def _latency_markdown(rows: list[dict]) -> list[str]:
+    pcts = next((r["latency_ms"].get("percentiles") for r in rows if r["latency_ms"]), None) or ["p50", "p90", "p99"]
+    keys = ["min", "mean", *pcts, "max"]
+    out = ["## Latency per batch (ms) and images/s", "",
+           "Compute images/s: the median of the repeats (consecutive windows of the timed runs); a spread "
+           "(max − min) / median above 10 % is marked UNSTABLE. ≈: a percentile the run count cannot resolve.", "",
+           f"| config | input | batch | {' | '.join(keys)} | compute images/s | e2e images/s | runs | repeats |",
+           "|---|---|---:|" + "---:|" * (len(keys) + 4)]
+    for r in rows:
+        s = r["latency_ms"]
+        lat = (" | ".join(v for _, v in latency_cells(s)) if s
+               else " | ".join(["(requests overlap)"] + [""] * (len(keys) - 1)))
+        out.append(f"| {r['backend']} {r['precision']} | {r['input']} | {r['batch_size']} | {lat} | "
+                   f"{r['throughput_compute']:.1f} | {r['throughput_e2e']:.1f} | {r['iterations']} | "
+                   f"{stability_text(r.get('stability'))} |")
+    return out
 
 
 def perf_plot(result: dict, path: str) -> str | None:

@@ -1,0 +1,577 @@
+"""report.html: one self-contained page per run or perf sweep, and the comparison of several.
+
+Built only from the records a run leaves (summary.json, perf.json, latencies/*.csv), so
+`clsbench report DIR` rebuilds it any time. Nothing in the page is fetched: styles are
+inline, charts are inline SVG (svg.py), there is no script. Every number shown carries
+`data-field` (its path in the record, '/'-separated) and `data-value` (the recorded value),
+so a test can check that the page shows what the records hold.
+"""
+from __future__ import annotations
+
+import json
+import os
+from html import escape
+
+from . import ClsbenchError
+from .svg import PALETTE, REFERENCE_GREY, line_chart, stacked_bar
+
+GUIDE_MODEL = "mnasnet1_0"  # the guide's reference devices are drawn only beside this model
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+main{max-width:1000px;margin:0 auto;padding:24px 28px 60px;background:#fff;box-shadow:0 0 0 1px #e3e6eb}
+h1{font-size:1.55em;margin:.2em 0 .1em}h2{font-size:1.15em;margin:1.8em 0 .5em;padding-bottom:.2em;border-bottom:2px solid #e8eaef}
+.sub{color:#5a6272;margin:0 0 1em}.verdicts{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
+.verdict{border-radius:8px;padding:10px 14px;min-width:200px;flex:1;border:1px solid}
+.verdict .vt{display:block;font-size:1.05em;font-weight:700}.pass{background:#eaf6ee;border-color:#8cc9a0}
+.fail{background:#fdecec;border-color:#e29a9a}.warn{background:#fff6e0;border-color:#e6c36a}
+.info{background:#eef2f8;border-color:#b3c1d8}
+table{border-collapse:collapse;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
+th,td{padding:4px 10px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}
+th{background:#f3f5f8;font-weight:600}td.n{text-align:right;white-space:nowrap}tr.bad td{background:#fdecec}tr.warnrow td{background:#fff6e0}
+.regress{color:#b00020;font-weight:600}.better{color:#137333}.muted{color:#7a8190}
+pre{background:#f3f5f8;padding:10px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
+svg.chart{max-width:100%;height:auto;font:12px system-ui,sans-serif;fill:#1d2330}
+svg .grid{stroke:#e6e8ec}svg .title{font-weight:600;font-size:13px}svg .onbar{fill:#fff;font-weight:600}
+details{margin:.3em 0}code{font-size:.92em}.scroll{overflow-x:auto}td .num+b,td b.regress{white-space:nowrap}
+"""
+
+
+# ---------------------------------------------------------------- loading records
+
+def load(folder: str) -> tuple[str, dict]:
+    """('run', summary.json) or ('perf', perf.json) of a folder clsbench wrote."""
+    for kind, name in (("run", "summary.json"), ("perf", "perf.json")):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    return kind, json.load(f)
+            except (OSError, ValueError) as e:
+                raise ClsbenchError(f"{path}: not a readable clsbench record ({e})") from None
+    raise ClsbenchError(f"{folder}: no summary.json (a `clsbench run` folder) or perf.json "
+                        f"(a `clsbench perf` folder)")
+
+
+def write_report(folder: str) -> str:
+    """Writes folder/report.html from the folder's records; returns its path."""
+    from ._io import atomic_write_text
+
+    kind, rec = load(folder)
+    html = run_page(rec) if kind == "run" else perf_page(rec)
+    path = os.path.join(folder, "report.html")
+    atomic_write_text(path, html)
+    return path
+
+
+# ---------------------------------------------------------------- small pieces
+
+def num(field: str, value, fmt: str = ",.2f", scale: float = 1.0, suffix: str = "") -> str:
+    """A number as shown, tagged with where it comes from in the record."""
+    if value is None:
+        return '<span class="muted">–</span>'
+    extra = f' data-scale="{scale:g}"' if scale != 1 else ""
+    return (f'<span class="num" data-field="{escape(field)}" data-value="{value!r}"{extra}>'
+            f"{format(value * scale if scale != 1 else value, fmt)}{suffix}</span>")
+
+
+def _numeric(cell: str) -> bool:
+    return cell.startswith(('<span class="num"', "≈<span")) or cell.replace(",", "").replace(".", "").isdigit()
+
+
+def table(head: list[str] | None, rows: list[list[str]], classes: list[str] | None = None) -> str:
+    """Numbers right-aligned, text left; `head` None: a two-column key/value table."""
+    out = ['<div class="scroll"><table>' + ("<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" if head else "")]
+    for i, r in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        out.append(f"<tr{cls}>" + "".join(f'<td class="{"n" if head and _numeric(c) else "l"}">{c}</td>' for c in r)
+                   + "</tr>")
+    return "\n".join(out) + "</table></div>"
+
+
+def verdict(state: str, title: str, text: str) -> str:
+    word = {"pass": "PASS", "fail": "FAIL", "warn": "CHECK", "info": "—"}[state]
+    return (f'<div class="verdict {state}" data-verdict="{escape(title)}" data-state="{state}">'
+            f'<span class="vt">{escape(title)}: {word}</span>{text}</div>')
+
+
+def page(title: str, subtitle: str, body: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            # the page may load nothing from anywhere: a browser enforces it
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+            "style-src 'unsafe-inline'; img-src data:\">"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
+            f"<h1>{escape(title)}</h1><p class=\"sub\">{subtitle}</p>\n" + "\n".join(body) +
+            "</main></body></html>\n")
+
+
+def stability_cell(field: str, stab: dict | None) -> str:
+    if not stab or not stab.get("repeats"):
+        return '<span class="muted">–</span>'
+    if stab["stable"] is None:
+        return "1 window: spread unknown"
+    word = "stable" if stab["stable"] else '<b class="regress">UNSTABLE</b>'
+    return f"{stab['repeats']} × · spread {num(field + '/spread', stab['spread'], '.1f', 100, ' %')} {word}"
+
+
+def latency_cells(field: str, lat: dict) -> tuple[list[str], list[str]]:
+    """min, mean, every recorded percentile, max (ms per batch); '≈' marks a percentile the
+    run count cannot resolve."""
+    keys = ["min", "mean", *lat.get("percentiles", []), "max"]
+    unresolved = set(lat.get("unresolved", []))
+    cells = [("≈" if k in unresolved else "") + num(f"{field}/{k}", lat[k], ",.3f") for k in keys if k in lat]
+    return ["runs"] + [k for k in keys if k in lat], [str(lat["count"])] + cells
+
+
+def environment_section(env: dict, backend: dict | None, command: str | None, extra: dict) -> list[str]:
+    rows = [["command", f"<code>{escape(command)}</code>" if command else
+             '<span class="muted">none recorded (a library call)</span>']]
+    rev = env.get("git_revision")
+    rows.append(["clsbench", escape(f"{env.get('clsbench', '?')}" + (f" (git {rev})" if rev else "")) ])
+    if backend:
+        rows.append(["runtime", escape(" ".join(str(backend.get(k, "")) for k in ("runtime", "version", "provider")))])
+        for k in ("precision", "threads", "processes", "hint", "streams", "layout", "mode", "device"):
+            if backend.get(k) is not None:
+                rows.append([k, escape(str(backend[k]))])
+    for k in ("cpu", "logical_cpus", "gpu", "platform", "python", "numpy", "onnxruntime", "openvino", "torch",
+              "torchvision"):
+        if env.get(k) is not None:
+            rows.append([k, escape(str(env[k]))])
+    rows += [[escape(k), escape(str(v))] for k, v in extra.items()]
+    return ["<h2>Environment and reproduction</h2>", table(None, rows)]
+
+
+# ---------------------------------------------------------------- throughput chart
+
+def reference_series(model_name: str | None) -> list[dict]:
+    """The guide's devices, only beside the guide's model (elsewhere they would mislead)."""
+    if model_name != GUIDE_MODEL:
+        return []
+    from .perf import GUIDE_REFERENCE
+
+    return [{"name": f"{name} (guide)", "colour": REFERENCE_GREY, "dashed": True,
+             "points": [(b, v, f"{name}, batch {b}: {v:,.1f} images/s (the guide's figure)", False)
+                        for b, v in d.items()]}
+            for name, d in GUIDE_REFERENCE.items()]
+
+
+def throughput_chart(series: list[dict], batches: list[int], model_name: str | None, title: str) -> str:
+    for i, s in enumerate(series):
+        s.setdefault("colour", PALETTE[i % len(PALETTE)])
+    refs = reference_series(model_name)
+    ticks = sorted(set(batches) | ({b for r in refs for b, *_ in r["points"]} if refs else set()))
+    return line_chart(series + refs, xlabel="batch size (log scale)", ylabel="images/s", title=title,
+                      xticks=ticks)
+
+
+# ---------------------------------------------------------------- one run
+
+def run_page(s: dict) -> str:
+    perf = s["performance"]
+    b = perf["backend"]
+    title = f"clsbench run · {s['model']}" + (f" ({s['weights_tag']})" if s.get("weights_tag") else "")
+    sub = (f"{escape(b['runtime'])} {escape(str(b['version']))} {escape(b['precision'])}, batch "
+           f"{perf['batch_size']}, {escape(str(b.get('threads')))} threads · finished "
+           f"{escape(perf.get('finished_at', '?'))} · {escape(s.get('tool', ''))}")
+    body = ['<div class="verdicts">', *run_verdicts(s), "</div>"]
+    body += accuracy_section(s) + parity_section(s) + run_perf_section(s)
+    env = dict(perf.get("environment", {}))
+    pp = s.get("preprocessing", {})
+    extra = {"preprocessing": ", ".join(f"{k} {v}" for k, v in pp.items()),
+             "data": s["dataset"]["images"], "labels": s["dataset"]["labels"],
+             "weights": f"{s['weights'].get('path')} (sha256 {str(s['weights'].get('sha256', ''))[:16]}…)"}
+    body += environment_section(env, b, s.get("command"), extra)
+    body += ["<h2>Files</h2>", table(None, [[escape(k), f'<code>{escape(str(v))}</code>']
+                                            for k, v in s["files"].items()])]
+    return page(title, sub, body)
+
+
+def run_verdicts(s: dict) -> list[str]:
+    acc, out = s["accuracy"], []
+    top1 = num("accuracy/top1", acc["top1"], ".2f", suffix=" %")
+    if acc.get("within_tolerance") is None:
+        out.append(verdict("info", "Accuracy", f"Top-1 {top1} on {acc['images']} images; no reference accuracy "
+                                              f"for this model to judge it against"))
+    else:
+        ok = acc["within_tolerance"]
+        drop = acc["top1_drop"]
+        where = (f"{num('accuracy/top1_drop', drop, '.2f')} points below" if drop >= 0
+                 else f"{-drop:.2f} points above")
+        out.append(verdict("pass" if ok else "fail", "Accuracy",
+                           f"Top-1 {top1}, {where} the reference "
+                           f"{num('accuracy/reference_top1', acc['reference_top1'], '.3f')} "
+                           f"(tolerance {num('accuracy/tolerance', acc['tolerance'], 'g')} point) on "
+                           f"{acc['images']} images. Weights: {escape(s['weights'].get('verdict', 'a model file'))}"))
+    out.append(parity_verdict(s))
+    stab = s["performance"].get("compute_stability")
+    if stab and stab.get("stable") is not None:
+        out.append(verdict("pass" if stab["stable"] else "warn", "Measurement",
+                           "compute images/s over the run's consecutive windows: "
+                           + stability_cell("performance/compute_stability", stab)))
+    bad = len(s["dataset"]["unreadable"])
+    if bad:
+        out.append(verdict("warn", "Input", f"{bad} unreadable image(s) skipped, listed under Accuracy"))
+    return out
+
+
+def parity_verdict(s: dict) -> str:
+    p, comp = s.get("parity"), s.get("compiled")
+    parts, state = [], "info"
+    if p:
+        state = "pass" if p.get("passed", True) else "fail"
+        parts.append(f"export vs PyTorch float64: rel. L2 {num('parity/rel_l2_error', p['rel_l2_error'], '.2e')}, "
+                     f"top-1 agreement {num('parity/top1_agreement', p['top1_agreement'], '.1f', 100, ' %')}")
+    q = (comp or {}).get("parity", {}).get("accuracy")
+    if q:
+        ok = q["top1_drop"] <= s["accuracy"]["tolerance"]
+        state = "fail" if not ok else ("pass" if state != "fail" else state)
+        parts.append(f"{escape(comp['precision'])} vs fp32: Top-1 drop "
+                     f"{num('compiled/parity/accuracy/top1_drop', q['top1_drop'], '+.2f')} points on "
+                     f"{q['labelled_images']} held-out labelled images")
+    if not parts:
+        return verdict("info", "Parity", "not checked here (a model file given as is)")
+    return verdict(state, "Parity", "; ".join(parts))
+
+
+def accuracy_section(s: dict) -> list[str]:
+    acc = s["accuracy"]
+    rows = []
+    for k in range(1, 6):
+        ref = acc.get(f"reference_top{k}") if k in (1, 5) else None
+        rows.append([f"Top-{k}", num(f"accuracy/top{k}", acc[f"top{k}"], ".2f"),
+                     num(f"accuracy/reference_top{k}", ref, ".3f") if ref is not None else "",
+                     f"{acc[f'top{k}'] - ref:+.2f}" if ref is not None else ""])
+    out = ["<h2>Accuracy</h2>",
+           f"<p>{num('accuracy/images', acc['images'], 'd')} images counted, {acc['classes']} classes; "
+           f"{acc['labels_without_output']} labelled images without output and {acc['outputs_without_label']} "
+           f"outputs without label (not counted).</p>",
+           table(["", "measured %", "reference %", "difference"], rows)]
+    o = acc.get("outside_calibration")
+    if o:
+        out.append(f"<p>Top-1 on the {o['images']} images outside the calibration set: "
+                   f"{num('accuracy/outside_calibration/top1', o['top1'], '.2f', suffix=' %')}</p>")
+    bad = s["dataset"]["unreadable"]
+    if bad:
+        items = "".join(f"<li><code>{escape(x['error'])}</code></li>" for x in bad)
+        out.append(f"<details open><summary>{len(bad)} unreadable image(s) skipped</summary><ul>{items}</ul></details>")
+    else:
+        out.append("<p>No image was skipped.</p>")
+    return out
+
+
+def parity_section(s: dict) -> list[str]:
+    out = ["<h2>Parity</h2>"]
+    p = s.get("parity")
+    rows = []
+    if p:
+        rows.append(["ONNX export vs PyTorch float64", num("parity/top1_agreement", p["top1_agreement"], ".1f", 100, " %"),
+                     num("parity/rel_l2_error", p["rel_l2_error"], ".2e"),
+                     f"bound {num('parity/bound_rel_l2_error', p.get('bound_rel_l2_error'), '.2e')}",
+                     escape(str(p.get("inputs", p.get("reference", "")))),
+                     "PASS" if p.get("passed", True) else "FAIL: " + escape("; ".join(p.get("reasons", [])))])
+    comp = s.get("compiled")
+    if comp and comp.get("parity"):
+        c = comp["parity"]
+        q = c.get("accuracy")
+        drop = (f"Top-1 {num('compiled/parity/accuracy/top1', q['top1'], '.2f')} % vs fp32 "
+                f"{num('compiled/parity/accuracy/fp32_top1', q['fp32_top1'], '.2f')} %") if q else ""
+        rows.append([escape(f"{comp.get('backend', '')} {comp['precision']} vs the fp32 ONNX"),
+                     num("compiled/parity/top1_agreement", c["top1_agreement"], ".1f", 100, " %"),
+                     num("compiled/parity/rel_l2_error", c["rel_l2_error"], ".2e"), drop,
+                     escape(str(c.get("inputs", ""))), escape(comp.get("artifact", ""))])
+    if not rows:
+        return out + ["<p>Not checked in this run: the model file was given as is (no PyTorch weights to "
+                      "compare with) and nothing was compiled.</p>"]
+    return out + [table(["artifact", "top-1 agreement", "rel. L2 error", "", "judged on", "verdict / file"], rows)]
+
+
+def run_perf_section(s: dict) -> list[str]:
+    perf = s["performance"]
+    b, st = perf["backend"], perf.get("stages", {})
+    out = ["<h2>Performance</h2>"]
+    if perf.get("from_earlier_run"):
+        out.append(f"<p class=\"muted\">Nothing was left to infer: these figures are the earlier run's "
+                   f"({escape(perf.get('finished_at', '?'))}).</p>")
+    label = f"{b['runtime']} {b['precision']}"
+    comp = st.get("infer", {}).get("Interface throughputRate")
+    e2e = st.get("e2e", {}).get("throughputRate")
+    bs = perf["batch_size"]
+    if comp:
+        out.append(f"<p>Compute only {num('performance/stages/infer/Interface throughputRate', comp, ',.1f')} "
+                   f"images/s; end to end (read, preprocess, infer, write) "
+                   f"{num('performance/stages/e2e/throughputRate', e2e, ',.1f')} images/s at batch {bs}.</p>")
+        series = [{"name": f"{label} compute", "points": [(bs, comp, f"{label}: {comp:,.1f} images/s", False)]},
+                  {"name": f"{label} end to end", "points": [(bs, e2e, f"end to end: {e2e:,.1f} images/s", False)]}]
+        out.append(throughput_chart(series, [bs], s["model"], f"images/s at batch {bs}"))
+    lat = perf.get("compute_latency_ms_per_batch")
+    if lat:
+        head, cells = latency_cells("performance/compute_latency_ms_per_batch", lat)
+        out += ["<h3>Compute latency, ms per batch</h3>", table(head, [cells]),
+                f"<p>Raw per-batch latencies: <code>{escape(str(perf.get('latencies_csv') or 'not saved'))}</code>. "
+                f"≈ marks a percentile the run count cannot resolve.</p>"]
+    parts = [("read/decode", st.get("data read", {}).get("moduleLatency")),
+             ("preprocess", st.get("preprocess", {}).get("moduleLatency")),
+             ("inference", st.get("infer", {}).get("moduleLatency")),
+             ("write", st.get("post", {}).get("moduleLatency"))]
+    out.append(stacked_bar(parts, unit="ms", title="Where each image's time went (ms per image, by stage)"))
+    out.append(stacked_bar(list(s.get("stage_seconds", {}).items()), unit="s",
+                           title="Pipeline steps (seconds of wall time)"))
+    return out
+
+
+# ---------------------------------------------------------------- one perf sweep
+
+def perf_page(p: dict) -> str:
+    model = (p.get("model") or {})
+    env = p["environment"]
+    title = f"clsbench perf · {model.get('name') or os.path.basename(str(model.get('path', 'model')))}"
+    sub = (f"{len(p['rows'])} measurements on {escape(env.get('cpu', '?'))} ({env.get('logical_cpus')} CPUs) · "
+           f"each: warm-up {p['warmup']} runs, then ≥ {p['min_iterations']} runs and ≥ {p['duration_s']} s, "
+           f"images/s = median of {p.get('repeats', 1)} repeats")
+    unstable = [r for r in p["rows"] if (r.get("stability") or {}).get("stable") is False]
+    v = [verdict("pass" if not unstable else "warn", "Measurement",
+                 f"{len(p['rows']) - len(unstable)} of {len(p['rows'])} figures stable (repeats within 10 %)" +
+                 ("; unstable: " + ", ".join(escape(f"{r['backend']} {r['precision']} bs{r['batch_size']} "
+                                                     f"({r['input']})") for r in unstable) if unstable else ""))]
+    body = ['<div class="verdicts">', *v, "</div>", "<h2>Throughput</h2>", sweep_chart(p)]
+    body += ["<h2>Every measurement</h2>", rows_table(p)]
+    body += environment_section(env, None, p.get("command"), {
+        "model file": model.get("path", ""), "threads asked": p.get("threads") or "runtime default",
+        "runtimes": "; ".join(sorted({f"{r['runtime']['runtime']} {r['runtime']['version']} "
+                                      f"({r['runtime'].get('threads')} threads)" for r in p["rows"]}))})
+    return page(title, sub, body)
+
+
+def sweep_chart(p: dict) -> str:
+    series = []
+    for c in p["configs"]:
+        for mode in ("random normal", "real data"):
+            pts = [(r["batch_size"], r["throughput_compute"],
+                    f"{c['backend']} {c['precision']} ({mode}), batch {r['batch_size']}: "
+                    f"{r['throughput_compute']:,.1f} images/s" +
+                    (f" — UNSTABLE: {r['stability']['reason']}" if (r.get("stability") or {}).get("stable") is False else ""),
+                    (r.get("stability") or {}).get("stable") is False)
+                   for r in p["rows"] if (r["backend"], r["precision"], r["input"]) == (c["backend"], c["precision"], mode)]
+            if pts:
+                series.append({"name": f"{c['backend']} {c['precision']}" + (" (real data)" if mode == "real data" else ""),
+                               "points": sorted(pts), "dashed": False})
+    name = (p.get("model") or {}).get("name")
+    chart = throughput_chart(series, p["batches"], name, "Compute-only images/s against batch size")
+    note = ("Grey dashed: the guide's figures for its devices (other hardware). " if name == GUIDE_MODEL else "")
+    return chart + f"<p class=\"muted\">{note}Hollow points with a red ring: unstable (repeats spread > 10 %).</p>"
+
+
+def rows_table(p: dict) -> str:
+    """Two tables over the same rows: images/s with its repeats, then latency per batch."""
+    pcts = next((r["latency_ms"].get("percentiles") for r in p["rows"] if r.get("latency_ms")), [])
+    tput, lat_rows, classes = [], [], []
+    for i, r in enumerate(p["rows"]):
+        f, name = f"rows/{i}", [escape(f"{r['backend']} {r['precision']}"), escape(r["input"]), str(r["batch_size"])]
+        tput.append([*name, num(f + "/throughput_compute", r["throughput_compute"], ",.1f"),
+                     num(f + "/throughput_e2e", r["throughput_e2e"], ",.1f"),
+                     stability_cell(f + "/stability", r.get("stability")), str(r["iterations"])])
+        lat = r.get("latency_ms") or {}
+        cells = (latency_cells(f + "/latency_ms", lat)[1][1:] if lat  # without the run count
+                 else ["(requests overlap)"] + [""] * (len(pcts) + 2))
+        raw = r.get("latencies_csv")
+        lat_rows.append([*name, *cells, f'<a href="{escape(raw)}">csv</a>' if raw else ""])
+        classes.append("warnrow" if (r.get("stability") or {}).get("stable") is False else "")
+    return (table(["config", "input", "batch", "images/s compute", "images/s end to end", "repeats", "runs"],
+                  tput, classes) +
+            "<h3>Latency, ms per batch</h3>" +
+            table(["config", "input", "batch", "min", "mean", *pcts, "max", "raw"], lat_rows) +
+            "<p class=\"muted\">≈: a percentile the run count cannot resolve; raw: every run's latency (CSV).</p>")
+
+
+# ---------------------------------------------------------------- several runs side by side
+
+ENV_KEYS = ("clsbench", "git_revision", "onnxruntime", "openvino", "torch", "python", "numpy", "cpu",
+            "logical_cpus", "platform")
+
+
+def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
+    """The first folder is the baseline. Writes `output` (HTML) and the same rows as JSON
+    beside it; returns their paths, the rows, a terminal table and the regression count."""
+    from ._io import atomic_write_json, atomic_write_text
+
+    loaded = [load(f) for f in folders]
+    kinds = {k for k, _ in loaded}
+    if len(kinds) != 1:
+        raise ClsbenchError(f"{', '.join(folders)}: cannot compare a run folder with a perf folder")
+    labels = _labels(folders)
+    recs = [r for _, r in loaded]
+    rows = _run_rows(recs, threshold) if kinds == {"run"} else _perf_rows(recs, threshold)
+    envs = [(r["performance"] if "performance" in r else r).get("environment", {}) for r in recs]
+    envs = [{**e, **_runtime_of(r)} for e, r in zip(envs, recs)]
+    env_diff = [[k] + [str(e.get(k, "–")) for e in envs] for k in (*ENV_KEYS, "runtime", "threads")
+                if len({str(e.get(k)) for e in envs}) > 1]
+    result = {"baseline": os.path.abspath(folders[0]), "runs": dict(zip(labels, map(os.path.abspath, folders))), "threshold_percent": threshold,
+              "rows": rows, "environment_differences": env_diff,
+              "regressions": sum(c.get("regression", False) for r in rows for c in r["cells"])}
+    base, _ = os.path.splitext(output)
+    json_path = base + ".json"
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    atomic_write_json(json_path, result)
+    atomic_write_text(output, compare_page(result, labels, recs, kinds.pop()))
+    return {"html": output, "json": json_path, "rows": rows, "regressions": result["regressions"],
+            "table": compare_table(result, labels)}
+
+
+def _runtime_of(r: dict) -> dict:
+    """The runtimes and thread counts a record measured with, as comparable text."""
+    descs = [r["performance"]["backend"]] if "performance" in r else [x["runtime"] for x in r["rows"]]
+    return {"runtime": ", ".join(sorted({f"{d['runtime']} {d['version']} {d.get('provider', '')}".strip()
+                                          for d in descs})),
+            "threads": ", ".join(sorted({str(d.get("threads")) for d in descs}))}
+
+
+def _labels(folders: list[str]) -> list[str]:
+    names = [os.path.basename(os.path.normpath(f)) or f for f in folders]
+    return names if len(set(names)) == len(names) else [os.path.normpath(f) for f in folders]
+
+
+def _cell(value, base, *, higher_is_better=True, percent=True, limit=None, unstable=False) -> dict:
+    """One run's figure against the baseline's: the difference, and whether it regressed
+    (worse by more than `limit`: percent of the baseline, or points when not `percent`)."""
+    if value is None or base is None:
+        return {"value": value, "delta": None}
+    delta = (value - base) / base * 100 if percent and base else value - base
+    worse = -delta if higher_is_better else delta
+    cell = {"value": value, "delta": delta, **({} if percent else {"points": True})}
+    if limit is not None and worse > limit:
+        if unstable:
+            cell["unstable"] = True  # not judged: the figures themselves moved by more than that
+        else:
+            cell["regression"] = True
+    return cell
+
+
+def _run_rows(recs: list[dict], threshold: float) -> list[dict]:
+    def fig(r, name):
+        st = r["performance"].get("stages", {})
+        lat = r["performance"].get("compute_latency_ms_per_batch") or {}
+        return {"Top-1 %": r["accuracy"]["top1"], "Top-5 %": r["accuracy"]["top5"],
+                "images counted": r["accuracy"]["images"],
+                "images/s compute": st.get("infer", {}).get("Interface throughputRate"),
+                "images/s end to end": st.get("e2e", {}).get("throughputRate"),
+                "p50 ms per batch": lat.get("p50"), "p99 ms per batch": lat.get("p99")}[name]
+
+    same_data = len({(r["dataset"]["images"], r["accuracy"]["images"]) for r in recs}) == 1
+    unstable = [(r["performance"].get("compute_stability") or {}).get("stable") is False for r in recs]
+    rules = {"Top-1 %": dict(percent=False, limit=0.1 if same_data else None),
+             "Top-5 %": dict(percent=False, limit=0.1 if same_data else None),
+             "images counted": dict(percent=False),
+             "images/s compute": dict(limit=threshold), "images/s end to end": dict(limit=threshold),
+             "p50 ms per batch": dict(higher_is_better=False), "p99 ms per batch": dict(higher_is_better=False)}
+    rows = []
+    for name, rule in rules.items():
+        base = fig(recs[0], name)
+        rows.append({"figure": name, "config": _config(recs[0]),
+                     "cells": [_cell(fig(r, name), base, unstable=unstable[0] or unstable[i], **rule)
+                               for i, r in enumerate(recs)]})
+    return rows
+
+
+def _config(r: dict) -> str:
+    b = r["performance"]["backend"]
+    return f"{r['model']} · {b['runtime']} {b['precision']} · batch {r['performance']['batch_size']}"
+
+
+def _perf_rows(recs: list[dict], threshold: float) -> list[dict]:
+    def key(row):
+        return (row["backend"], row["precision"], row["batch_size"], row["input"])
+
+    index = [{key(row): row for row in r["rows"]} for r in recs]
+    keys = list(dict.fromkeys(k for ix in index for k in ix))
+    rows = []
+    for k in keys:
+        base = index[0].get(k)
+        cells = []
+        for ix in index:
+            row = ix.get(k)
+            unstable = any((x.get("stability") or {}).get("stable") is False for x in (row, base) if x)
+            cells.append(_cell(row and row["throughput_compute"], base and base["throughput_compute"],
+                               limit=threshold, unstable=unstable))
+        rows.append({"figure": "images/s compute", "config": f"{k[0]} {k[1]} · batch {k[2]} · {k[3]}",
+                     "cells": cells})
+    return rows
+
+
+def _cell_html(field: str, c: dict, first: bool) -> str:
+    v = c["value"]
+    if v is None:
+        return '<span class="muted">–</span>'
+    text = num(field + "/value", v, ",.2f" if isinstance(v, float) else "d")
+    if first or c.get("delta") is None:
+        return text
+    d = num(field + "/delta", c["delta"], "+.2f")
+    unit = "" if c.get("points") else " %"
+    if c.get("regression"):
+        return f'{text} <span class="regress" data-regression="1">({d}{unit} ▼ regression)</span>'
+    if c.get("unstable"):
+        return f'{text} <span class="muted">({d}{unit}, unstable: not judged)</span>'
+    return f"{text} <span class=\"muted\">({d}{unit})</span>"
+
+
+def compare_page(result: dict, labels: list[str], recs: list[dict], kind: str) -> str:
+    n = result["regressions"]
+    v = verdict("fail" if n else "pass", "Regressions",
+                f"{n} figure(s) worse than the baseline <b>{escape(labels[0])}</b> beyond the limits "
+                f"(images/s: {result['threshold_percent']:g} %, accuracy: 0.1 points on the same data)")
+    head = ["configuration", "figure", *[escape(x) + (" (baseline)" if i == 0 else "") for i, x in enumerate(labels)]]
+    rows, classes = [], []
+    for i, r in enumerate(result["rows"]):
+        rows.append([escape(r["config"]), escape(r["figure"]),
+                     *[_cell_html(f"rows/{i}/cells/{j}", c, j == 0) for j, c in enumerate(r["cells"])]])
+        classes.append("bad" if any(c.get("regression") for c in r["cells"]) else "")
+    body = ['<div class="verdicts">', v, "</div>", "<h2>Side by side</h2>",
+            "<p class=\"muted\">Differences are against the baseline: percent for images/s and latency, "
+            "points for accuracy.</p>", table(head, rows, classes)]
+    if kind == "perf":
+        body += ["<h2>Throughput</h2>", _compare_chart(labels, recs)]
+    diff = result["environment_differences"]
+    body += ["<h2>What differs between the runs</h2>",
+             table(["", *map(escape, labels)], [[escape(c) for c in r] for r in diff]) if diff
+             else "<p>Nothing in the recorded environment (versions, CPU, revision).</p>"]
+    body += ["<h2>Runs</h2>", table(["", "folder", "command"], [
+        [escape(lbl), f"<code>{escape(f)}</code>", f"<code>{escape(str(r.get('command') or '–'))}</code>"]
+        for (lbl, f), r in zip(result["runs"].items(), recs)])]
+    return page(f"clsbench comparison · {len(labels)} runs", f"baseline: {escape(result['baseline'])}", body)
+
+
+def _compare_chart(labels: list[str], recs: list[dict]) -> str:
+    series = []
+    for lbl, r in zip(labels, recs):
+        for c in r["configs"]:
+            pts = [(x["batch_size"], x["throughput_compute"], f"{lbl} {c['backend']} {c['precision']}, batch "
+                    f"{x['batch_size']}: {x['throughput_compute']:,.1f} images/s",
+                    (x.get("stability") or {}).get("stable") is False)
+                   for x in r["rows"] if (x["backend"], x["precision"], x["input"]) ==
+                   (c["backend"], c["precision"], "random normal")]
+            if pts:
+                series.append({"name": f"{lbl}: {c['backend']} {c['precision']}", "points": sorted(pts)})
+    batches = sorted({b for r in recs for b in r["batches"]})
+    names = {(r.get("model") or {}).get("name") for r in recs}
+    return throughput_chart(series, batches, names.pop() if len(names) == 1 else None,
+                            "Compute-only images/s (random input) against batch size")
+
+
+def compare_table(result: dict, labels: list[str]):
+    from rich.table import Table
+
+    t = Table(title=f"Against the baseline {labels[0]} (regression: images/s down more than "
+                    f"{result['threshold_percent']:g} %, Top-1/5 down more than 0.1 points)")
+    for col in ["configuration", "figure", *labels]:
+        t.add_column(col, justify="left" if col in ("configuration", "figure") else "right")
+    for r in result["rows"]:
+        cells = []
+        for j, c in enumerate(r["cells"]):
+            v = c["value"]
+            s = "–" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v))
+            if j and c.get("delta") is not None:
+                s += f" ({c['delta']:+.2f}{'' if c.get('points') else ' %'})"
+                s += " [bold red]▼ regression[/]" if c.get("regression") else (" unstable" if c.get("unstable") else "")
+            cells.append(s)
+        t.add_row(r["config"], r["figure"], *cells)
+    return t
