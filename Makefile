@@ -18,10 +18,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed-demo
 
+# The report tests render report.html in headless Chromium: Debian's package (browser
+# downloads are not possible here), driven by Playwright from the dev extra.
+$(VENV)/.installed-browser: | $(BIN)/python
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	touch $@
+
 demo: $(VENV)/.installed-demo
 	$(BIN)/clsbench demo
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/.installed-browser
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev

@@ -172,4 +172,8 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
     print_run_summary(s, s["_spec"])
     if not real:
         print_proxy_demo(proxy_demo(work_dir, options))
+    from .ui import out
+
+    out.print(f"\nreport (open it in a browser; it loads nothing from anywhere): {s['files']['report']}",
+              markup=False, soft_wrap=True)
     return check(s["accuracy"]["top1"], spec) if real else 0

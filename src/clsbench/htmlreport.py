@@ -22,7 +22,7 @@ body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 main{max-width:1000px;margin:0 auto;padding:24px 28px 60px;background:#fff;box-shadow:0 0 0 1px #e3e6eb}
 h1{font-size:1.55em;margin:.2em 0 .1em}h2{font-size:1.15em;margin:1.8em 0 .5em;padding-bottom:.2em;border-bottom:2px solid #e8eaef}
 .sub{color:#5a6272;margin:0 0 1em}.verdicts{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.verdict{border-radius:8px;padding:10px 14px;min-width:200px;flex:1;border:1px solid}
+.verdict{border-radius:8px;padding:10px 14px;min-width:200px;flex:1;border:1px solid;overflow-wrap:anywhere}
 .verdict .vt{display:block;font-size:1.05em;font-weight:700}.pass{background:#eaf6ee;border-color:#8cc9a0}
 .fail{background:#fdecec;border-color:#e29a9a}.warn{background:#fff6e0;border-color:#e6c36a}
 .info{background:#eef2f8;border-color:#b3c1d8}

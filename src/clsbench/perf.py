@@ -5,6 +5,7 @@ precision, batch size, threads, CPU model), so a figure can be traced and reprod
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -102,7 +103,7 @@ def latency_stats(ms: list[float] | np.ndarray, percentiles=DEFAULT_PERCENTILES)
     qs = np.percentile(a, list(percentiles)) if percentiles else []
     out.update({pct_key(p): float(q) for p, q in zip(percentiles, qs)})
     out["percentiles"] = [pct_key(p) for p in percentiles]
-    out["unresolved"] = [pct_key(p) for p in percentiles if a.size < 100 / (100 - p)]
+    out["unresolved"] = [pct_key(p) for p in percentiles if a.size < round(100 / (100 - p), 6)]
     return out
 
 
@@ -150,22 +151,33 @@ class LatencyLog:
     def add(self, ms: float) -> None:
         self.values.append(ms)
         if self._f:
-            self._f.write(f"{ms:.6f}\n")
+            try:
+                self._f.write(f"{ms:.6f}\n")
+            except OSError as e:  # the buffer's flush names no file
+                raise OSError(e.errno, e.strerror, os.fspath(self.path)) from e
 
     def close(self) -> str | None:
         """The file's path once written; None when there was none or it was discarded."""
         if self._f:
-            self._f.close()
-            self._f = None
-            os.replace(self._tmp, self.path)
+            f, self._f = self._f, None
+            try:
+                f.close()
+                os.replace(self._tmp, self.path)
+            except OSError as e:  # a full disk: name the file, leave no temp behind
+                with contextlib.suppress(OSError):
+                    os.unlink(self._tmp)
+                raise OSError(e.errno, e.strerror, os.fspath(self.path)) from e
             self._written = True
         return os.fspath(self.path) if getattr(self, "_written", False) else None
 
     def discard(self) -> None:
+        """Drop the file (after an error: nothing here may hide that error)."""
         if self._f:
-            self._f.close()
-            self._f = None
-            os.unlink(self._tmp)
+            f, self._f = self._f, None
+            with contextlib.suppress(OSError):
+                f.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
 
     def __enter__(self):
         return self

@@ -1,0 +1,171 @@
+"""report.html as a person sees it: rendered in headless Chromium with networking off (a
+loopback-only network namespace), no console errors, no request but the file itself,
+charts present, and every number shown equal to the one in summary.json / perf.json /
+compare.json.
+
+Needs Debian's `chromium` and the `playwright` package (make test installs both)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+PROBE = Path(__file__).with_name("browser_probe.py")
+
+
+def _have_browser() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return bool(shutil.which("chromium") or shutil.which("chromium-browser") or os.environ.get("CLSBENCH_CHROMIUM"))
+
+
+# (in CI a skip is a failure: conftest.pytest_sessionfinish)
+pytestmark = pytest.mark.skipif(not _have_browser(), reason="no chromium/playwright here (make test installs them)")
+
+
+def render(out_dir: Path, *pages: Path, screenshot: Path | None = None) -> dict:
+    """The probe's findings for each page, the browser started inside `unshare -n` with only
+    loopback up: a request that tried to leave would fail, and the probe still records it."""
+    out = out_dir / "probe.json"
+    args = [sys.executable, str(PROBE), str(out), *map(str, pages)]
+    if screenshot:
+        args += ["--screenshot", str(screenshot)]
+    inner = "(ip link set lo up 2>/dev/null || true); exec " + " ".join(f"'{a}'" for a in args)
+    p = subprocess.run(["unshare", "-n", "sh", "-c", inner], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return {Path(k).name if Path(k).name != "report.html" else Path(k).parent.name: v
+            for k, v in json.loads(out.read_text()).items()}
+
+
+def lookup(record, field: str):
+    for part in field.split("/"):
+        record = record[int(part)] if isinstance(record, list) else record[part]
+    return record
+
+
+def check_numbers(page: dict, record: dict) -> int:
+    """Each tagged number: its data-value is the record's value at its field, and the text
+    shown is that value rounded as displayed (digits after the point, or 3 significant
+    digits in e-notation). Returns how many were checked."""
+    for f in page["fields"]:
+        want = lookup(record, f["field"])
+        got = float(f["value"])
+        assert got == pytest.approx(want, rel=1e-12, abs=0), f
+        shown = re.sub(r"[≈,%\s]", "", f["text"])
+        scaled = want * float(f["scale"])
+        if "e" in shown:
+            assert float(shown) == pytest.approx(scaled, rel=6e-3), f
+        else:
+            decimals = len(shown.split(".")[1]) if "." in shown else 0
+            assert abs(float(shown) - scaled) <= 0.5 * 10 ** -decimals + 1e-9, f
+    return len(page["fields"])
+
+
+def assert_clean(page: dict, url_end: str):
+    assert page["console"] == [], page["console"]
+    assert page["requests"] and all(u.startswith("file://") for u in page["requests"]), page["requests"]
+    assert page["requests"] == [r for r in page["requests"] if r.endswith(url_end)]
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory, proxy_weights, proxy_dataset, onnx_model, prep):
+    """A real run (two unreadable files among good ones), a real perf sweep, and a copy of
+    that sweep made slower by hand, compared."""
+    tmp = tmp_path_factory.mktemp("reports")
+    data = tmp / "data"
+    shutil.copytree(proxy_dataset, data)
+    (data / "val" / "proxy_2024_000900.JPEG").write_bytes(b"")
+    (data / "val" / "proxy_2024_000901.JPEG").write_bytes(b"\xff\xd8 not really a jpeg")
+    run_cli("run", "-q", "--weights", proxy_weights, "--data", data, "--batch-size", "4", "--work-dir", tmp / "run",
+            "--percentiles", "50,90,99,99.9")
+    run_cli("perf", "-q", "--model", onnx_model, "--batches", "1,2", "--duration", "0", "--iterations", "6",
+            "--warmup", "1", "--data", prep, "--output", tmp / "perf", "--repeats", "3")
+    slow = tmp / "slower"
+    slow.mkdir()
+    rec = json.loads((tmp / "perf" / "perf.json").read_text())
+    for r in rec["rows"]:
+        r["throughput_compute"] *= 0.8  # 20 % slower: a regression beyond the 5 % threshold
+        r["stability"]["stable"], r["stability"]["spread"] = True, 0.01
+    (slow / "perf.json").write_text(json.dumps(rec))
+    base = json.loads((tmp / "perf" / "perf.json").read_text())
+    for r in base["rows"]:  # the baseline marked stable too, so every row is judged
+        r["stability"]["stable"], r["stability"]["spread"] = True, 0.01
+    (tmp / "base").mkdir()
+    (tmp / "base" / "perf.json").write_text(json.dumps(base))
+    run_cli("report", tmp / "base", slow, "--output", tmp / "compare.html")
+    return tmp
+
+
+def test_run_report_in_chromium(reports):
+    pages = render(reports, reports / "run" / "report.html", screenshot=reports / "run.png")
+    page = pages["run"]
+    assert_clean(page, "run/report.html")
+    summary = json.loads((reports / "run" / "summary.json").read_text())
+    assert check_numbers(page, summary) >= 25
+    fields = {f["field"] for f in page["fields"]}
+    assert {"accuracy/top1", "accuracy/top5", "parity/rel_l2_error", "performance/compute_latency_ms_per_batch/p99.9",
+            "performance/stages/infer/Interface throughputRate"} <= fields
+    assert page["charts"] == 3  # images/s at the run's batch, time per stage, pipeline steps
+    assert dict(page["verdicts"])["Accuracy"] == ("pass" if summary["accuracy"]["within_tolerance"] else "fail")
+    assert dict(page["verdicts"])["Parity"] == "pass"
+    for name in ("proxy_2024_000900.JPEG", "proxy_2024_000901.JPEG"):  # the skipped files, listed
+        assert name in page["text"]
+    assert summary["command"].startswith("clsbench run -q --weights") and summary["command"] in page["text"]
+    assert (reports / "run.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_perf_report_in_chromium(reports):
+    page = render(reports, reports / "perf" / "report.html")["perf"]
+    assert_clean(page, "perf/report.html")
+    rec = json.loads((reports / "perf" / "perf.json").read_text())
+    assert check_numbers(page, rec) >= 4 * 9
+    # one point per batch size for each configuration and input, and the guide's devices
+    # beside the guide's model
+    assert page["series"]["onnxruntime fp32"] == 2 and page["series"]["onnxruntime fp32 (real data)"] == 2
+    assert page["series"]["Ascend 710 (guide)"] == 6
+    assert all(f"rows/{i}/latency_ms/p99.9" in {f["field"] for f in page["fields"]} for i in range(4))
+
+
+def test_compare_report_in_chromium(reports):
+    page = render(reports, reports / "compare.html")["compare.html"]
+    assert_clean(page, "compare.html")
+    rec = json.loads((reports / "compare.json").read_text())
+    assert check_numbers(page, rec) >= 8
+    assert page["regressions"] == 4 == rec["regressions"]  # every row 20 % slower, each marked
+    for row in rec["rows"]:
+        assert row["cells"][1]["delta"] == pytest.approx(-20.0) and row["cells"][1]["regression"]
+    assert dict(page["verdicts"])["Regressions"] == "fail"
+
+
+def test_the_probe_sees_a_request_that_leaves(reports):
+    """The check above could not fail if the probe missed requests: a page that fetches an
+    outside image must show up (the namespace makes the fetch itself fail)."""
+    bad = reports / "leaky.html"
+    bad.write_text('<html><body><img src="http://203.0.113.7/x.png"><script>console.error("boom")</script>'
+                   '</body></html>')
+    page = render(reports, bad)["leaky.html"]
+    assert any(u.startswith("http://203.0.113.7") for u in page["requests"])
+    assert any("boom" in m for m in page["console"])
+    with pytest.raises(AssertionError):
+        assert_clean(page, "leaky.html")
+
+
+def test_numbers_check_catches_a_wrong_figure(reports):
+    """check_numbers fails when the page shows a figure the record does not hold."""
+    summary = json.loads((reports / "run" / "summary.json").read_text())
+    page = {"fields": [{"field": "accuracy/top1", "value": repr(summary["accuracy"]["top1"]), "scale": "1",
+                        "text": f"{summary['accuracy']['top1'] + 0.1:.2f}"}]}
+    with pytest.raises(AssertionError):
+        check_numbers(page, summary)
+    assert not math.isnan(summary["accuracy"]["top1"])
