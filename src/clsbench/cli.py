@@ -291,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
         p.add_argument("--percentiles", default="50,90,95,99,99.9",
                        help="latency percentiles per batch to report (default 50,90,95,99,99.9)")
+        p.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
+                            "of inference actors (--workers actors × --threads threads), same outputs and "
+                            "result.json; implies --stream; needs pip install 'clsbench[ray]'")
+        p.add_argument("--ray-address", default=None,
+                       help="with --engine ray: join this cluster (e.g. 10.0.0.1:6379); without it a local "
+                            "instance is started. Images and model must be at the same path on every node")
         _add_preprocessing_args(p)
         _add_infer_args(p, None)
 
@@ -529,7 +536,7 @@ def _run_options(a):
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
                       decode=a.decode, cuda_mode=a.cuda_mode, openvino_hint=a.openvino_hint,
                       show_progress=not a.quiet, command=command_line(),
-                      percentiles=parse_percentiles(a.percentiles))
+                      percentiles=parse_percentiles(a.percentiles), engine=a.engine, ray_address=a.ray_address)
 
 
 def _run(a, weights: str, data: str) -> int:

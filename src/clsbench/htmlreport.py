@@ -131,7 +131,8 @@ def environment_section(env: dict, backend: dict | None, command: str | None, ex
     rows.append(["clsbench", escape(f"{env.get('clsbench', '?')}" + (f" (git {rev})" if rev else "")) ])
     if backend:
         rows.append(["runtime", escape(" ".join(str(backend.get(k, "")) for k in ("runtime", "version", "provider")))])
-        for k in ("precision", "threads", "processes", "hint", "streams", "layout", "mode", "device"):
+        for k in ("engine", "precision", "threads", "processes", "cluster_cpus", "hint", "streams", "layout", "mode",
+                  "device"):
             if backend.get(k) is not None:
                 rows.append([k, escape(str(backend[k]))])
     for k in ("cpu", "logical_cpus", "gpu", "platform", "python", "numpy", "onnxruntime", "openvino", "torch",

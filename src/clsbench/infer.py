@@ -168,7 +168,8 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                   strict: bool = False, output: str = "result", device_id: int = 0, outfmt: str = "txt",
                   backend: str = "onnxruntime", threads: int | None = None, precision: str | None = None,
                   overwrite: bool = False, show_progress: bool = True, decode: str = "cpu",
-                  backend_options: dict | None = None, percentiles=DEFAULT_PERCENTILES) -> dict:
+                  backend_options: dict | None = None, percentiles=DEFAULT_PERCENTILES,
+                  engine: str = "local", ray_address: str | None = None) -> dict:
     """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
     fly (`images`, streaming); returns the perf record (also written as the vendor's perf
     .txt and a .json, each batch's compute latency as a .csv beside them). A rerun resumes;
@@ -183,6 +184,10 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
         raise ClsbenchError(f"decode must be cpu or gpu, got {decode!r}")
     if decode != "cpu" and images is None:
         raise ClsbenchError("--decode gpu applies to streaming from an image folder")
+    if engine not in ("local", "ray"):
+        raise ClsbenchError(f"engine must be local or ray, got {engine!r}")
+    if engine == "ray" and images is None:
+        raise ClsbenchError("--engine ray streams from an image folder (it decodes on the cluster)")
     rt = open_backend(backend, model, batch_size=batch_size, threads=threads, device_id=device_id,
                       precision=precision, **(backend_options or {}))
     source = _open_source(rt, info, store, images, preprocessing)
@@ -202,6 +207,9 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
             if earlier is not None:
                 return {**earlier, "from_earlier_run": True, "resumed": resumed}
         try:
+            if images is not None and engine == "ray":
+                return _ray(ctx, pending, model, preprocessing, workers, threads, strict, show_progress,
+                            ray_address, backend_options or {})
             if images is not None:
                 return _stream(ctx, pending, model, preprocessing, workers, strict, show_progress, decode)
             if getattr(rt, "hint", None) == "throughput":
@@ -347,6 +355,34 @@ def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_prog
     st = StageTimes(samples=r["done"], computed=len(r["compute_ms"]) * ctx.batch_size, wall_s=wall,
                     read_s=r["decode"] / n, preprocess_s=r["pre"] / n,
                     infer_s=sum(r["compute_ms"]) / 1e3 / n, post_s=r["post"] / n)
+    return _finish(ctx, st, log, "stream")
+
+
+def _ray(ctx: _Run, pending, model, pp, workers, threads, strict, show_progress, address, options) -> dict:
+    """The same streaming run on Ray Data (engines/raydata.py): decode tasks feeding an actor
+    pool, outputs written here, so the record below is built as the local engine's."""
+    from .engines.raydata import run_ray
+    from .ui import progress
+
+    t_start = time.perf_counter()
+    with progress(len(pending), f"ray bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
+        r = run_ray(pending, model=model, backend=ctx.rt.name, precision=ctx.rt.precision,
+                    batch_size=ctx.batch_size, pp=pp, out=ctx.out, workers=workers, threads=threads,
+                    strict=strict, advance=advance, address=address, options=options)
+    wall = time.perf_counter() - t_start
+    ctx.source.failed = r["failed"]
+    ctx.description.update(engine="ray", threads=r["threads"], processes=r["workers"],
+                           cluster_cpus=r["cluster_cpus"], startup_s=round(r["startup_s"], 3),
+                           ray_operators=r["operators"], duplicates=r["duplicates"],
+                           layout=f"Ray Data: decode tasks (1 CPU each) → {r['workers']} inference actor(s) × "
+                                  f"{r['threads']} thread(s); outputs written by the driver")
+    log = LatencyLog(ctx.latencies_csv)
+    for ms in r["compute_ms"]:
+        log.add(ms)
+    n = r["workers"]
+    st = StageTimes(samples=r["done"], computed=len(r["compute_ms"]) * ctx.batch_size, wall_s=wall,
+                    read_s=r["decode"] / n, preprocess_s=0.0, infer_s=sum(r["compute_ms"]) / 1e3 / n,
+                    post_s=r["post"])
     return _finish(ctx, st, log, "stream")
 
 

@@ -75,6 +75,8 @@ class RunOptions:
     show_progress: bool = True
     command: str | None = None  # the command line, recorded for the report (the CLI sets it)
     percentiles: tuple = DEFAULT_PERCENTILES  # latency percentiles per batch
+    engine: str = "local"  # local (this machine's cores) or ray (Ray Data; implies streaming)
+    ray_address: str | None = None  # with engine ray: join this cluster (None: start a local instance)
 
 
 @dataclass
@@ -105,8 +107,12 @@ def validate(weights: str, data: str, o: RunOptions):
         raise ClsbenchError(f"--workers must be >= 1, got {o.workers}")
     if o.calib_images < 1:
         raise ClsbenchError(f"--calib-images must be >= 1, got {o.calib_images}")
-    if o.decode != "cpu" and not (o.stream and o.backend == "cuda"):
-        raise ClsbenchError("--decode gpu needs --stream and --backend cuda")
+    if o.decode != "cpu" and not (o.stream and o.backend == "cuda" and o.engine == "local"):
+        raise ClsbenchError("--decode gpu needs --stream, --backend cuda and the local engine")
+    if o.engine not in ("local", "ray"):
+        raise ClsbenchError(f"--engine must be local or ray, got {o.engine!r}")
+    if o.ray_address and o.engine != "ray":
+        raise ClsbenchError("--ray-address needs --engine ray")
     if not os.path.exists(weights):
         raise ClsbenchError(f"{weights}: weights/model file not found")
     if not os.path.isdir(data):
@@ -150,7 +156,11 @@ def resolve_spec(weights: str, model: str | None, pp=None):
 
 def run(weights: str, data: str, options: RunOptions | None = None, **kw) -> dict:
     """The whole flow; returns the summary (also written as summary.json and summary.md)."""
+    import dataclasses
+
     o = options or RunOptions(**kw)
+    if o.engine == "ray":  # Ray decodes on the cluster: the streaming layout, no .bin files
+        o = dataclasses.replace(o, stream=True)
     t = validate(weights, data, o)
     spec = resolve_spec(weights, o.model, o.preprocessing)
     work = Path(o.work_dir)
@@ -271,10 +281,12 @@ def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer) -> dic
                   show_progress=o.show_progress, backend_options=_backend_options(t, spec, o),
                   percentiles=o.percentiles)
     if o.stream:
-        log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}")
+        log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}"
+                 + (f" on Ray ({o.ray_address or 'a local instance'})" if o.engine == "ray" else ""))
         with timer("preprocess+infer"):
             perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
-                                 workers=o.workers, strict=o.strict, decode=o.decode, **common)
+                                 workers=o.workers, strict=o.strict, decode=o.decode, engine=o.engine,
+                                 ray_address=o.ray_address, **common)
     else:
         info_path = work / "prep_bin.info"
         log.info(f"[3/5] dataset info → {info_path}")

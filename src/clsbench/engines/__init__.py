@@ -1,0 +1,1 @@
+"""Who runs the stages: the local engine lives in infer/stream/feeder; `raydata` runs them on Ray Data."""

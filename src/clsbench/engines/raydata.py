@@ -1,0 +1,276 @@
+"""The Ray Data engine: the streaming run (image folder → per-image outputs) on a Ray cluster.
+
+    file paths ─ read_binary_files(include_paths=True) ─▶ decode + exact preprocess (Ray tasks,
+    1 CPU each) ─▶ one actor pool running the backend (`threads` CPUs per actor) ─▶ the driver,
+    which writes each image's output (the same OutputFolder as the local engine) in order
+
+Same results as the local engine: the decode is clsbench's own (`preprocess.crop_chw`: PIL,
+torchvision's resize), not `read_images`; the per-batch step is `stages.BatchStep`; a file
+that cannot be decoded becomes an error row, listed and counted exactly as locally (no
+`max_errored_blocks`: Ray would drop whole blocks). The driver writes, so the outputs need
+no storage shared by the nodes; the images and the model must be visible to every node at
+the same path (checked at start). `preserve_order` keeps the order run to run.
+Ray is imported only here: the local engine never imports it.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from .. import ClsbenchError
+
+# Ray Data waits this long for an actor pool to start before it gives up (Ray's default is
+# 600 s); tests lower it so that a hang fails fast.
+WAIT_FOR_ACTORS_S = float(os.environ.get("CLSBENCH_RAY_WAIT_S", "600"))
+
+
+def import_ray(start_local: bool):
+    """Ray, imported with usage stats off; for a local instance (`start_local`), token
+    authentication on with a token of this run's own held in the environment: Ray >= 2.59
+    protects a local instance with a token it otherwise saves in ~/.ray. Ray reads these
+    settings when imported, so they are set first."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report to Anyscale
+    if start_local and "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ:
+        import secrets
+
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ClsbenchError("--engine ray needs Ray Data: pip install 'clsbench[ray]'") from None
+    return ray
+
+
+def connect(ray, address: str | None) -> bool:
+    """Join the cluster at `address`, or start a local instance; True when started here
+    (and so to be shut down here)."""
+    if ray.is_initialized():
+        return False
+    kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        try:
+            ray.init(address=address, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ClsbenchError(f"--ray-address {address}: cannot join the cluster ({e})") from None
+        return True
+    ray.init(**kw)
+    return True
+
+
+def plan_actors(cluster_cpus: float, threads: int, actors: int | None) -> int:
+    """Actor count: every CPU but one for decoding, `threads` each. An actor pool that holds
+    every CPU leaves none for the decode tasks and the run hangs (ray-project/ray#44687):
+    refused."""
+    n = actors or max(1, int((cluster_cpus - 1) // threads))
+    if n * threads >= cluster_cpus:
+        raise ClsbenchError(f"{n} inference actor(s) × {threads} thread(s) would take all {cluster_cpus:g} CPUs "
+                            f"of the cluster and leave none to decode (the run would hang): lower --workers "
+                            f"or --threads")
+    return n
+
+
+def check_visible(ray, paths: list[str]) -> None:
+    """Every node must see the model and the images at the same path: one probe per node."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+
+    @ray.remote(num_cpus=0)
+    def probe():
+        return [p for p in paths if not os.path.exists(p)]
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+            for n in nodes]
+    for node, missing in zip(nodes, ray.get(refs)):
+        if missing:
+            raise ClsbenchError(f"{missing[0]}: not visible on Ray node {node['NodeManagerAddress']}; --engine ray "
+                                f"needs the model and the images on storage every node sees, at the same path")
+
+
+class Decode:
+    """Ray task body: bytes → the exact crop (uint8 CHW), or an error for that image."""
+
+    def __init__(self, pp, strict: bool):
+        self.pp, self.strict = pp, strict
+
+    def __call__(self, batch: dict) -> dict:
+        import io
+
+        from ..preprocess import crop_chw
+
+        c = self.pp.crop
+        crops = np.zeros((len(batch["path"]), 3, c, c), np.uint8)
+        errors, secs = [], []
+        for i, (path, data) in enumerate(zip(batch["path"], batch["bytes"])):
+            t0 = time.perf_counter()
+            try:
+                crops[i] = crop_chw(_Named(io.BytesIO(data), path), self.pp)
+                errors.append("")
+            except ClsbenchError as e:
+                if self.strict:
+                    raise
+                errors.append(str(e))
+            secs.append(time.perf_counter() - t0)
+        return {"path": batch["path"], "crop": crops, "error": np.array(errors, dtype=object),
+                "decode_s": np.array(secs)}
+
+
+class _Named:
+    """The file's bytes as a file object PIL reads (not a path: the node need not see the
+    file again), named by the original path in every message, as the local engine's."""
+
+    def __init__(self, f, name):
+        self._f, self.name = f, str(name)
+
+    def __getattr__(self, attr):
+        return getattr(self._f, attr)
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):  # PIL's "cannot identify image file %r"
+        return repr(self.name)
+
+
+class Infer:
+    """Ray actor body: one backend with `threads` threads set explicitly (ONNX Runtime ignores
+    OMP_NUM_THREADS; OpenVINO's pinning is off when it shares the machine), fixed-size padded
+    batches through the same BatchStep as the local engine."""
+
+    def __init__(self, model, backend, precision, batch_size, threads, pp, options):
+        from ..backends import open_backend
+        from ..stages import BatchStep
+
+        self.rt = open_backend(backend, model, batch_size=batch_size, threads=threads, precision=precision,
+                               **options)
+        self.step = BatchStep(self.rt, batch_size)
+        self.step.warm_up()
+        self.pp, self.bs = pp, batch_size
+        self.calls = 0
+
+    def __call__(self, batch: dict) -> dict:
+        from ..preprocess import normalize_batch
+
+        _maybe_die(self.calls)  # tests: a worker process that dies mid-run
+        self.calls += 1
+        n_rows = len(batch["path"])
+        logits = np.zeros((n_rows, self.step.num_classes), np.float32)
+        ms = np.full(n_rows, np.nan)
+        good = np.flatnonzero(batch["error"] == "")
+        buf = np.empty((self.bs, *self.rt.input_shape), np.float32)
+        for s in range(0, len(good), self.bs):
+            idx = good[s:s + self.bs]
+            normalize_batch(batch["crop"][idx], self.pp, out=buf[:len(idx)])
+            out, ms[idx[0]] = self.step(buf, len(idx), [batch["path"][i] for i in idx])
+            logits[idx] = out
+        return {"path": batch["path"], "error": batch["error"], "decode_s": batch["decode_s"],
+                "logits": logits, "compute_ms": ms}
+
+
+def _maybe_die(calls: int) -> None:
+    """CLSBENCH_RAY_TEST_DIE=FILE:N — the first actor to reach its N-th batch exits hard
+    (once: it creates FILE), the way a crashed or OOM-killed worker disappears."""
+    spec = os.environ.get("CLSBENCH_RAY_TEST_DIE")
+    if spec:
+        marker, n = spec.rsplit(":", 1)
+        if calls == int(n):
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+            os._exit(1)
+
+
+def decode_batch(batch: dict, pp, strict: bool) -> dict:
+    """Ray task body (a function, so Ray runs it as tasks, not actors)."""
+    return Decode(pp, strict)(batch)
+
+
+def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, threads, actors, options):
+    """The dataset: read → decode (tasks, 1 CPU) → infer (actor pool, `threads` CPUs each).
+    Decode and inference stay two operators (Ray Data fuses a task map into the next actor
+    map only when their remote arguments are equal; the decode's retries and the actors'
+    restarts differ), so each gets its own CPUs and decode never waits behind a model."""
+    from ray.data import ActorPoolStrategy, DataContext
+
+    ctx = DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # the same order run to run
+    ctx.enable_progress_bars = False  # clsbench's own bar, on the driver
+    ctx.wait_for_min_actors_s = WAIT_FOR_ACTORS_S
+    ds = ray.data.read_binary_files(paths, include_paths=True,
+                                    override_num_blocks=max(1, min(len(paths), -(-len(paths) // batch_size))))
+    ds = ds.map_batches(decode_batch, fn_kwargs={"pp": pp, "strict": False}, batch_size=batch_size,
+                        batch_format="numpy", num_cpus=1, max_retries=5)  # a task lost with its node is redone
+    return ds.map_batches(Infer, fn_constructor_kwargs=dict(model=model, backend=backend, precision=precision,
+                                                             batch_size=batch_size, threads=threads, pp=pp,
+                                                             options=options),
+                          batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=actors),
+                          num_cpus=threads, num_gpus=1 if backend == "cuda" and options.get("device") != "cpu" else 0,
+                          max_restarts=-1, max_task_retries=-1)  # a dead actor is replaced, its batch redone
+
+
+def run_ray(pending, *, model, backend, precision, batch_size, pp, out, workers, threads, strict, advance,
+            address=None, options=None) -> dict:
+    """Process `pending` (key, path) items into the prepared OutputFolder `out` on Ray;
+    returns the same totals as the local engine's `stream.run_stream`."""
+    ray = import_ray(start_local=not address)
+    t0 = time.perf_counter()
+    started = connect(ray, address)
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 0))
+        threads = threads or 1
+        n = plan_actors(cpus, threads, workers)
+        keys = {os.path.abspath(p): k for k, p in pending}
+        check_visible(ray, [os.path.abspath(model), *sorted({os.path.dirname(p) for p in keys})])
+        ds = build(ray, list(keys), model=os.path.abspath(model), backend=backend, precision=precision,
+                   batch_size=batch_size, pp=pp, threads=threads, actors=n, options=options or {})
+        startup = time.perf_counter() - t0
+        totals = sink(ds, keys, out, strict, advance)
+        totals["operators"] = operators(ds)
+    except ray.exceptions.RayError as e:
+        raise ClsbenchError(f"Ray run failed: {str(e).strip().splitlines()[-1]}") from None
+    finally:
+        if started:
+            ray.shutdown()
+    return {**totals, "workers": n, "threads": threads, "cluster_cpus": cpus, "startup_s": startup}
+
+
+def operators(ds) -> list[str]:
+    """The executed operators, from Ray Data's own statistics (fused ones show as 'A->B')."""
+    import re
+
+    return re.findall(r"^Operator \d+ (.+?): ", ds.stats(), flags=re.M)
+
+
+def sink(ds, keys: dict, out, strict: bool, advance) -> dict:
+    """The driver: each row's output written once, in the dataset's order; bad files listed."""
+    t = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0, "duplicates": 0}
+    seen: set[str] = set()
+    for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        t0 = time.perf_counter()
+        paths = [str(p) for p in b["path"]]
+        ok = []
+        for i, (path, err) in enumerate(zip(paths, b["error"])):
+            key = keys.get(path) or keys.get(os.path.abspath(path))
+            if key is None or key in seen:
+                t["duplicates"] += key is not None
+                continue
+            seen.add(key)
+            if err:
+                if strict:
+                    raise ClsbenchError(str(err))
+                t["failed"].append((path, str(err)))
+            else:
+                ok.append((i, key))
+        if ok:
+            out.write([k for _, k in ok], b["logits"][[i for i, _ in ok]])
+        t["done"] += len(ok)
+        t["decode"] += float(np.sum(b["decode_s"]))
+        t["compute_ms"] += [float(x) for x in b["compute_ms"] if not np.isnan(x)]
+        t["post"] += time.perf_counter() - t0
+        advance(len(paths))
+    return t

@@ -1,0 +1,56 @@
+"""Ray scenarios for tests/test_ray.py, run inside a loopback-only network namespace (the
+test starts this script under `unshare -n`): Ray probes outside addresses and binds every
+interface when it starts.
+
+    python ray_harness.py SCENARIO WEIGHTS DATA WORK OUT.json
+
+SCENARIO: cluster (a head and a worker node on loopback, `ray.cluster_utils.Cluster`),
+cluster-remove-node (the worker node removed once some outputs exist). Prints nothing;
+writes {"summary": ..., "removed_after": n} to OUT.json.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+# token authentication on, its token in the environment (Ray would otherwise save one in ~/.ray)
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", os.urandom(16).hex())
+
+
+def main(scenario, weights, data, work, out):
+    from ray.cluster_utils import Cluster
+
+    from clsbench.pipeline import RunOptions, run
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
+    worker = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    removed = {}
+    if scenario == "cluster-remove-node":
+        dump = os.path.join(work, "result", "dumpOutput_device0")
+
+        def remove_when_started():
+            while True:
+                n = len(os.listdir(dump)) if os.path.isdir(dump) else 0
+                if n >= 8:
+                    cluster.remove_node(worker, allow_graceful=False)
+                    removed["after"] = n
+                    return
+                time.sleep(0.02)
+
+        threading.Thread(target=remove_when_started, daemon=True).start()
+    try:
+        s = run(weights, data, RunOptions(engine="ray", ray_address=cluster.address, work_dir=work,
+                                          batch_size=4, workers=2, show_progress=False))
+    finally:
+        cluster.shutdown()
+    s.pop("_accuracy", None), s.pop("_spec", None)
+    with open(out, "w") as f:
+        json.dump({"summary": s, "removed_after": removed.get("after")}, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

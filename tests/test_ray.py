@@ -1,0 +1,141 @@
+"""`clsbench run --engine ray`: the local engine's result.json and outputs, byte for byte, on a
+local Ray instance and on a simulated two-node cluster; an actor killed and a node removed
+mid-run; a corrupt JPEG listed as locally; resume. Ray runs only inside a loopback-only
+network namespace (`unshare -n`), with usage stats off and its temp folder removed after."""
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+pytest.importorskip("ray", reason="pip install 'clsbench[ray]' (make test installs it)")
+HARNESS = Path(__file__).with_name("ray_harness.py")
+
+
+def in_netns(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    inner = "(ip link set lo up 2>/dev/null || true); exec " + shlex.join(map(str, args))
+    return subprocess.run(["unshare", "-n", "sh", "-c", inner], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ray_env():
+    """Ray's temp folder: short (its socket paths must fit 107 bytes), removed afterwards;
+    a hang fails within a minute (Ray Data's wait for actors lowered from 600 s)."""
+    home_before = set(os.listdir(os.path.expanduser("~")))
+    tmp_before = {n for n in os.listdir(tempfile.gettempdir()) if "ray" in n.lower()}
+    tmp = tempfile.mkdtemp(prefix="cbray-")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=tmp, CLSBENCH_RAY_WAIT_S="60",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
+    yield env
+    shutil.rmtree(tmp, ignore_errors=True)
+    assert set(os.listdir(os.path.expanduser("~"))) == home_before  # nothing left in the home folder
+    assert {n for n in os.listdir(tempfile.gettempdir()) if "ray" in n.lower()} == tmp_before
+
+
+@pytest.fixture(scope="module")
+def data_with_bad_file(tmp_path_factory, proxy_dataset):
+    d = tmp_path_factory.mktemp("raydata") / "data"
+    shutil.copytree(proxy_dataset, d)
+    (d / "val" / "proxy_2024_000950.JPEG").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, proxy_onnx, data_with_bad_file):
+    work = tmp_path_factory.mktemp("local") / "w"
+    run_cli("run", "-q", "--weights", proxy_onnx, "--data", data_with_bad_file, "--batch-size", "4",
+            "--stream", "--work-dir", work)
+    return work
+
+
+def ray_run(env, weights, data, work, *extra):
+    return in_netns([sys.executable, "-m", "clsbench.cli", "run", "-q", "--engine", "ray", "--weights", weights,
+                     "--data", data, "--batch-size", "4", "--workers", "1", "--work-dir", work, *extra], env)
+
+
+def assert_same_run(work: Path, local: Path):
+    assert (work / "result.json").read_bytes() == (local / "result.json").read_bytes()
+    a, b = work / "result/dumpOutput_device0", local / "result/dumpOutput_device0"
+    names = sorted(os.listdir(b))
+    assert sorted(os.listdir(a)) == names and len(names) == 29  # every good image exactly once
+    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    assert not mismatch and not errors  # the same logits, to the last digit written
+    s, ls = (json.loads((w / "summary.json").read_text()) for w in (work, local))
+    assert [Path(u["file"]).name for u in s["dataset"]["unreadable"]] == ["proxy_2024_000950.JPEG"]
+    assert [Path(u["file"]).name for u in s["dataset"]["unreadable"]] == \
+           [Path(u["file"]).name for u in ls["dataset"]["unreadable"]]
+    assert s["accuracy"] == ls["accuracy"]
+    return s
+
+
+def test_ray_engine_equals_local_engine_and_resumes(ray_env, proxy_onnx, data_with_bad_file, local_run, tmp_path):
+    work = tmp_path / "ray"
+    p = ray_run(ray_env, proxy_onnx, data_with_bad_file, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = assert_same_run(work, local_run)
+    b = s["performance"]["backend"]
+    assert b["engine"] == "ray" and b["processes"] == 1 and b["threads"] == 1 and b["duplicates"] == 0
+    # decode (tasks) and inference (actors) ran as two operators, not fused into one
+    assert any(op.endswith("MapBatches(decode_batch)") for op in b["ray_operators"]), b["ray_operators"]
+    assert "MapBatches(Infer)" in b["ray_operators"], b["ray_operators"]
+    assert "1 unreadable images skipped" in p.stdout and "proxy_2024_000950.JPEG" in p.stdout
+    # interrupted: some outputs lost -> a rerun redoes only those, and the same result.json
+    dump = work / "result/dumpOutput_device0"
+    for n in sorted(os.listdir(dump))[:10]:
+        (dump / n).unlink()
+    p = ray_run(ray_env, proxy_onnx, data_with_bad_file, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = assert_same_run(work, local_run)
+    assert s["performance"]["resumed"] == 19 and s["performance"]["samples"] == 10
+
+
+def test_ray_actor_killed_mid_run(ray_env, proxy_onnx, data_with_bad_file, local_run, tmp_path):
+    marker = tmp_path / "died"
+    env = dict(ray_env, CLSBENCH_RAY_TEST_DIE=f"{marker}:2")  # the actor exits at its 3rd batch
+    p = ray_run(env, proxy_onnx, data_with_bad_file, tmp_path / "ray")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert marker.exists()  # it did die
+    assert_same_run(tmp_path / "ray", local_run)
+
+
+@pytest.mark.parametrize("scenario", ["cluster", "cluster-remove-node"])
+def test_two_node_cluster(scenario, ray_env, proxy_onnx, data_with_bad_file, local_run, tmp_path):
+    out = tmp_path / "out.json"
+    p = in_netns([sys.executable, HARNESS, scenario, proxy_onnx, data_with_bad_file, tmp_path / "ray", out],
+                 ray_env, timeout=400)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(out.read_text())
+    assert r["summary"]["performance"]["backend"]["cluster_cpus"] == 5  # head 3 + worker 2
+    assert_same_run(tmp_path / "ray", local_run)
+    if scenario == "cluster-remove-node":
+        assert r["removed_after"] is not None and r["removed_after"] < 29  # removed mid-run
+
+
+def test_ray_refuses_an_actor_pool_that_takes_every_cpu():
+    from clsbench import ClsbenchError
+    from clsbench.engines.raydata import plan_actors
+
+    assert plan_actors(4, 1, None) == 3 and plan_actors(8, 2, None) == 3 and plan_actors(2, 1, None) == 1
+    for cpus, threads, actors in ((2, 2, None), (4, 1, 4), (4, 2, 2)):
+        with pytest.raises(ClsbenchError, match="leave none to decode"):
+            plan_actors(cpus, threads, actors)
+
+
+def test_the_local_engine_never_imports_ray(onnx_model, tiny_dataset, tmp_path):
+    code = ("import sys; from clsbench.infer import infer_offline; from clsbench.models import get_preprocessing;"
+            f"infer_offline({str(onnx_model)!r}, images={str(tiny_dataset / 'val')!r}, batch_size=4, "
+            f"preprocessing=get_preprocessing('mnasnet'), output={str(tmp_path / 'r')!r}, show_progress=False);"
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
