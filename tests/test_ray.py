@@ -126,10 +126,10 @@ def test_ray_refuses_an_actor_pool_that_takes_every_cpu():
     from clsbench import ClsbenchError
     from clsbench.engines.raydata import plan_actors
 
-    assert plan_actors(4, 1, None) == 3 and plan_actors(8, 2, None) == 3 and plan_actors(2, 1, None) == 1
-    for cpus, threads, actors in ((2, 2, None), (4, 1, 4), (4, 2, 2)):
+    assert plan_actors(4, None) == 3 and plan_actors(2, None) == 1 and plan_actors(16, 4) == 4
+    for cpus, actors in ((2, 2), (4, 4), (1, None)):
         with pytest.raises(ClsbenchError, match="leave none to decode"):
-            plan_actors(cpus, threads, actors)
+            plan_actors(cpus, actors)
 
 
 def test_the_local_engine_never_imports_ray(onnx_model, tiny_dataset, tmp_path):

@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="latency percentiles per batch to report (default 50,90,95,99,99.9)")
         p.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
-                            "of inference actors (--workers actors × --threads threads), same outputs and "
+                            "of inference actors (--workers actors, default one per CPU but one, each reserving one CPU and "
+                            "running --threads threads, default 1), same outputs and "
                             "result.json; implies --stream; needs pip install 'clsbench[ray]'")
         p.add_argument("--ray-address", default=None,
                        help="with --engine ray: join this cluster (e.g. 10.0.0.1:6379); without it a local "

@@ -59,6 +59,10 @@ class OpenVinoBackend(Backend):
         config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "INFERENCE_NUM_THREADS": self.threads,
                   **({"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1} if hint == "latency"
                      else {"PERFORMANCE_HINT": "THROUGHPUT"})}
+        if self.threads < (os.cpu_count() or 1):
+            # several processes share the machine (streaming, Ray actors): pinned, each would
+            # put its threads on the same first cores
+            config["ENABLE_CPU_PINNING"] = False
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self._config = config

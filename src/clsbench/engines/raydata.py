@@ -1,7 +1,8 @@
 """The Ray Data engine: the streaming run (image folder → per-image outputs) on a Ray cluster.
 
     file paths ─ read_binary_files(include_paths=True) ─▶ decode + exact preprocess (Ray tasks,
-    1 CPU each) ─▶ one actor pool running the backend (`threads` CPUs per actor) ─▶ the driver,
+    1 CPU each) ─▶ one actor pool running the backend (1 CPU reserved per actor, `threads`
+    threads) ─▶ the driver,
     which writes each image's output (the same OutputFolder as the local engine) in order
 
 Same results as the local engine: the decode is clsbench's own (`preprocess.crop_chw`: PIL,
@@ -41,6 +42,9 @@ def import_ray(start_local: bool):
         import ray.data  # noqa: F401
     except ImportError:
         raise ClsbenchError("--engine ray needs Ray Data: pip install 'clsbench[ray]'") from None
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # clsbench prints its own progress
     return ray
 
 
@@ -60,15 +64,16 @@ def connect(ray, address: str | None) -> bool:
     return True
 
 
-def plan_actors(cluster_cpus: float, threads: int, actors: int | None) -> int:
-    """Actor count: every CPU but one for decoding, `threads` each. An actor pool that holds
-    every CPU leaves none for the decode tasks and the run hangs (ray-project/ray#44687):
-    refused."""
-    n = actors or max(1, int((cluster_cpus - 1) // threads))
-    if n * threads >= cluster_cpus:
-        raise ClsbenchError(f"{n} inference actor(s) × {threads} thread(s) would take all {cluster_cpus:g} CPUs "
-                            f"of the cluster and leave none to decode (the run would hang): lower --workers "
-                            f"or --threads")
+def plan_actors(cluster_cpus: float, actors: int | None) -> int:
+    """Actor count: by default one per CPU but one. Each actor reserves one logical CPU,
+    whatever its thread count (--threads may exceed it: those threads share the cores with
+    the decode tasks, as the local engine's processes share them between decode and
+    inference). An actor pool that reserves every CPU leaves none for the decode tasks and
+    the run hangs (ray-project/ray#44687): refused."""
+    n = actors or max(1, int(cluster_cpus - 1))
+    if n >= cluster_cpus:
+        raise ClsbenchError(f"{n} inference actor(s) would reserve all {cluster_cpus:g} CPUs of the cluster and "
+                            f"leave none to decode (the run would hang): lower --workers")
     return n
 
 
@@ -191,10 +196,11 @@ def decode_batch(batch: dict, pp, strict: bool) -> dict:
 
 
 def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, threads, actors, options):
-    """The dataset: read → decode (tasks, 1 CPU) → infer (actor pool, `threads` CPUs each).
+    """The dataset: read → decode (tasks, 1 CPU) → infer (actor pool, 1 CPU reserved each).
     Decode and inference stay two operators (Ray Data fuses a task map into the next actor
-    map only when their remote arguments are equal; the decode's retries and the actors'
-    restarts differ), so each gets its own CPUs and decode never waits behind a model."""
+    map only when their remote arguments are equal; the actors' restart settings differ), so
+    each gets its own CPUs and decode never waits behind a model. The read and the decode
+    do fuse (same resources): one task reads its files and decodes them."""
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
@@ -204,12 +210,12 @@ def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, t
     ds = ray.data.read_binary_files(paths, include_paths=True,
                                     override_num_blocks=max(1, min(len(paths), -(-len(paths) // batch_size))))
     ds = ds.map_batches(decode_batch, fn_kwargs={"pp": pp, "strict": False}, batch_size=batch_size,
-                        batch_format="numpy", num_cpus=1, max_retries=5)  # a task lost with its node is redone
+                        batch_format="numpy", num_cpus=1)  # fused with the read: one task reads and decodes
     return ds.map_batches(Infer, fn_constructor_kwargs=dict(model=model, backend=backend, precision=precision,
                                                              batch_size=batch_size, threads=threads, pp=pp,
                                                              options=options),
                           batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=actors),
-                          num_cpus=threads, num_gpus=1 if backend == "cuda" and options.get("device") != "cpu" else 0,
+                          num_cpus=1, num_gpus=1 if backend == "cuda" and options.get("device") != "cpu" else 0,
                           max_restarts=-1, max_task_retries=-1)  # a dead actor is replaced, its batch redone
 
 
@@ -223,7 +229,7 @@ def run_ray(pending, *, model, backend, precision, batch_size, pp, out, workers,
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))
         threads = threads or 1
-        n = plan_actors(cpus, threads, workers)
+        n = plan_actors(cpus, workers)
         keys = {os.path.abspath(p): k for k, p in pending}
         check_visible(ray, [os.path.abspath(model), *sorted({os.path.dirname(p) for p in keys})])
         ds = build(ray, list(keys), model=os.path.abspath(model), backend=backend, precision=precision,
