@@ -4,8 +4,8 @@ interface when it starts.
 
     python ray_harness.py SCENARIO WEIGHTS DATA WORK OUT.json
 
-SCENARIO: cluster (a head and a worker node on loopback, `ray.cluster_utils.Cluster`),
-cluster-remove-node (the worker node removed once some outputs exist). Prints nothing;
+SCENARIO: cluster (a head and a worker node on loopback, `ray.cluster_utils.Cluster`), or
+cluster-remove-node (the same, the worker node removed once some outputs exist). Prints nothing;
 writes {"summary": ..., "removed_after": n} to OUT.json.
 """
 import json

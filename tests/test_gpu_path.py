@@ -106,7 +106,7 @@ def test_streaming_to_a_device_backend_writes_what_the_guide_reads(tmp_path, pro
 def test_decode_gpu_needs_stream_and_the_cuda_backend(tmp_path, proxy_dataset):
     p = run_cli("run", "--weights", str(PROXY), "--data", str(proxy_dataset), "--work-dir", str(tmp_path / "w"),
                 "--decode", "gpu", check=False)
-    assert p.returncode == 2 and "--decode gpu needs --stream and --backend cuda" in p.stderr
+    assert p.returncode == 2 and "--decode gpu needs --stream, --backend cuda and the local engine" in p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "w").exists()
 
 

@@ -401,7 +401,7 @@ def _finish(ctx: _Run, st: StageTimes, lat: LatencyLog, mode) -> dict:
     latencies as a .csv, when there are any) when anything ran."""
     source = ctx.source
     ms = lat.values
-    csv = lat.close() if ms else None
+    csv = lat.close() if ms else lat.discard()  # nothing timed: no file (discard returns None)
     record = {
         "mode": mode, "samples": st.samples, "resumed": ctx.resumed, "total": len(source.items),
         "unavailable": source.unavailable,
