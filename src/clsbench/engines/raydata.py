@@ -199,8 +199,7 @@ def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, t
     """The dataset: read → decode (tasks, 1 CPU) → infer (actor pool, 1 CPU reserved each).
     Decode and inference stay two operators (Ray Data fuses a task map into the next actor
     map only when their remote arguments are equal; the actors' restart settings differ), so
-    each gets its own CPUs and decode never waits behind a model. The read and the decode
-    do fuse (same resources): one task reads its files and decodes them."""
+    each gets its own CPUs and decode never waits behind a model."""
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
@@ -210,7 +209,7 @@ def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, t
     ds = ray.data.read_binary_files(paths, include_paths=True,
                                     override_num_blocks=max(1, min(len(paths), -(-len(paths) // batch_size))))
     ds = ds.map_batches(decode_batch, fn_kwargs={"pp": pp, "strict": False}, batch_size=batch_size,
-                        batch_format="numpy", num_cpus=1)  # fused with the read: one task reads and decodes
+                        batch_format="numpy", num_cpus=1)
     return ds.map_batches(Infer, fn_constructor_kwargs=dict(model=model, backend=backend, precision=precision,
                                                              batch_size=batch_size, threads=threads, pp=pp,
                                                              options=options),
@@ -262,8 +261,10 @@ def sink(ds, keys: dict, out, strict: bool, advance) -> dict:
         ok = []
         for i, (path, err) in enumerate(zip(paths, b["error"])):
             key = keys.get(path) or keys.get(os.path.abspath(path))
-            if key is None or key in seen:
-                t["duplicates"] += key is not None
+            if key is None:  # never drop an image quietly
+                raise ClsbenchError(f"{path}: Ray returned a file that was not asked for")
+            if key in seen:  # a batch redone after a failure, delivered twice: written once
+                t["duplicates"] += 1
                 continue
             seen.add(key)
             if err:
