@@ -141,3 +141,22 @@ def test_the_local_engine_never_imports_ray(onnx_model, tiny_dataset, tmp_path):
             "assert 'ray' not in sys.modules, 'ray imported'")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_perf_cells_on_ray_merge_into_the_local_table(ray_env, onnx_model, tmp_path):
+    """`perf --engine ray`: every cell measured as a Ray task, the same rows in the same order
+    as the local engine's sweep, raw latencies written by the driver, each row naming its node."""
+    args = ["perf", "-q", "--model", onnx_model, "--batches", "1,2", "--duration", "0", "--iterations", "4",
+            "--warmup", "0", "--repeats", "2"]
+    run_cli(*args, "--output", tmp_path / "local")
+    p = in_netns([sys.executable, "-m", "clsbench.cli", *map(str, args), "--output", tmp_path / "ray",
+                  "--engine", "ray"], ray_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    local, ray_ = (json.loads((tmp_path / d / "perf.json").read_text()) for d in ("local", "ray"))
+    key = [(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in local["rows"]]
+    assert [(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in ray_["rows"]] == key
+    for r in ray_["rows"]:
+        assert r["engine"] == "ray" and r["node"]["ray_node_id"] and r["iterations"] >= 4
+        lines = (tmp_path / "ray" / r["latencies_csv"]).read_text().splitlines()
+        assert len(lines) == r["iterations"] + 1
+    assert (tmp_path / "ray" / "report.html").exists()

@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
                    help="openvino configs: latency = one synchronous request (default); throughput = "
                         "several streams and requests in flight, timed over the whole loop")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: each cell a Ray task reserving --threads CPUs (default a whole node's), so cells "
+                        "run on every node at once and never share one node's cores; merged into one table")
+    p.add_argument("--ray-address", default=None, help="with --engine ray: join this cluster (default: start one)")
 
     p = command("zoo", help="many models × configs in one resumable run → CSV, Markdown, accuracy/speed plot",
                 description="For each model: its weights (from --weights-dir, by torchvision's file name or "
@@ -644,7 +648,8 @@ def cmd_perf(a) -> int:
     r = run_perf(a.model, configs=a.configs, batches=a.batches, output=a.output, weights=a.weights,
                  compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
                  warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint,
-                 repeats=a.repeats, percentiles=a.percentiles, command=command_line())
+                 repeats=a.repeats, percentiles=a.percentiles, command=command_line(), engine=a.engine,
+                 ray_address=a.ray_address)
     out.print(r["markdown"], markup=False)
     f = r["files"]
     out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))

@@ -317,8 +317,10 @@ def latencies_name(cfg: Config, batch: int, real: bool) -> str:
 
 def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float, iterations: int,
             warmup: int, threads: int | None, max_seconds: float = 120.0, hint: str = "latency",
-            repeats: int = 5, percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None) -> dict:
-    """Timed loop for one configuration and batch size.
+            repeats: int = 5, percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None,
+            return_raw: bool = False) -> dict:
+    """Timed loop for one configuration and batch size (`return_raw`: the per-run
+    milliseconds under "_raw", for a caller that writes them elsewhere).
 
     Compute-only = images/s inside run(), the median of `repeats` consecutive windows of
     the timed runs (spread recorded, > 10 % marked unstable); end to end adds taking each
@@ -365,7 +367,8 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
     n, stab = len(lat.values), stability(lat.values, batch, repeats)
     return {**row, "iterations": n, "latency_ms": latency_stats(lat.values, percentiles),
             "throughput_compute": stab["median"], "throughput_e2e": batch * n / wall, "stability": stab,
-            "latencies_csv": f"latencies/{name}" if latencies_dir else None, "runtime": rt.describe()}
+            "latencies_csv": f"latencies/{name}" if latencies_dir else None, "runtime": rt.describe(),
+            **({"_raw": lat.values} if return_raw else {})}
 
 
 def _measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeats) -> dict:
@@ -398,8 +401,10 @@ def _measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeat
 def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None = None,
           duration: float = 2.0, iterations: int = 10, warmup: int = 3, threads: int | None = None,
           progress_cb=None, checkpoint: str | None = None, hint: str = "latency", repeats: int = 5,
-          percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None) -> dict:
-    """Every configuration x batch size (x random/real input when a pool is given).
+          percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None, engine: str = "local",
+          ray_address: str | None = None) -> dict:
+    """Every configuration x batch size (x random/real input when a pool is given); with
+    engine "ray", the cells run as Ray tasks across the cluster (engines/raydata.py).
 
     With `checkpoint`, each finished cell is saved at once and a rerun with the same
     settings measures only the cells still missing (a sweep can take many minutes).
@@ -413,28 +418,46 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
                 **({"openvino_hint": hint} if hint != "latency" else {})}
     old = reusable_record(checkpoint, settings) if checkpoint else None
     rows: list[dict] = list(old.get("rows", [])) if old else []
-    done = {(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in rows}
-    for cfg in configs:
-        for bs in batches:
-            for p in [None] + ([pool] if pool is not None else []):
-                key = (cfg.backend, cfg.precision, bs, "real data" if p is not None else "random normal")
-                if key not in done:
-                    rows.append(measure(cfg, bs, pool=p, duration=duration, iterations=iterations,
-                                        warmup=warmup, threads=threads, hint=hint, repeats=repeats,
-                                        percentiles=percentiles, latencies_dir=latencies_dir))
-                    if checkpoint:
-                        atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
-                if progress_cb:
-                    progress_cb()
+    inputs = [None] + ([pool] if pool is not None else [])
+    cells = [(cfg, bs, p) for cfg in configs for bs in batches for p in inputs]
+    order = {_cell_key(c.backend, c.precision, bs, p is not None): i for i, (c, bs, p) in enumerate(cells)}
+    done = {_row_key(r) for r in rows}
+    todo = [(c, bs, p) for c, bs, p in cells if _cell_key(c.backend, c.precision, bs, p is not None) not in done]
+    for _ in range(len(cells) - len(todo) if progress_cb else 0):
+        progress_cb()
+    kw = dict(duration=duration, iterations=iterations, warmup=warmup, threads=threads, hint=hint,
+              repeats=repeats, percentiles=percentiles)
+    if engine == "ray":  # one cell per task across the cluster; latencies written here
+        from .engines.raydata import measure_cells
+
+        results = measure_cells(todo, kw, latencies_dir, address=ray_address)
+    else:
+        results = (measure(c, bs, pool=p, latencies_dir=latencies_dir, **kw) for c, bs, p in todo)
+    for row in results:
+        rows.append(row)
+        if checkpoint:
+            atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
+        if progress_cb:
+            progress_cb()
+    rows.sort(key=lambda r: order.get(_row_key(r), len(order)))  # the same order, however measured
     return {**settings, "rows": rows, "environment": environment(),
             "reference": {k: {str(b): v for b, v in d.items()} for k, d in GUIDE_REFERENCE.items()}}
+
+
+def _cell_key(backend: str, precision: str, batch: int, real: bool) -> tuple:
+    return backend, precision, batch, "real data" if real else "random normal"
+
+
+def _row_key(r: dict) -> tuple:
+    return r["backend"], r["precision"], r["batch_size"], r["input"]
 
 
 def run_perf(model: str, *, configs: str, batches: str, output: str, weights: str | None = None,
              compiled: str = "compiled", data: str | None = None, duration: float = 2.0,
              iterations: int = 10, warmup: int = 3, threads: int | None = None,
              show_progress: bool = True, openvino_hint: str = "latency", repeats: int = 5,
-             percentiles=DEFAULT_PERCENTILES, command: str | None = None) -> dict:
+             percentiles=DEFAULT_PERCENTILES, command: str | None = None, engine: str = "local",
+             ray_address: str | None = None) -> dict:
     """`clsbench perf`: the sweep, written as perf.json, perf.md, perf.png, report.html and
     latencies/*.csv in `output`. Returns the result with the paths written under "files"."""
     from ._io import atomic_write_json, atomic_write_text, folder_lock
@@ -458,7 +481,7 @@ def run_perf(model: str, *, configs: str, batches: str, output: str, weights: st
         result = sweep(cfgs, sizes, pool=pool, duration=duration, iterations=iterations, warmup=warmup,
                        threads=threads, progress_cb=advance, checkpoint=os.path.join(output, ".perf.partial.json"),
                        hint=openvino_hint, repeats=repeats, percentiles=percentiles,
-                       latencies_dir=os.path.join(output, "latencies"))
+                       latencies_dir=os.path.join(output, "latencies"), engine=engine, ray_address=ray_address)
         result.update(model=model_identity(model), command=command)
         md = perf_markdown(result)
         atomic_write_json(os.path.join(output, "perf.json"), result)

@@ -281,3 +281,58 @@ def sink(ds, keys: dict, out, strict: bool, advance) -> dict:
         t["post"] += time.perf_counter() - t0
         advance(len(paths))
     return t
+
+
+# ---------------------------------------------------------------- perf cells across a cluster
+
+def _measure_cell(cfg, batch, pool, kw) -> dict:
+    """Ray task body: one perf cell, measured where Ray placed it."""
+    import socket
+
+    import ray
+
+    from ..perf import measure
+
+    row = measure(cfg, batch, pool=pool, latencies_dir=None, return_raw=True, **kw)
+    row["node"] = {"host": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()[:12]}
+    return row
+
+
+def measure_cells(cells, kw: dict, latencies_dir: str | None, *, address: str | None = None):
+    """`perf --engine ray`: each (config, batch, input) cell one Ray task, reserving its
+    threads' CPUs — by default a whole node's (the runtime's default threads), so two cells
+    never share a node's cores and contaminate each other's figures; the cells of a sweep run
+    on as many nodes at once as the cluster has. Yields the rows as they finish; each cell's
+    raw latencies are written here, in `latencies_dir`."""
+    from ..perf import LatencyLog, latencies_name
+
+    ray = import_ray(start_local=not address)
+    started = connect(ray, address)
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        check_visible(ray, sorted({os.path.abspath(c.model) for c, _, _ in cells}))
+        cpus = kw.get("threads") or int(min(n["Resources"].get("CPU", 1) for n in nodes))
+        task = ray.remote(num_cpus=cpus, max_retries=3)(_measure_cell)
+        refs = [task.remote(c, bs, p, kw) for c, bs, p in cells]
+        while refs:
+            ready, refs = ray.wait(refs, num_returns=1)
+            row = ray.get(ready[0])
+            raw = row.pop("_raw")
+            if latencies_dir and raw:
+                name = latencies_name(_Cfg(row), row["batch_size"], row["input"] == "real data")
+                with LatencyLog(os.path.join(latencies_dir, name)) as log:
+                    for ms in raw:
+                        log.add(ms)
+                row["latencies_csv"] = f"latencies/{name}"
+            row["engine"] = "ray"
+            yield row
+    except ray.exceptions.RayError as e:
+        raise ClsbenchError(f"Ray perf failed: {str(e).strip().splitlines()[-1]}") from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _Cfg:
+    def __init__(self, row):
+        self.backend, self.precision = row["backend"], row["precision"]
