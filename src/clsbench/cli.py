@@ -49,6 +49,14 @@ def _pairs_help() -> str:
     return "; ".join(f"{b}: {', '.join(ps)}" for b, ps in by.items())
 
 
+def _add_percentiles(p: argparse.ArgumentParser, more: str) -> None:
+    from .perf import DEFAULT_PERCENTILES
+
+    default = ",".join(f"{x:g}" for x in DEFAULT_PERCENTILES)
+    p.add_argument("--percentiles", default=default,
+                   help=f"latency percentiles per batch to report, decimals accepted (default {default}){more}")
+
+
 def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> None:
     from .backends import available
 
@@ -152,9 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="txt: one line of floats (the guide's eval reads it); bin: raw float32; npy")
     p.add_argument("--loop", type=int, help="pure-inference mode: timed runs on random input")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
-    p.add_argument("--percentiles", default="50,90,95,99,99.9",
-                   help="latency percentiles per batch to report, decimals accepted (default 50,90,95,99,99.9); "
-                        "each batch's latency is also saved, one per line, in a .csv beside the perf file")
+    _add_percentiles(p, "; each batch's latency is also saved, one per line, in a .csv beside the perf file")
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
     _add_infer_args(p, None)
 
@@ -230,8 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=5,
                    help="windows the timed runs are split into; images/s is their median (default 5)")
-    p.add_argument("--percentiles", default="50,90,95,99,99.9",
-                   help="latency percentiles to report, decimals accepted (default 50,90,95,99,99.9)")
+    _add_percentiles(p, "")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
     p.add_argument("--output", default="perf", help="output folder (default ./perf)")
@@ -293,8 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "set (default: the first --calib-images images of the data, "
                                             "and the accuracy is also reported without them)")
         p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
-        p.add_argument("--percentiles", default="50,90,95,99,99.9",
-                       help="latency percentiles per batch to report (default 50,90,95,99,99.9)")
+        _add_percentiles(p, "")
         p.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
                             "of inference actors (--workers actors, default one per CPU but one, each reserving one CPU and "
@@ -528,7 +532,7 @@ def command_line() -> str:
     """This invocation as one shell-quoted line, recorded beside the figures it produces."""
     import shlex
 
-    return " ".join(shlex.quote(x) for x in ["clsbench", *(_ARGV if _ARGV is not None else sys.argv[1:])])
+    return shlex.join(["clsbench", *(_ARGV if _ARGV is not None else sys.argv[1:])])
 
 
 def _run_options(a):

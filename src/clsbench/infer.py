@@ -18,8 +18,8 @@ from ._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock,
 from .backends import open_backend
 from .dataset import InfoEntry, check_unique, read_info, stem
 from .outputs import OutputFolder, dump_dir
-from .perf import (DEFAULT_PERCENTILES, LatencyLog, StageTimes, environment, format_perf_file, latency_stats,
-                   perf_file_name, stability)
+from .perf import (DEFAULT_PERCENTILES, LatencyLog, StageTimes, environment, format_perf_file, latencies_file_name,
+                   latency_stats, perf_file_name, stability)
 from .stages import BatchStep
 
 
@@ -237,7 +237,7 @@ class _Run:
         self.description = rt.describe()
         self.perf_txt = self.root / perf_file_name(batch_size, device_id)
         self.perf_json = self.perf_txt.with_suffix(".json")
-        self.latencies_csv = self.perf_txt.with_name(f"latencies_batchsize_{batch_size}_device_{device_id}.csv")
+        self.latencies_csv = self.root / latencies_file_name(batch_size, device_id)
 
 
 def _offline(ctx: _Run, pending, show_progress) -> dict:
@@ -346,16 +346,7 @@ def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_prog
         return _finish(ctx, _feeder_times(ctx, r, wall, decode), LatencyLog(None), "stream")
     ctx.description.update(threads=1, processes=r["workers"],
                            layout="one single-threaded pipeline (decode..write) per process")
-    log = LatencyLog(ctx.latencies_csv)
-    for ms in r["compute_ms"]:
-        log.add(ms)
-    n = r["workers"]
-    # stage times are summed over the worker processes; divided by their number they
-    # are the wall time each stage would take alone, comparable with the other modes
-    st = StageTimes(samples=r["done"], computed=len(r["compute_ms"]) * ctx.batch_size, wall_s=wall,
-                    read_s=r["decode"] / n, preprocess_s=r["pre"] / n,
-                    infer_s=sum(r["compute_ms"]) / 1e3 / n, post_s=r["post"] / n)
-    return _finish(ctx, st, log, "stream")
+    return _finish(ctx, *_summed_times(ctx, r, wall, post_s=r["post"] / r["workers"]), "stream")
 
 
 def _ray(ctx: _Run, pending, model, pp, workers, threads, strict, show_progress, address, options) -> dict:
@@ -376,14 +367,21 @@ def _ray(ctx: _Run, pending, model, pp, workers, threads, strict, show_progress,
                            ray_operators=r["operators"], duplicates=r["duplicates"],
                            layout=f"Ray Data: decode tasks (1 CPU each) → {r['workers']} inference actor(s) × "
                                   f"{r['threads']} thread(s); outputs written by the driver")
+    return _finish(ctx, *_summed_times(ctx, r, wall, post_s=r["post"]), "stream")  # the driver writes
+
+
+def _summed_times(ctx: _Run, r: dict, wall: float, post_s: float) -> tuple[StageTimes, LatencyLog]:
+    """Stage times of a run whose workers (stream's processes, Ray's tasks and actors) report
+    summed times: divided by the worker count they are the wall time each stage would take
+    alone, comparable with the other modes. Also the workers' per-batch latencies, as a log."""
     log = LatencyLog(ctx.latencies_csv)
     for ms in r["compute_ms"]:
         log.add(ms)
     n = r["workers"]
     st = StageTimes(samples=r["done"], computed=len(r["compute_ms"]) * ctx.batch_size, wall_s=wall,
-                    read_s=r["decode"] / n, preprocess_s=0.0, infer_s=sum(r["compute_ms"]) / 1e3 / n,
-                    post_s=r["post"])
-    return _finish(ctx, st, log, "stream")
+                    read_s=r["decode"] / n, preprocess_s=r["pre"] / n,
+                    infer_s=sum(r["compute_ms"]) / 1e3 / n, post_s=post_s)
+    return st, log
 
 
 def _feeder_times(ctx: _Run, r: dict, wall: float, decode: str) -> StageTimes:

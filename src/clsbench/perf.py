@@ -235,6 +235,11 @@ def perf_file_name(batch_size: int, device_id: int) -> str:
     return f"perf_vision_batchsize_{batch_size}_device_{device_id}.txt"
 
 
+def latencies_file_name(batch_size: int, device_id: int) -> str:
+    """Each batch's compute latency of an offline run, beside its perf file."""
+    return f"latencies_batchsize_{batch_size}_device_{device_id}.csv"
+
+
 # ---------------------------------------------------------------- batch sweep (guide §7)
 
 # The guide's figures (formats.md §7), images/s at batch 1, 4, 8, 16, 32, 64.

@@ -95,32 +95,26 @@ def check_visible(ray, paths: list[str]) -> None:
                                 f"needs the model and the images on storage every node sees, at the same path")
 
 
-class Decode:
-    """Ray task body: bytes → the exact crop (uint8 CHW), or an error for that image."""
+def decode_batch(batch: dict, pp) -> dict:
+    """Ray task body (a function, so Ray runs it as tasks, not actors): bytes → the exact
+    crop (uint8 CHW), or an error for that image (the driver applies --strict)."""
+    import io
 
-    def __init__(self, pp, strict: bool):
-        self.pp, self.strict = pp, strict
+    from ..preprocess import crop_chw
 
-    def __call__(self, batch: dict) -> dict:
-        import io
-
-        from ..preprocess import crop_chw
-
-        c = self.pp.crop
-        crops = np.zeros((len(batch["path"]), 3, c, c), np.uint8)
-        errors, secs = [], []
-        for i, (path, data) in enumerate(zip(batch["path"], batch["bytes"])):
-            t0 = time.perf_counter()
-            try:
-                crops[i] = crop_chw(_Named(io.BytesIO(data), path), self.pp)
-                errors.append("")
-            except ClsbenchError as e:
-                if self.strict:
-                    raise
-                errors.append(str(e))
-            secs.append(time.perf_counter() - t0)
-        return {"path": batch["path"], "crop": crops, "error": np.array(errors, dtype=object),
-                "decode_s": np.array(secs)}
+    c = pp.crop
+    crops = np.zeros((len(batch["path"]), 3, c, c), np.uint8)
+    errors, secs = [], []
+    for i, (path, data) in enumerate(zip(batch["path"], batch["bytes"])):
+        t0 = time.perf_counter()
+        try:
+            crops[i] = crop_chw(_Named(io.BytesIO(data), path), pp)
+            errors.append("")
+        except ClsbenchError as e:
+            errors.append(str(e))
+        secs.append(time.perf_counter() - t0)
+    return {"path": batch["path"], "crop": crops, "error": np.array(errors, dtype=object),
+            "decode_s": np.array(secs)}
 
 
 class _Named:
@@ -190,11 +184,6 @@ def _maybe_die(calls: int) -> None:
             os._exit(1)
 
 
-def decode_batch(batch: dict, pp, strict: bool) -> dict:
-    """Ray task body (a function, so Ray runs it as tasks, not actors)."""
-    return Decode(pp, strict)(batch)
-
-
 def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, threads, actors, options):
     """The dataset: read → decode (tasks, 1 CPU) → infer (actor pool, 1 CPU reserved each).
     Decode and inference stay two operators (Ray Data fuses a task map into the next actor
@@ -208,7 +197,7 @@ def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, t
     ctx.wait_for_min_actors_s = WAIT_FOR_ACTORS_S
     ds = ray.data.read_binary_files(paths, include_paths=True,
                                     override_num_blocks=max(1, min(len(paths), -(-len(paths) // batch_size))))
-    ds = ds.map_batches(decode_batch, fn_kwargs={"pp": pp, "strict": False}, batch_size=batch_size,
+    ds = ds.map_batches(decode_batch, fn_kwargs={"pp": pp}, batch_size=batch_size,
                         batch_format="numpy", num_cpus=1)
     return ds.map_batches(Infer, fn_constructor_kwargs=dict(model=model, backend=backend, precision=precision,
                                                              batch_size=batch_size, threads=threads, pp=pp,
@@ -304,7 +293,7 @@ def measure_cells(cells, kw: dict, latencies_dir: str | None, *, address: str | 
     never share a node's cores and contaminate each other's figures; the cells of a sweep run
     on as many nodes at once as the cluster has. Yields the rows as they finish; each cell's
     raw latencies are written here, in `latencies_dir`."""
-    from ..perf import LatencyLog, latencies_name
+    from ..perf import Config, LatencyLog, latencies_name
 
     ray = import_ray(start_local=not address)
     started = connect(ray, address)
@@ -319,7 +308,7 @@ def measure_cells(cells, kw: dict, latencies_dir: str | None, *, address: str | 
             row = ray.get(ready[0])
             raw = row.pop("_raw")
             if latencies_dir and raw:
-                name = latencies_name(_Cfg(row), row["batch_size"], row["input"] == "real data")
+                name = latencies_name(Config(row["backend"], row["precision"], ""), row["batch_size"], row["input"] == "real data")
                 with LatencyLog(os.path.join(latencies_dir, name)) as log:
                     for ms in raw:
                         log.add(ms)
@@ -331,8 +320,3 @@ def measure_cells(cells, kw: dict, latencies_dir: str | None, *, address: str | 
     finally:
         if started:
             ray.shutdown()
-
-
-class _Cfg:
-    def __init__(self, row):
-        self.backend, self.precision = row["backend"], row["precision"]
