@@ -124,6 +124,28 @@ def test_two_node_cluster_with_a_node_removed_mid_run(ray_env, proxy_onnx, data_
     assert s["performance"]["backend"]["duplicates"] == 0
 
 
+def test_ray_parquet_output_holds_the_local_runs_logits(ray_env, proxy_onnx, data_with_bad_file, local_run,
+                                                        tmp_path):
+    """--outfmt parquet on Ray: the driver writes parts; every good image once, the local text
+    run's logits bit for bit, the same result.json."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    work = tmp_path / "ray"
+    p = ray_run(dict(ray_env, CLSBENCH_PARQUET_ROWS="10"), proxy_onnx, data_with_bad_file, work,
+                "--outfmt", "parquet")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (work / "result.json").read_bytes() == (local_run / "result.json").read_bytes()
+    parts = sorted((work / "result/outputs_device0.parquet").glob("part-*.parquet"))
+    assert [pq.read_metadata(x).num_rows for x in parts] == [10, 10, 9]
+    rows = [r for x in parts for r in pq.read_table(x).to_pylist()]
+    dump = local_run / "result/dumpOutput_device0"
+    assert sorted(r["image"] for r in rows) == sorted(n[:-len("_1.txt")] for n in os.listdir(dump))
+    for r in rows:
+        text = np.array([np.float32(v) for v in (dump / f"{r['image']}_1.txt").read_text().split()])
+        assert np.array_equal(np.array(r["logits"], np.float32), text)
+
+
 def test_ray_refuses_an_actor_pool_that_takes_every_cpu():
     from clsbench import ClsbenchError
     from clsbench.engines.raydata import plan_actors

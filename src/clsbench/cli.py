@@ -6,6 +6,11 @@ import dataclasses
 import sys
 
 from . import ClsbenchError, __version__
+from .outputs import OUTFMTS
+
+OUTFMT_HELP = ("txt: one line of floats per image (the guide's eval reads it); bin: raw float32; npy; "
+               "parquet: one dataset of (image, label, top5, logits) rows in result/outputs_device<N>.parquet/ "
+               "for runs too big for a file per image (`clsbench eval` reads it, the guide's eval does not)")
 
 
 
@@ -156,8 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--output", default="result", help="result root (default ./result)")
-    p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt",
-                   help="txt: one line of floats (the guide's eval reads it); bin: raw float32; npy")
+    p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
     p.add_argument("--loop", type=int, help="pure-inference mode: timed runs on random input")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
     _add_percentiles(p, "; each batch's latency is also saved, one per line, in a .csv beside the perf file")
@@ -166,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
                 description="Reads outputs written by `clsbench infer` or the vendor tools "
-                            "(.txt, .bin, .npy), writes the guide's exact JSON, prints a "
+                            "(.txt, .bin, .npy), or a --outfmt parquet dataset, writes the guide's exact JSON, prints a "
                             "table against the model's reference accuracy.")
     p.add_argument("result_dir", metavar="RESULT_DIR")
     p.add_argument("labels", metavar="val_label.txt")
@@ -276,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="NAME[:WEIGHTS_TAG] (default: what an ONNX/IR --weights records, else mnasnet1_0; "
                             "`clsbench models` lists all)")
         p.add_argument("--batch-size", type=int, default=16)
-        p.add_argument("--outfmt", choices=("txt", "bin", "npy"), default="txt")
+        p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
         p.add_argument("--workers", type=int, default=None,
                        help="preprocessing processes (with --stream: pipelines, one runtime thread each)")
         p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")

@@ -17,7 +17,7 @@ from . import ClsbenchError, __version__
 from ._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock, read_record
 from .backends import open_backend
 from .dataset import InfoEntry, check_unique, read_info, stem
-from .outputs import OutputFolder, dump_dir
+from .outputs import open_outputs
 from .perf import (DEFAULT_PERCENTILES, LatencyLog, StageTimes, environment, format_perf_file, latencies_file_name,
                    latency_stats, perf_file_name, stability)
 from .stages import BatchStep
@@ -169,11 +169,13 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                   backend: str = "onnxruntime", threads: int | None = None, precision: str | None = None,
                   overwrite: bool = False, show_progress: bool = True, decode: str = "cpu",
                   backend_options: dict | None = None, percentiles=DEFAULT_PERCENTILES,
-                  engine: str = "local", ray_address: str | None = None) -> dict:
+                  engine: str = "local", ray_address: str | None = None,
+                  labels: dict[str, int] | None = None) -> dict:
     """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
     fly (`images`, streaming); returns the perf record (also written as the vendor's perf
     .txt and a .json, each batch's compute latency as a .csv beside them). A rerun resumes;
-    one with nothing left returns the earlier record, marked `from_earlier_run`."""
+    one with nothing left returns the earlier record, marked `from_earlier_run`. `labels`
+    (image key -> class) fill the label column of `outfmt="parquet"` outputs."""
     if batch_size < 1:
         raise ClsbenchError(f"batch size must be >= 1, got {batch_size}")
     if sum(x is not None for x in (info, store, images)) != 1:
@@ -191,7 +193,7 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
     rt = open_backend(backend, model, batch_size=batch_size, threads=threads, device_id=device_id,
                       precision=precision, **(backend_options or {}))
     source = _open_source(rt, info, store, images, preprocessing)
-    out = OutputFolder(dump_dir(output, device_id), outfmt)
+    out = open_outputs(output, device_id, outfmt, labels)
     names = [out.name(key) for key, _ in source.items]
     check_unique(zip(names, (src for _, src in source.items)), source.where)
     identity = {"model_sha256": file_sha256(model), "batch_size": batch_size, "outfmt": outfmt,

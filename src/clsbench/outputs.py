@@ -18,8 +18,9 @@ from . import ClsbenchError, __version__
 from ._io import (atomic_write_bytes, atomic_write_json, matching_record, remove_temp_dir, sidecar,
                   temp_dir)
 
-OUTFMTS = ("txt", "bin", "npy")
-SUFFIXES = tuple(f".{f}" for f in OUTFMTS)
+FILE_FORMATS = ("txt", "bin", "npy")  # one file per image, in dumpOutput_device<N>/
+OUTFMTS = (*FILE_FORMATS, "parquet")  # parquet: one dataset, outputs_device<N>.parquet/
+SUFFIXES = tuple(f".{f}" for f in FILE_FORMATS)
 
 
 def output_name(key: str, outfmt: str, k: int = 1) -> str:
@@ -164,17 +165,35 @@ def list_outputs(folder: str | os.PathLike) -> list[str]:
 
 # ---------------------------------------------------------------- the output folder
 
-def dump_dir(result_root: str | os.PathLike, device_id: int) -> Path:
+def dump_dir(result_root: str | os.PathLike, device_id: int, outfmt: str = "txt") -> Path:
+    """Where a run's outputs go: the vendor tool's `dumpOutput_device<N>/` for the per-image
+    formats (the guide's eval reads it), `outputs_device<N>.parquet/` for the dataset."""
+    if outfmt == "parquet":
+        return Path(result_root) / f"outputs_device{device_id}.parquet"
     return Path(result_root) / f"dumpOutput_device{device_id}"
+
+
+def open_outputs(result_root: str | os.PathLike, device_id: int, outfmt: str, labels: dict | None = None):
+    """The writer for `outfmt`: an OutputFolder (one file per image) or a ParquetOutput."""
+    folder = dump_dir(result_root, device_id, check_outfmt(outfmt))
+    if outfmt == "parquet":
+        from .parquet_out import ParquetOutput
+
+        return ParquetOutput(folder, labels)
+    return OutputFolder(folder, outfmt)
 
 
 class OutputFolder:
     """`dumpOutput_device<N>/`: prepared once per run (compatible-run check, --overwrite),
     then written a batch at a time, each file atomically."""
 
+    central = False  # every process may write its own files
+
     def __init__(self, folder: str | os.PathLike, outfmt: str):
         self.dir = Path(folder)
         self.outfmt = check_outfmt(outfmt)
+        if self.outfmt not in FILE_FORMATS:
+            raise ClsbenchError(f"{outfmt} is not a per-image format; use outputs.open_outputs")
         self.record = sidecar(self.dir)
 
     def name(self, key: str) -> str:

@@ -25,6 +25,7 @@ from .dataset import (check_no_whitespace, gen_bin_info, labels_from_class_folde
                       read_labels, write_labels)
 from .evaluate import evaluate, write_result
 from .models import get_model
+from .outputs import dump_dir
 from .perf import DEFAULT_PERCENTILES
 from .report import accuracy_markdown, backend_line, perf_rows
 
@@ -184,10 +185,10 @@ def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
     timer.seconds.pop("resolve", None)
     with timer("preprocess+infer" if o.stream else "preprocess"):
         prep = _preprocess(val, work, spec, o)
-    perf = _infer(runnable, val, prep, work, spec, t, o, timer)
+    perf = _infer(runnable, val, prep, work, spec, t, o, timer, labels)
     log.info("[5/5] evaluate")
     with timer("eval"):
-        dump = work / "result" / f"dumpOutput_device{o.device_id}"
+        dump = dump_dir(work / "result", o.device_id, o.outfmt)
         acc = evaluate(dump, label_file, strict=o.strict)
         result_json = write_result(acc, work, "result.json")
         outside = None
@@ -272,14 +273,14 @@ def _backend_options(t, spec, o: RunOptions) -> dict:
     return {**opts, **o.backend_options}
 
 
-def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer) -> dict:
+def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer, labels) -> dict:
     from .infer import infer_offline
 
     result = work / "result"
     common = dict(batch_size=o.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
                   backend=t.backend, precision=t.precision, threads=o.threads, overwrite=o.overwrite,
                   show_progress=o.show_progress, backend_options=_backend_options(t, spec, o),
-                  percentiles=o.percentiles)
+                  percentiles=o.percentiles, labels=labels)
     if o.stream:
         log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}"
                  + (f" on Ray ({o.ray_address or 'a local instance'})" if o.engine == "ray" else ""))
@@ -304,7 +305,6 @@ def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer) -> dic
 
 def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, label_file, work, result_json,
              o: RunOptions, timer) -> dict:
-    from .outputs import dump_dir
     from .perf import perf_file_name
 
     failed = ([(f["file"], f["error"]) for f in perf["failed"]] if o.stream
@@ -327,7 +327,7 @@ def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, la
         files["compiled"] = compiled["artifact"]
     if not o.stream:
         files.update(prep_dataset=str(work / "prep_dataset"), info=str(work / "prep_bin.info"))
-    files.update(labels=str(label_file), outputs=str(dump_dir(result, o.device_id)),
+    files.update(labels=str(label_file), outputs=str(dump_dir(result, o.device_id, o.outfmt)),
                  perf=str(result / perf_file_name(o.batch_size, o.device_id)),
                  result_json=str(result_json), summary_json=str(work / "summary.json"),
                  summary_md=str(work / "summary.md"), report=str(work / "report.html"))

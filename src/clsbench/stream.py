@@ -38,7 +38,7 @@ def _chunk(items, strict) -> dict:
     from .preprocess import crop_chw, normalize_batch
 
     step, pp, bs, out = _W["step"], _W["pp"], _W["bs"], _W["out"]
-    t = {"decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
+    t = {"decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0, "rows": []}
     ok, crops, failed = [], [], []
     for key, path in items:
         t0 = time.perf_counter()
@@ -58,7 +58,10 @@ def _chunk(items, strict) -> dict:
         t1 = time.perf_counter()
         logits, ms = step(batch, len(group), [p for _, p in group])
         t2 = time.perf_counter()
-        out.write([key for key, _ in group], logits)
+        if out is None:  # one writer (a Parquet dataset): the parent writes these rows
+            t["rows"].append(([key for key, _ in group], logits.copy()))
+        else:
+            out.write([key for key, _ in group], logits)
         t["pre"] += t1 - t0
         t["compute_ms"].append(ms)
         t["post"] += time.perf_counter() - t2
@@ -67,8 +70,9 @@ def _chunk(items, strict) -> dict:
 
 def run_stream(pending, *, model, backend, precision, batch_size, pp, out, workers, strict,
                advance) -> dict:
-    """Process `pending` (key, path) items into the prepared OutputFolder `out`; returns
-    summed stage times and failures."""
+    """Process `pending` (key, path) items into the prepared output `out` (each worker writes
+    its files; a central output is written here, in order); returns summed stage times
+    and failures."""
     from concurrent.futures import ProcessPoolExecutor
     from contextlib import nullcontext
     from multiprocessing import get_context
@@ -80,7 +84,7 @@ def run_stream(pending, *, model, backend, precision, batch_size, pp, out, worke
     chunks = [pending[i:i + chunk] for i in range(0, len(pending), chunk)]
     totals = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                               initargs=(model, backend, precision, batch_size, pp, out))
+                               initargs=(model, backend, precision, batch_size, pp, None if out.central else out))
     try:
         window: deque = deque()
         todo = iter(chunks)
@@ -96,6 +100,10 @@ def run_stream(pending, *, model, backend, precision, batch_size, pp, out, worke
             if not window:
                 break
             r = window.popleft().result()
+            t0 = time.perf_counter()
+            for keys, logits in r.pop("rows"):
+                out.write(keys, logits)
+            totals["post"] += time.perf_counter() - t0
             for k in ("done", "decode", "pre", "post"):
                 totals[k] += r[k]
             totals["failed"] += r["failed"]

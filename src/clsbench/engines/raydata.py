@@ -3,7 +3,7 @@
     file paths ─ read_binary_files(include_paths=True) ─▶ decode + exact preprocess (Ray tasks,
     1 CPU each) ─▶ one actor pool running the backend (1 CPU reserved per actor, `threads`
     threads) ─▶ the driver,
-    which writes each image's output (the same OutputFolder as the local engine) in order
+    which writes each image's output (through the same output writer as the local engine) in order
 
 Same results as the local engine: the decode is clsbench's own (`preprocess.crop_chw`: PIL,
 torchvision's resize), not `read_images`; the per-batch step is `stages.BatchStep`; a file
@@ -209,7 +209,7 @@ def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, t
 
 def run_ray(pending, *, model, backend, precision, batch_size, pp, out, workers, threads, strict, advance,
             address=None, options=None) -> dict:
-    """Process `pending` (key, path) items into the prepared OutputFolder `out` on Ray;
+    """Process `pending` (key, path) items into the prepared output `out` on Ray;
     returns the same totals as the local engine's `stream.run_stream`."""
     ray = import_ray(start_local=not address)
     t0 = time.perf_counter()

@@ -1,0 +1,170 @@
+"""`--outfmt parquet`: every image's output as one row of a Parquet dataset, for runs too big
+for one file per image (1.28 M files for ImageNet train; a driver writing them caps a cluster).
+
+The dataset is a folder `result/outputs_device<N>.parquet/` of parts `part-<n>.parquet`, each
+written whole to a temp file beside the folder and renamed in, so a reader (or a resumed run)
+only ever sees complete parts. Rows: `image` (the key the per-image formats name their files
+by), `label` (from the run's label file, null where none is known), `top5` (class indices,
+best first, ties by ascending index, as evaluate ranks them) and `logits` (float32, every
+class). The guide's imagenet_acc_eval.py cannot read it; `clsbench evaluate` reads both.
+
+Resume: a rerun reads the `image` column of the parts already there and skips those images;
+rows still buffered when a run is killed are redone (at most the rows of one part: 4,096 unless
+CLSBENCH_PARQUET_ROWS says otherwise, e.g. fewer for runs that are often interrupted). Parts are
+written by one process (the local engine's parent, the Ray driver), in the order results
+arrive, so the same data and settings give the same rows in the same parts.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from . import ClsbenchError, __version__
+from ._io import ConflictError, atomic_write_bytes, atomic_write_json, matching_record, remove_temp_dir, sidecar, temp_dir
+from .evaluate import top5
+
+PART_ROWS = 4096  # rows per part: ~16 MB of logits at 1,000 classes
+
+
+def _pa():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ClsbenchError("--outfmt parquet needs pyarrow: pip install 'clsbench[parquet]'") from None
+    return pa, pq
+
+
+def list_parts(folder: str | os.PathLike) -> list[Path]:
+    """The parts clsbench wrote (`part-<n>.parquet`), in order; other files are not ours."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("part-*.parquet") if p.stem[5:].isdigit())
+
+
+def is_dataset(folder: str | os.PathLike) -> bool:
+    return str(folder).rstrip("/").endswith(".parquet") or bool(list_parts(folder))
+
+
+def _read(part: Path, columns: list[str]):
+    _, pq = _pa()
+    try:
+        return pq.ParquetFile(part).iter_batches(batch_size=1024, columns=columns)
+    except Exception as e:  # pyarrow's errors name no file; ours do
+        raise ClsbenchError(f"{part}: not a readable Parquet part ({e})") from None
+
+
+def iter_rows(folder: str | os.PathLike):
+    """(part, keys, logits float32 (n, classes)) per record batch of every part, in part order."""
+    for part in list_parts(folder):
+        try:
+            for b in _read(part, ["image", "logits"]):
+                keys = b.column(0).to_pylist()
+                col = b.column(1)
+                width = col.type.list_size
+                logits = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+                yield part, keys, logits.astype(np.float32, copy=False)
+        except ClsbenchError:
+            raise
+        except Exception as e:
+            raise ClsbenchError(f"{part}: not a clsbench output part ({e})") from None
+
+
+def finished_keys(folder: str | os.PathLike) -> set[str]:
+    done: set[str] = set()
+    for part in list_parts(folder):
+        try:
+            for b in _read(part, ["image"]):
+                done.update(b.column(0).to_pylist())
+        except ClsbenchError:
+            raise
+        except Exception as e:
+            raise ClsbenchError(f"{part}: not a clsbench output part ({e})") from None
+    return done
+
+
+class ParquetOutput:
+    """The Parquet dataset with OutputFolder's interface (prepare, name, write, finish,
+    count). `central`: written by one process only, so the local streaming engine sends
+    its workers' rows to the parent instead of writing in each worker."""
+
+    outfmt = "parquet"
+    central = True
+
+    def __init__(self, folder: str | os.PathLike, labels: dict[str, int] | None = None):
+        _pa()
+        self.dir = Path(folder)
+        self.record = sidecar(self.dir)
+        self.labels = labels or {}
+        self.keys: list[str] = []
+        self.rows: list[np.ndarray] = []
+        self.lock = threading.Lock()
+        self.next_part = 0
+        env = os.environ.get("CLSBENCH_PARQUET_ROWS", "")
+        if env and not (env.isdigit() and int(env) > 0):
+            raise ClsbenchError(f"CLSBENCH_PARQUET_ROWS must be a whole number of rows >= 1, got {env!r}")
+        self.part_rows = int(env) if env else PART_ROWS
+
+    def name(self, key: str) -> str:
+        return key
+
+    def prepare(self, identity: dict, overwrite: bool) -> set[str]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            self.clear()
+        elif matching_record(self.record, identity, str(self.dir)) is None and list_parts(self.dir):
+            raise ConflictError(f"{self.dir}: holds parts that clsbench did not write "
+                                f"(no {self.record.name} beside it)")
+        self.tmp = temp_dir(self.dir)
+        atomic_write_json(self.record, {"tool": f"clsbench {__version__}", "identity": identity})
+        parts = list_parts(self.dir)
+        self.next_part = 1 + max((int(p.stem[5:]) for p in parts), default=-1)
+        return finished_keys(self.dir)
+
+    def clear(self) -> None:
+        for p in list_parts(self.dir):
+            p.unlink()
+
+    def write(self, keys, logits: np.ndarray) -> None:
+        with self.lock:
+            self.keys.extend(keys)
+            self.rows.append(np.array(logits, dtype=np.float32))
+            while len(self.keys) >= self.part_rows:  # parts of exactly part_rows, however batches arrive
+                self._flush(self.part_rows)
+
+    def _flush(self, n: int | None = None) -> None:
+        if not self.keys:
+            return
+        pa, pq = _pa()
+        logits = np.concatenate(self.rows)
+        n = len(self.keys) if n is None else n
+        keys, self.keys = self.keys[:n], self.keys[n:]
+        logits, rest = logits[:n], logits[n:]
+        self.rows = [rest] if len(rest) else []
+        best = top5(logits)  # (n, 5), or (n, classes) for fewer than five classes
+        table = pa.table({
+            "image": pa.array(keys, pa.string()),
+            "label": pa.array([self.labels.get(k) for k in keys], pa.int32()),
+            "top5": pa.FixedSizeListArray.from_arrays(pa.array(best.ravel()), best.shape[1]),
+            "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), logits.shape[1]),
+        })
+        sink = pa.BufferOutputStream()
+        # float32 logits barely compress; keys are unique (no dictionary); statistics only where a
+        # reader can filter on them
+        pq.write_table(table, sink, compression="none", row_group_size=n, use_dictionary=False,
+                       write_statistics=["image", "label"])
+        atomic_write_bytes(self.dir / f"part-{self.next_part:05d}.parquet", sink.getvalue().to_pybytes(), self.tmp)
+        self.next_part += 1
+
+    def finish(self) -> None:
+        with self.lock:
+            self._flush()
+        remove_temp_dir(self.dir)
+
+    def count(self) -> int:
+        _, pq = _pa()
+        return sum(pq.read_metadata(p).num_rows for p in list_parts(self.dir))
