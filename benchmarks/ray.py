@@ -4,7 +4,7 @@
 
 Runs itself inside a loopback-only network namespace (`unshare -n`; Ray probes outside
 addresses and binds every interface when it starts), usage stats off, Ray's temp folder
-removed afterwards. For each engine, runs of --small and --images images (fresh work
+removed afterwards. For each engine (and for Ray with --outfmt parquet), runs of --small and --images images (fresh work
 folders, the same model): the marginal rate is (N - n) / (T_N - T_n) — what each extra
 image costs once everything is started — and start-up is T_n - n / marginal. Each figure is
 the median of --repeats. Then the same on a simulated two-node cluster
@@ -114,6 +114,8 @@ def main(a) -> None:
     try:
         local = engine_figures(onnx, small, big, work / "w", a.batch_size, a.repeats)
         ray1 = engine_figures(onnx, small, big, work / "w", a.batch_size, a.repeats, engine="ray")
+        rayp = engine_figures(onnx, small, big, work / "w", a.batch_size, a.repeats, engine="ray",
+                              outfmt="parquet")
         ray_ = engine_figures(onnx, small, big, work / "w", a.batch_size, a.repeats, engine="ray",
                               threads=os.cpu_count(), workers=max(1, os.cpu_count() // 2) if os.cpu_count() > 2 else 1)
         two = cluster_run(onnx, big, work / "c", a.batch_size)
@@ -123,7 +125,8 @@ def main(a) -> None:
     rows = [("local engine (one pipeline per core)", local),
             (f"Ray Data, local instance, defaults ({ray1['last']['performance']['backend']['processes']} actor(s) × 1 "
              f"thread)", ray1),
-            (f"Ray Data, local instance, {b['processes']} actor(s) × {b['threads']} threads", ray_)]
+            (f"Ray Data, local instance, {b['processes']} actor(s) × {b['threads']} threads", ray_),
+            ("Ray Data, local instance, defaults, --outfmt parquet", rayp)]
     print(f"\n{a.images} JPEGs (mean {jpeg_bytes / 1e3:.0f} kB), exact preprocessing, batch {a.batch_size}, "
           f"{os.cpu_count()} CPUs; median of {a.repeats}\n")
     print("| engine | start-up s | marginal images/s | overall images/s | ratio to local (marginal) |")
@@ -133,13 +136,15 @@ def main(a) -> None:
               f"{f['marginal'] / local['marginal']:.2f} |")
     print(f"| Ray Data, simulated 2-node cluster (2+2 logical CPUs on these {os.cpu_count()} cores) | – | – | "
           f"{count(big) / two['wall']:.1f} | – |")
-    same = two["summary"]["accuracy"] == local["last"]["accuracy"] == ray_["last"]["accuracy"]
-    print(f"\nresult.json accuracy identical across the three: {same}")
+    same = (two["summary"]["accuracy"] == local["last"]["accuracy"] == ray_["last"]["accuracy"]
+            == rayp["last"]["accuracy"])
+    print(f"\nresult.json accuracy identical across all runs: {same}")
     figs = {"jpeg_bytes": jpeg_bytes,
             "crop_bytes": 3 * 224 * 224, "logits_bytes": 4 * 1000,
             "ray_overhead_ms_per_image": 1e3 / ray_["marginal"] - 1e3 / local["marginal"],
             "local": {**per_image(local["last"]), "marginal": local["marginal"], "startup_s": local["startup_s"]},
             "ray": {**per_image(ray_["last"]), "marginal": ray_["marginal"], "startup_s": ray_["startup_s"]},
+            "ray_parquet": {**per_image(rayp["last"]), "marginal": rayp["marginal"], "startup_s": rayp["startup_s"]},
             "two_node_images_s": count(big) / two["wall"]}
     print("\nper-image figures for the capacity model (docs/scale.md):")
     print(json.dumps(figs, indent=1))
