@@ -1,5 +1,6 @@
-"""Accuracy-controlled int8 (`compile --max-drop`): NNCF puts back in floating point what
-costs Top-1 on labelled tuning images; the drop is then measured on held-out images."""
+"""Accuracy-controlled int8 (`compile --max-drop`): NNCF (OpenVINO) or clsbench's sensitivity
+search (ONNX Runtime) puts back in floating point what costs Top-1 on labelled tuning images;
+the drop is then measured on held-out images."""
 from __future__ import annotations
 
 import json
@@ -56,11 +57,40 @@ def test_max_drop_holds_on_held_out_images(tmp_path, proxy_onnx, labelled):
     assert fp32 - ctl <= fp32 - plain  # and no worse than plain int8 on the same images
 
 
+def test_onnxruntime_max_drop_keeps_the_sensitive_nodes_in_float(tmp_path, proxy_onnx, labelled):
+    """On these images plain QDQ int8 loses 1.56 points on the tuning images: the search must
+    act, meet the bound there, and leave exactly the nodes it names unquantized."""
+    import onnx
+
+    common = ["compile", "--model", str(proxy_onnx), "--backend", "onnxruntime", "--precision", "int8",
+              "--data", str(labelled / "val"), "--labels", str(labelled / "val_label.txt"),
+              "--calib-images", "32", "--parity-images", "64", "-q"]
+    run_cli(*common, "--output", str(tmp_path / "plain"))
+    run_cli(*common, "--max-drop", "0.5", "--tune-images", "64", "--output", str(tmp_path / "ctl"))
+    art = next((tmp_path / "ctl").glob("*.int8.onnx"))
+    c = json.loads(next((tmp_path / "ctl").glob("*.compile.json")).read_text())["accuracy_control"]
+    assert c["tries"][0]["kept_in_float"] == 0 and c["tries"][0]["tuning_drop"] > 0.5  # plain int8 misses it
+    assert c["bound_met"] and c["tuning_drop"] <= 0.5 and c["kept_in_float"]
+    assert len(c["kept_in_float"]) == min(t["kept_in_float"] for t in c["tries"] if t["tuning_drop"] <= 0.5)
+    # read from the artifact itself: the kept nodes take float weights, every other Conv dequantized int8 ones
+    g = onnx.load(str(art)).graph
+    made_by = {o: n for n in g.node for o in n.output}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    float_weight = {n.name for n in convs if n.input[1] not in made_by}
+    assert float_weight == set(c["kept_in_float"]), (float_weight, c["kept_in_float"])
+    assert all(made_by[n.input[1]].op_type == "DequantizeLinear" for n in convs if n.name not in float_weight)
+    fp32 = _held_out_top1(proxy_onnx, labelled, "onnxruntime")
+    ctl = _held_out_top1(art, labelled, "onnxruntime")
+    plain = _held_out_top1(next((tmp_path / "plain").glob("*.int8.onnx")), labelled, "onnxruntime")
+    assert fp32 - ctl <= 0.5 + 100 / 64  # the bound, give or take one of 64 held-out images
+    assert fp32 - ctl <= fp32 - plain
+
+
 def test_max_drop_is_refused_where_it_cannot_hold(tmp_path, proxy_onnx, labelled):
     base = ["compile", "--model", str(proxy_onnx), "--data", str(labelled / "val"), "--max-drop", "0.5",
             "--calib-images", "32", "--output", str(tmp_path / "o")]
-    p = run_cli(*base, "--backend", "onnxruntime", "--precision", "int8", "--labels",
+    p = run_cli(*base, "--backend", "onnxruntime", "--precision", "fp32", "--labels",
                 str(labelled / "val_label.txt"), check=False)
-    assert p.returncode == 2 and "--max-drop controls openvino int8" in p.stderr
+    assert p.returncode == 2 and "--max-drop controls int8" in p.stderr
     p = run_cli(*base, "--backend", "openvino", "--precision", "int8", check=False)
     assert p.returncode == 2 and "needs a bound >= 0, --data IMAGES and --labels" in p.stderr

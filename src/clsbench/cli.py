@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("compile", help="ONNX → the artifact each backend runs best, per precision (guide §3.2)",
                 description="onnxruntime fp32 (offline-optimized ONNX) / int8 (static QDQ, opset 13); "
-                            "openvino fp32 / bf16 (IR) / int8 (NNCF; --max-drop for accuracy control); "
+                            "openvino fp32 / bf16 (IR) / int8 (NNCF); --max-drop: accuracy-controlled int8 for both; "
                             "cann fp16 / fp32: the guide's .om per batch size through the vendor's atc. "
                             "int8 calibrates on the first "
                             "--calib-images images of --data; every artifact gets a parity record "
@@ -196,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None,
                    help="onnxruntime: fp32, int8; openvino: fp32, bf16, int8; cann: fp16 (default), fp32")
     p.add_argument("--max-drop", type=float, default=None,
-                   help="openvino int8: keep the operations that cost accuracy in floating point until Top-1 "
-                        "drops at most this many points on labelled tuning images (NNCF accuracy control; "
+                   help="int8: keep the operations that cost accuracy in floating point until Top-1 "
+                        "drops at most this many points on labelled tuning images (openvino: NNCF's accuracy "
+                        "control; onnxruntime: the most sensitive Conv/Gemm/MatMul nodes kept out of QDQ; "
                         "needs --labels); the record then reports the drop on held-out images after them")
     p.add_argument("--tune-images", type=int, default=200,
                    help="with --max-drop: labelled images after the calibration ones that steer it (default 200)")
@@ -609,6 +610,9 @@ def cmd_compile(a) -> int:
     if c:
         out.print(f"accuracy control on {c['tuning_images']} tuning images: Top-1 fp32 {c['tuning_fp32_top1']:.2f} %, "
                   f"int8 {c['tuning_top1']:.2f} % (drop {c['tuning_drop']:+.2f}, bound {c['max_drop_points']})")
+        if c.get("kept_in_float") is not None:
+            out.print(f"kept in float: {len(c['kept_in_float'])} of {c['candidates']} compute nodes "
+                      f"({', '.join(c['kept_in_float']) or 'none needed'}) after {len(c['tries'])} tries")
         if not c["bound_met"]:
             out.print("[bold red]bound not met[/]: even with the reverted operations the drop exceeds --max-drop")
             return 1

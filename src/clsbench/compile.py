@@ -48,12 +48,13 @@ def _ort_fp32(src: str, dst: str, notes: list) -> None:
     notes.append("graph optimized offline at ORT_ENABLE_EXTENDED")
 
 
-def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) -> None:
+def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path, tune=None,
+              max_drop: float | None = None) -> dict | None:
     import onnx
     from onnx import version_converter
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .ort_control import control, quantizer
 
     model = onnx.load(src)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -64,20 +65,16 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path) ->
     onnx.save(model, up)
     pre = work / "pre.onnx"
     quant_pre_process(str(up), str(pre), skip_symbolic_shape=False)
-    name = model.graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {name: x}
-
-    quantize_static(str(pre), dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
     notes.append(f"static QDQ int8: per-channel s8 weights, u8 activations, MinMax over {len(calib)} images")
+    if max_drop is None:
+        quantizer(str(pre), calib, work)(dst, [])
+        return None
+    c = control(str(pre), dst, calib, tune, max_drop, work)
+    kept = c["kept_in_float"]
+    notes.append(f"accuracy control: Top-1 drop <= {max_drop} points on {len(tune[1])} labelled tuning images; "
+                 f"{len(kept)} of {c['candidates']} compute nodes kept in float, most sensitive first "
+                 f"(ranked by the relative error each adds): {', '.join(kept) or 'none needed'}")
+    return c
 
 
 def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: list, meta: dict,
@@ -153,8 +150,9 @@ def _stamp_onnx(path: str, meta: dict) -> None:
 def _validate_control(t, max_drop, labels, data):
     if max_drop is None:
         return
-    if t.label != "openvino:int8":
-        raise ClsbenchError(f"--max-drop controls openvino int8 (NNCF's accuracy control), not {t.label}")
+    if t.label not in ("openvino:int8", "onnxruntime:int8"):
+        raise ClsbenchError(f"--max-drop controls int8 (openvino: NNCF's accuracy control; onnxruntime: nodes "
+                            f"kept in float by sensitivity), not {t.label}")
     if max_drop < 0 or not labels or not data:
         raise ClsbenchError("--max-drop needs a bound >= 0, --data IMAGES and --labels for them (the drop "
                             "is Top-1 on labelled images)")
@@ -238,8 +236,8 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     src = onnx_path
     if uint8_input:
         src = _folded_source(onnx_path, out_dir, pp, meta, notes)
-    seconds = _build(src, dst, backend, precision, calib and calib.x, notes, meta, out_dir,
-                     tune=tune, max_drop=max_drop)
+    seconds, control = _build(src, dst, backend, precision, calib and calib.x, notes, meta, out_dir,
+                              tune=tune, max_drop=max_drop)
     if src != onnx_path:
         os.remove(src)
     record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
@@ -249,6 +247,9 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
               "calibration_names": [] if calib is None else calib.names, "verified_against": t.verify}
     if tune is not None:
         record["accuracy_control"] = _control_record(onnx_path, dst, tune, labels, max_drop)
+        if control:
+            record["accuracy_control"].update(kept_in_float=control["kept_in_float"], tries=control["tries"],
+                                              candidates=control["candidates"])
     if uint8_input and data and parity_images:
         record["parity"] = _uint8_parity(onnx_path, dst, data, pp, start, parity_images)
     elif data and parity_images and start < len(list_images(data).images):
@@ -295,14 +296,20 @@ def _control_record(onnx_path, dst, tune, labels, max_drop) -> dict:
             "tuning_top1": q["top1"], "tuning_drop": q["top1_drop"], "bound_met": q["top1_drop"] <= max_drop + 1e-9}
 
 
-def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir, tune=None, max_drop=None) -> float:
+def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir, tune=None,
+           max_drop=None) -> tuple[float, dict | None]:
+    """Seconds it took, and for ONNX Runtime's accuracy control its record (nodes kept in float, tries)."""
     work = out_dir / f".work-{backend}-{precision}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     t0 = time.perf_counter()
     tmp = str(work / Path(dst).name)
+    control = None
     if backend == "onnxruntime":
-        (_ort_fp32(onnx_path, tmp, notes) if precision == "fp32" else _ort_int8(onnx_path, tmp, calib, notes, work))
+        if precision == "fp32":
+            _ort_fp32(onnx_path, tmp, notes)
+        else:
+            control = _ort_int8(onnx_path, tmp, calib, notes, work, tune, max_drop)
         _stamp_onnx(tmp, meta)
     else:
         _ov(onnx_path, tmp, precision, calib, notes, meta, tune=tune, max_drop=max_drop)
@@ -312,7 +319,7 @@ def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir, tune
         os.replace(str(Path(tmp).with_suffix(".bin")), str(Path(dst).with_suffix(".bin")))
     os.replace(tmp, dst)
     shutil.rmtree(work, ignore_errors=True)
-    return seconds
+    return seconds, control
 
 
 def measure_parity(reference_onnx: str, artifact: str, x: np.ndarray, *, names=None, labels=None,
