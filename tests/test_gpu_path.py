@@ -103,6 +103,22 @@ def test_streaming_to_a_device_backend_writes_what_the_guide_reads(tmp_path, pro
     assert not [f for f in after - before if f.startswith("clsbench-crops-")]
 
 
+def test_device_streaming_writes_parquet_rows_in_image_order(tmp_path, proxy_dataset, monkeypatch):
+    """The feeder's writer threads with a Parquet dataset: one writer, so the rows come in the
+    order the images were run (sorted), split into parts of CLSBENCH_PARQUET_ROWS."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from clsbench.pipeline import RunOptions, run
+
+    monkeypatch.setenv("CLSBENCH_PARQUET_ROWS", "8")
+    run(str(PROXY), str(proxy_dataset), RunOptions(
+        backend="cuda", precision="fp32", batch_size=4, stream=True, workers=2, outfmt="parquet",
+        work_dir=str(tmp_path / "w"), show_progress=False, backend_options=CPU))
+    parts = sorted((tmp_path / "w/result/outputs_device0.parquet").glob("part-*.parquet"))
+    keys = [k for p in parts for k in pq.read_table(p, columns=["image"]).column(0).to_pylist()]
+    assert keys == sorted(p.name.split(".")[0] for p in (proxy_dataset / "val").iterdir())
+    assert [pq.read_metadata(p).num_rows for p in parts] == [8, 8, 8, 5]
+
+
 def test_decode_gpu_needs_stream_and_the_cuda_backend(tmp_path, proxy_dataset):
     p = run_cli("run", "--weights", str(PROXY), "--data", str(proxy_dataset), "--work-dir", str(tmp_path / "w"),
                 "--decode", "gpu", check=False)

@@ -164,7 +164,8 @@ def run_feeder(pending, *, step, pp, out, workers, strict, advance, decode="cpu"
     workers = max(1, workers or os.cpu_count() or 1)
     stats = {"wait": 0.0, "decode": 0.0, "infer": 0.0, "post": 0.0}
     failed: list = []
-    writers = _Writers(out, max(2, min(8, workers // 2)))
+    # one writer thread for a central output (Parquet): rows land in the order they were run
+    writers = _Writers(out, 1 if out.central else max(2, min(8, workers // 2)))
     done = 0
     try:
         if decode == "gpu":
