@@ -37,25 +37,11 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 
-def ort_variant(pre: str, dst: str, calib: np.ndarray, *, method="MinMax", per_channel=True) -> None:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+def ort_variant(pre: str, dst: str, calib: np.ndarray, **settings) -> None:
+    """clsbench's own ONNX Runtime quantizer (compile's), with one setting changed."""
+    from clsbench.ort_control import quantizer
 
-    import onnx
-
-    name = onnx.load(pre).graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {name: x}
-
-    quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=getattr(CalibrationMethod, method))
+    quantizer(pre, calib, Path(dst).parent, **settings)(dst, [])
 
 
 def ov_variant(src: str, dst: str, calib: np.ndarray, **kw) -> None:

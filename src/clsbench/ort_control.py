@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -127,16 +126,20 @@ def sensitivity(float_model: str, qdq_model: str, x: np.ndarray, work: Path) -> 
     return sorted(added, key=lambda a: -a[1])
 
 
-def quantizer(pre: str, calib: np.ndarray, work: Path):
-    """quantize(dst, exclude): quantize_static with the settings of plain int8; calibration
-    ranges computed once and reused when this ONNX Runtime can cache them."""
+def quantizer(pre: str, calib: np.ndarray, work: Path, *, method: str = "MinMax", per_channel: bool = True):
+    """quantize(dst, exclude): clsbench's QDQ int8 (u8 activations, s8 weights, per-channel,
+    MinMax unless told otherwise: benchmarks/quant.py measured the alternatives), with
+    calibration ranges computed once and reused when this ONNX Runtime can cache them."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
     import onnx
 
     name = onnx.load(pre, load_external_data=False).graph.input[0].name
-    cache = work / "calibration.json"
+    import hashlib
+
+    key = hashlib.sha256(np.ascontiguousarray(calib).tobytes()).hexdigest()[:16]  # ranges are per data and method
+    cache = work / f"calibration-{method}-{key}.json"
     can_cache = "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
     class Reader(CalibrationDataReader):
@@ -149,9 +152,9 @@ def quantizer(pre: str, calib: np.ndarray, work: Path):
 
     def quantize(dst: str, exclude: list[str]) -> None:
         kw = {"calibration_cache_path": str(cache)} if can_cache else {}
-        quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude), **kw)
+                        calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=list(exclude), **kw)
 
     return quantize
 
@@ -183,7 +186,7 @@ def control(pre: str, dst: str, calib: np.ndarray, tune, max_drop: float, work: 
     final = next(t for t in reversed(tries) if t["kept_in_float"] == best)
     return {"kept_in_float": order[:best], "candidates": len(candidates), "tuning_fp32_top1": fp32,
             "tries": tries, "bound_met_on_tuning": final["tuning_drop"] <= max_drop + 1e-9,
-            "cached_calibration": os.path.exists(work / "calibration.json")}
+            "cached_calibration": any(work.glob("calibration-*.json"))}
 
 
 def _search(meets, n: int) -> int:
