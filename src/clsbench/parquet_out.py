@@ -6,13 +6,13 @@ written whole to a temp file beside the folder and renamed in, so a reader (or a
 only ever sees complete parts. Rows: `image` (the key the per-image formats name their files
 by), `label` (from the run's label file, null where none is known), `top5` (class indices,
 best first, ties by ascending index, as evaluate ranks them) and `logits` (float32, every
-class). The guide's imagenet_acc_eval.py cannot read it; `clsbench evaluate` reads both.
+class). The guide's imagenet_acc_eval.py cannot read it; `clsbench eval` reads both.
 
 Resume: a rerun reads the `image` column of the parts already there and skips those images;
 rows still buffered when a run is killed are redone (at most the rows of one part: 4,096 unless
 CLSBENCH_PARQUET_ROWS says otherwise, e.g. fewer for runs that are often interrupted). Parts are
-written by one process (the local engine's parent, the Ray driver), in the order results
-arrive, so the same data and settings give the same rows in the same parts.
+written by one process (the local engine's parent, the Ray driver; one writer thread in the
+cuda feeder), in the order results arrive, so the same data and settings give the same rows in the same parts.
 """
 from __future__ import annotations
 
@@ -50,41 +50,29 @@ def is_dataset(folder: str | os.PathLike) -> bool:
     return str(folder).rstrip("/").endswith(".parquet") or bool(list_parts(folder))
 
 
-def _read(part: Path, columns: list[str]):
+def _batches(part: Path, columns: list[str]):
+    """The part's record batches; anything pyarrow cannot read is one error naming the part."""
     _, pq = _pa()
     try:
-        return pq.ParquetFile(part).iter_batches(batch_size=1024, columns=columns)
+        yield from pq.ParquetFile(part).iter_batches(batch_size=1024, columns=columns)
     except Exception as e:  # pyarrow's errors name no file; ours do
-        raise ClsbenchError(f"{part}: not a readable Parquet part ({e})") from None
+        raise ClsbenchError(f"{part}: not a readable clsbench Parquet part ({e})") from None
 
 
 def iter_rows(folder: str | os.PathLike):
     """(part, keys, logits float32 (n, classes)) per record batch of every part, in part order."""
     for part in list_parts(folder):
-        try:
-            for b in _read(part, ["image", "logits"]):
-                keys = b.column(0).to_pylist()
-                col = b.column(1)
-                width = col.type.list_size
-                logits = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-                yield part, keys, logits.astype(np.float32, copy=False)
-        except ClsbenchError:
-            raise
-        except Exception as e:
-            raise ClsbenchError(f"{part}: not a clsbench output part ({e})") from None
+        for b in _batches(part, ["image", "logits"]):
+            col = b.column(1)
+            try:
+                logits = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
+            except (AttributeError, ValueError) as e:
+                raise ClsbenchError(f"{part}: logits are not a fixed-size list of floats ({e})") from None
+            yield part, b.column(0).to_pylist(), logits.astype(np.float32, copy=False)
 
 
 def finished_keys(folder: str | os.PathLike) -> set[str]:
-    done: set[str] = set()
-    for part in list_parts(folder):
-        try:
-            for b in _read(part, ["image"]):
-                done.update(b.column(0).to_pylist())
-        except ClsbenchError:
-            raise
-        except Exception as e:
-            raise ClsbenchError(f"{part}: not a clsbench output part ({e})") from None
-    return done
+    return {k for part in list_parts(folder) for b in _batches(part, ["image"]) for k in b.column(0).to_pylist()}
 
 
 class ParquetOutput:
