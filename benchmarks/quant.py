@@ -8,9 +8,11 @@ The trained proxy (src/clsbench/data/proxy_mnasnet1_0.pth) and --images labelled
 its task: calibration takes the first --calib (or 32), Top-1 is measured on every image after
 position --calib (held out from all variants). For each variant: Top-1, its drop against
 fp32 with a 95 % interval from the paired per-image differences, top-1 agreement with fp32,
-the mean relative logit error against fp32, and compile seconds. ONNX Runtime variants call quantize_static as clsbench's compile does
-(QDQ, u8 activations, s8 weights) with one setting changed; OpenVINO variants call
-nncf.quantize (MIXED preset) with one setting changed. The first row of each backend is
+the mean relative logit error against fp32, and compile seconds. ONNX Runtime variants use
+compile's own quantizer (`ort_control.quantizer`: QDQ, u8 activations, s8 weights; its
+calibration ranges cached per data and method, so a variant that changes only the weights
+reuses them) with one setting changed; OpenVINO variants call nncf.quantize (MIXED preset)
+with one setting changed. The first row of each backend is
 clsbench's default.
 
     python benchmarks/quant.py --control [--batch 8] [--runs 5]
