@@ -151,9 +151,10 @@ def evaluate(result_dir: str | os.PathLike, label_file: str | os.PathLike, *,
     if exclude:
         labels = {k: v for k, v in labels.items() if k not in exclude}
     tally = _Tally(labels, label_file, exclude)
-    total = (_from_parquet if is_dataset(result_dir) else _from_files)(tally, result_dir)
+    parquet = is_dataset(result_dir)
+    total = (_from_parquet if parquet else _from_files)(tally, result_dir)
     if tally.unlabelled and strict:
-        where = tally.unlabelled[0] if is_dataset(result_dir) else result_dir / tally.unlabelled[0]
+        where = tally.unlabelled[0] if parquet else result_dir / tally.unlabelled[0]
         raise ClsbenchError(f"{label_file}: no label for {len(tally.unlabelled)} outputs, e.g. {where}")
     if tally.count == 0:
         raise ClsbenchError(f"{label_file}: none of the {total} outputs in {result_dir} has a label")

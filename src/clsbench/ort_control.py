@@ -83,13 +83,9 @@ def _tensors(path: str) -> set[str]:
     return {o for n in onnx.load(path, load_external_data=False).graph.node for o in n.output}
 
 
-def _in_both(g, t: str, there: set[str]) -> str | None:
+def _in_both(consumers: dict, t: str, there: set[str]) -> str | None:
     """`t`, or where its value lives in the quantized graph: the quantizer folds a Relu/Clip
     that follows a node into it, and the node's output then takes the activation's name."""
-    consumers = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
     while t not in there:
         nxt = consumers.get(t, [])
         if len(nxt) != 1 or nxt[0].op_type not in ("Relu", "Clip"):
@@ -106,7 +102,11 @@ def sensitivity(float_model: str, qdq_model: str, x: np.ndarray, work: Path) -> 
     g = onnx.load(float_model).graph
     nodes = [n for n in g.node if n.op_type in CANDIDATES]
     there = _tensors(qdq_model) & {o for n in g.node for o in n.output}  # activations, in both graphs
-    where = {t: _in_both(g, t, there) for n in nodes for t in (n.output[0], *n.input)}
+    consumers: dict = {}  # tensor -> the nodes reading it, built once for every lookup below
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    where = {t: _in_both(consumers, t, there) for n in nodes for t in (n.output[0], *n.input)}
     tensors = sorted({w for w in where.values() if w})
     fs = _session(_exposing(float_model, tensors, str(work / "float.exposed.onnx")))
     qs = _session(_exposing(qdq_model, tensors, str(work / "qdq.exposed.onnx")))

@@ -183,6 +183,24 @@ def open_outputs(result_root: str | os.PathLike, device_id: int, outfmt: str, la
     return OutputFolder(folder, outfmt)
 
 
+def claim(folder: Path, identity: dict, overwrite: bool, listing, clear, what: str) -> Path:
+    """Make `folder` this run's (either output writer): refuse outputs of another run (a
+    record naming another identity, or `listing()` non-empty with no record) unless
+    `overwrite`, which `clear()`s them; record this run's identity; returns the temp folder
+    beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = sidecar(folder)
+    if overwrite:
+        clear()
+    elif matching_record(record, identity, str(folder)) is None and listing():
+        from ._io import ConflictError
+
+        raise ConflictError(f"{folder}: holds {what} that clsbench did not write (no {record.name} beside it)")
+    tmp = temp_dir(folder)
+    atomic_write_json(record, {"tool": f"clsbench {__version__}", "identity": identity})
+    return tmp
+
+
 class OutputFolder:
     """`dumpOutput_device<N>/`: prepared once per run (compatible-run check, --overwrite),
     then written a batch at a time, each file atomically."""
@@ -194,23 +212,13 @@ class OutputFolder:
         self.outfmt = check_outfmt(outfmt)
         if self.outfmt not in FILE_FORMATS:
             raise ClsbenchError(f"{outfmt} is not a per-image format; use outputs.open_outputs")
-        self.record = sidecar(self.dir)
 
     def name(self, key: str) -> str:
         return output_name(key, self.outfmt)
 
     def prepare(self, identity: dict, overwrite: bool) -> set[str]:
         """Refuse to mix outputs of different runs; returns the names already finished."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            self.clear()
-        elif matching_record(self.record, identity, str(self.dir)) is None and list_outputs(self.dir):
-            from ._io import ConflictError
-
-            raise ConflictError(f"{self.dir}: holds outputs that clsbench did not write "
-                                f"(no {self.record.name} beside it)")
-        self.tmp = temp_dir(self.dir)
-        atomic_write_json(self.record, {"tool": f"clsbench {__version__}", "identity": identity})
+        self.tmp = claim(self.dir, identity, overwrite, lambda: list_outputs(self.dir), self.clear, "outputs")
         return set(os.listdir(self.dir))
 
     def clear(self) -> None:

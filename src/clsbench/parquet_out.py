@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ClsbenchError, __version__
-from ._io import ConflictError, atomic_write_bytes, atomic_write_json, matching_record, remove_temp_dir, sidecar, temp_dir
+from . import ClsbenchError
+from ._io import atomic_write_bytes, remove_temp_dir
 from .evaluate import top5
+from .outputs import claim
 
 PART_ROWS = 4096  # rows per part: ~16 MB of logits at 1,000 classes
 
@@ -86,7 +87,6 @@ class ParquetOutput:
     def __init__(self, folder: str | os.PathLike, labels: dict[str, int] | None = None):
         _pa()
         self.dir = Path(folder)
-        self.record = sidecar(self.dir)
         self.labels = labels or {}
         self.keys: list[str] = []
         self.rows: list[np.ndarray] = []
@@ -101,14 +101,8 @@ class ParquetOutput:
         return key
 
     def prepare(self, identity: dict, overwrite: bool) -> set[str]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            self.clear()
-        elif matching_record(self.record, identity, str(self.dir)) is None and list_parts(self.dir):
-            raise ConflictError(f"{self.dir}: holds parts that clsbench did not write "
-                                f"(no {self.record.name} beside it)")
-        self.tmp = temp_dir(self.dir)
-        atomic_write_json(self.record, {"tool": f"clsbench {__version__}", "identity": identity})
+        """Refuse to mix outputs of different runs; returns the images already in parts."""
+        self.tmp = claim(self.dir, identity, overwrite, lambda: list_parts(self.dir), self.clear, "parts")
         parts = list_parts(self.dir)
         self.next_part = 1 + max((int(p.stem[5:]) for p in parts), default=-1)
         return finished_keys(self.dir)

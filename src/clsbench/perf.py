@@ -425,9 +425,10 @@ def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None 
     rows: list[dict] = list(old.get("rows", [])) if old else []
     inputs = [None] + ([pool] if pool is not None else [])
     cells = [(cfg, bs, p) for cfg in configs for bs in batches for p in inputs]
-    order = {_cell_key(c.backend, c.precision, bs, p is not None): i for i, (c, bs, p) in enumerate(cells)}
+    keys = [_cell_key(c.backend, c.precision, bs, p is not None) for c, bs, p in cells]
+    order = {k: i for i, k in enumerate(keys)}
     done = {_row_key(r) for r in rows}
-    todo = [(c, bs, p) for c, bs, p in cells if _cell_key(c.backend, c.precision, bs, p is not None) not in done]
+    todo = [cell for cell, k in zip(cells, keys) if k not in done]
     for _ in range(len(cells) - len(todo) if progress_cb else 0):
         progress_cb()
     kw = dict(duration=duration, iterations=iterations, warmup=warmup, threads=threads, hint=hint,
