@@ -65,7 +65,8 @@ def machine(torch, device) -> dict:
 def open_cuda(device, bs, precision, mode):
     from clsbench.backends import open_backend
 
-    return open_backend("cuda", str(WEIGHTS), batch_size=bs, precision=precision, mode=mode, device=device)
+    return open_backend("cuda", str(WEIGHTS), batch_size=bs, precision=precision, mode=mode, device=device,
+                        arch="mnasnet1_0")
 
 
 def exact_crops(paths, pp, workers):
@@ -102,7 +103,7 @@ def parity_section(device, n, workdir, workers) -> dict:
     pairs = write_images(workdir / "proxy", n, seed=7)
     crops = exact_crops([workdir / "proxy/val" / p for p, _ in pairs], pp, workers)
     y = np.array([k for _, k in pairs])
-    ref = TorchBackend(str(WEIGHTS), batch_size=n)
+    ref = TorchBackend(str(WEIGHTS), arch="mnasnet1_0", batch_size=n)
     r = ref.run(normalize_batch(crops, pp))
     rows = {"reference": f"PyTorch fp32 on the CPU, {n} proxy-task images (exact preprocessing)",
             "reference_top1": float((r.argmax(1) == y).mean() * 100)}

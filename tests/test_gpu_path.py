@@ -50,7 +50,7 @@ def test_pipelined_batches_come_back_in_order_and_match_pytorch(cuda_on_cpu):
     pp = get_model("mnasnet1_0").preprocessing
     rng = np.random.default_rng(1)
     batches = [rng.integers(0, 256, (4, 3, 224, 224), dtype=np.uint8) for _ in range(3)]
-    ref = TorchBackend(str(PROXY), batch_size=4)
+    ref = TorchBackend(str(PROXY), arch="mnasnet1_0", batch_size=4)
     want = [ref.run(normalize_batch(b, pp)) for b in batches]
     got = list(cuda_on_cpu.pipelined(batches))
     assert len(got) == 3
@@ -93,7 +93,7 @@ def test_streaming_to_a_device_backend_writes_what_the_guide_reads(tmp_path, pro
     assert s["accuracy"]["images"] == 29
     pp = get_model("mnasnet1_0").preprocessing
     images = sorted((proxy_dataset / "val").iterdir())
-    ref = TorchBackend(str(PROXY), batch_size=len(images)).run(np.stack([preprocess_image(p, pp) for p in images]))
+    ref = TorchBackend(str(PROXY), arch="mnasnet1_0", batch_size=len(images)).run(np.stack([preprocess_image(p, pp) for p in images]))
     got = np.stack([load_scores(dump / f"{p.name.split('.')[0]}_1.txt") for p in images])
     if decode == "cpu":
         assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()

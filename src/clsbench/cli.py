@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from . import ClsbenchError, __version__
 from .outputs import OUTFMTS
+from .plan import DEFAULT_MODEL
 
 OUTFMT_HELP = ("txt: one line of floats per image (the guide's eval reads it); bin: raw float32; npy; "
                "parquet: one dataset of (image, label, top5, logits) rows in result/outputs_device<N>.parquet/ "
@@ -15,12 +15,14 @@ OUTFMT_HELP = ("txt: one line of floats per image (the guide's eval reads it); b
 
 
 def _add_preprocessing_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("preprocessing by hand (an ONNX model from elsewhere; each replaces the preset's value)")
+    g = p.add_argument_group("preprocessing flags (each applied on top of the model's own preset, field by field)")
     g.add_argument("--resize", type=int, help="shorter side after resizing")
     g.add_argument("--crop", type=int, help="square centre crop")
     g.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"))
     g.add_argument("--mean", type=_floats3, help="three comma-separated values, e.g. 0.485,0.456,0.406")
     g.add_argument("--std", type=_floats3, help="three comma-separated values")
+    g.add_argument("--exif-transpose", action="store_true",
+                   help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
 
 
 def _floats3(text: str) -> tuple:
@@ -33,16 +35,18 @@ def _floats3(text: str) -> tuple:
     return v
 
 
-def _preprocessing(a, base):
-    """The preset with the hand-given knobs applied; None when none was given and base is None."""
-    from .models import custom_preprocessing, get_preprocessing
+def _overrides(a) -> dict:
+    """The preprocessing flags as given (None: not given), for plan.resolve_preset."""
+    from .plan import PRESET_FIELDS
 
-    knobs = dict(resize=a.resize, crop=a.crop, interpolation=a.interpolation, mean=a.mean, std=a.std)
-    if base is None and all(v is None for v in knobs.values()):
-        return None
-    if base is None:
-        base = get_preprocessing(a.model or "mnasnet1_0")
-    return custom_preprocessing(base, **knobs)
+    return {f: getattr(a, f, None) for f in PRESET_FIELDS}
+
+
+def _preprocessing(a, base, base_source: str):
+    """`base` (a preset, or None: the file records none) with the flags given applied on top."""
+    from .plan import resolve_preset
+
+    return resolve_preset(base, base_source, _overrides(a)).pp
 
 
 def _pairs_help() -> str:
@@ -104,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "'class', dynamic batch), run onnx.checker, and compare ONNX "
                             "Runtime with PyTorch eager; the parity record is written "
                             "beside the model as <name>.parity.json. Needs clsbench[export].")
-    p.add_argument("--model", default="mnasnet1_0",
-                   help="torchvision classifier NAME[:WEIGHTS_TAG] (default mnasnet1_0; `clsbench models` lists all)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"torchvision classifier NAME[:WEIGHTS_TAG] (default {DEFAULT_MODEL}; `clsbench models` lists all)")
+    p.add_argument("--stand-in-weights", action="store_true",
+                   help="the weights are stand-ins (realistic random): recorded in the ONNX, so no run judges "
+                        "their accuracy")
     p.add_argument("--weights", required=True, help="state-dict .pth (loaded with weights_only=True)")
     p.add_argument("--output", required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=None,
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "side, centre crop, ImageNet mean/std) to <stem>.bin, byte-"
                             "identical to the guide's imagenet_torch_preprocess.py. Flat "
                             "or class-folder input; resumable; uses every core.")
-    p.add_argument("--model", default="mnasnet1_0",
+    p.add_argument("--model", default=DEFAULT_MODEL,
                    help="the guide's preset (mnasnet, resnet, inceptionv3, inceptionv4) or any model "
                         "NAME[:WEIGHTS_TAG], whose weights.transforms() it reproduces")
     p.add_argument("src", metavar="SRC_DIR")
@@ -132,8 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("bin", "store"), default="bin",
                    help="bin: the guide's float32 .bin per image (602,112 B); store: one memory-mapped "
                         "uint8 file + index (150,528 B/image), normalized per batch at inference")
-    p.add_argument("--exif-transpose", action="store_true",
-                   help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
     _add_preprocessing_args(p)
 
     p = command("info", help="write a dataset .info file (guide §4.3)",
@@ -176,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", metavar="val_label.txt")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("name", metavar="result.json")
-    p.add_argument("--model", default="mnasnet1_0", help="NAME[:WEIGHTS_TAG] whose reference accuracy to compare with")
+    p.add_argument("--model", default=None,
+                   help="NAME[:WEIGHTS_TAG] whose reference accuracy to compare with (default: none, the "
+                        "accuracy is reported without a verdict)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when Top-1 is more than --tolerance points below the reference")
     p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
@@ -213,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-images", type=int, default=200)
     p.add_argument("--preset", default=None,
                    help="preprocessing of the images: a guide preset or NAME[:TAG] (default: what the "
-                        "ONNX records, else mnasnet)")
+                        "ONNX records, else the default model's, with a warning)")
     p.add_argument("--labels", help="val_label.txt for --data: the record then holds fp32 and compiled "
                                     "Top-1 on the held-out images, and their difference")
     _add_preprocessing_args(p)
@@ -278,8 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the model: a state-dict .pth (exported and checked first), an .onnx or an "
                             "OpenVINO IR .xml (used as is); recognised by content")
         p.add_argument("--model", default=None,
-                       help="NAME[:WEIGHTS_TAG] (default: what an ONNX/IR --weights records, else mnasnet1_0; "
-                            "`clsbench models` lists all)")
+                       help=f"NAME[:WEIGHTS_TAG] (default: what an ONNX/IR --weights records, else {DEFAULT_MODEL} "
+                            "for a .pth; `clsbench models` lists all)")
+        p.add_argument("--stand-in-weights", action="store_true",
+                       help="the weights are stand-ins (realistic random): their accuracy is reported, never judged")
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the plan (model, provenance, preset with each field's source, target, data "
+                            "fingerprint) and stop before any slow step")
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
         p.add_argument("--workers", type=int, default=None,
@@ -411,7 +423,8 @@ def cmd_export(a) -> int:
     from .ui import out
 
     rec = export_onnx(a.weights, a.output, model=a.model, opset=a.opset,
-                      parity_images=a.parity_images, parity_batch=a.parity_batch, check=not a.no_check)
+                      parity_images=a.parity_images, parity_batch=a.parity_batch, check=not a.no_check,
+                      provenance="stand-in" if a.stand_in_weights else None)
     p = rec["parity"]
     out.print(f"wrote {a.output} (opset {a.opset}, input 'image', output 'class', dynamic batch)")
     out.print(f"weights: {rec['weights']['verdict']}")
@@ -427,9 +440,7 @@ def cmd_preprocess(a) -> int:
     from .preprocess import preprocess_dir
     from .ui import out
 
-    pp = _preprocessing(a, get_preprocessing(a.model))
-    if a.exif_transpose:
-        pp = dataclasses.replace(pp, exif_transpose=True)
+    pp = _preprocessing(a, get_preprocessing(a.model), f"the preset of {a.model}")
     if a.workers is not None and a.workers < 1:
         raise ClsbenchError(f"--workers must be >= 1, got {a.workers}")
     if a.format == "store":
@@ -499,11 +510,13 @@ def cmd_infer(a) -> int:
 
 def cmd_eval(a) -> int:
     from .evaluate import evaluate, write_result
-    from .models import get_model
+    from .plan import judge_accuracy, reference_for
     from .report import accuracy_table
     from .ui import out, warn
 
-    spec = get_model(a.model)
+    if a.check and not a.model:
+        raise ClsbenchError("--check judges against a reference: name it with --model NAME[:TAG]")
+    ref = reference_for(a.model) if a.model else None
     acc = evaluate(a.result_dir, a.labels, strict=a.strict)
     path = write_result(acc, a.out_dir, a.name)
     if acc.unlabelled_outputs:
@@ -511,25 +524,28 @@ def cmd_eval(a) -> int:
              f"e.g. {acc.unlabelled_outputs[0]}")
     if acc.labels_without_output:
         warn(f"{acc.labels_without_output} labelled images have no output and are not counted")
-    out.print(accuracy_table(acc, spec, f"Accuracy vs torchvision {spec.name}"))
+    title = (f"Accuracy vs {ref.reference_source}" if ref and ref.reference_top1 is not None
+             else "Accuracy (no reference named: give --model NAME[:TAG] to compare)")
+    out.print(accuracy_table(acc, ref.spec if ref else None, title))
     out.print(f"wrote {path}")
-    return _check(a, acc.percent(1), spec)
+    if not a.check:
+        return 0
+    return _check(a, judge_accuracy(ref, acc.percent(1), acc.images, a.tolerance))
 
 
-def _check(a, top1: float, spec) -> int:
+def _check(a, verdict: dict) -> int:
+    """--check: exit 1 on a failed accuracy verdict (plan.judge_accuracy)."""
     from .ui import out
 
-    if spec.top1 is None:
-        if a.check:
-            raise ClsbenchError(f"--check: {spec.key} has no reference accuracy to check against")
-        return 0
-    drop = spec.top1 - top1
-    if a.check and drop > a.tolerance:
-        out.print(f"[bold red]FAIL[/]: Top-1 {top1:.2f} is {drop:.2f} points below the reference "
-                  f"{spec.top1} (tolerance {a.tolerance})")
+    if not verdict["judged"]:
+        raise ClsbenchError(f"--check: no accuracy verdict ({verdict['reference_source']})")
+    ref, drop, allowed = verdict["reference_top1"], verdict["top1_drop"], verdict["allowed_drop"]
+    how = (f"tolerance {a.tolerance}" if allowed <= a.tolerance else
+           f"the 95 % sampling margin {allowed:.2f} of this many images, wider than --tolerance {a.tolerance}")
+    if not verdict["within_tolerance"]:
+        out.print(f"[bold red]FAIL[/]: Top-1 {ref - drop:.2f} is {drop:.2f} points below the reference {ref} ({how})")
         return 1
-    if a.check:
-        out.print(f"PASS: Top-1 within {a.tolerance} point(s) of the reference {spec.top1}")
+    out.print(f"PASS: Top-1 {ref - drop:.2f} within {allowed:.2f} point(s) of the reference {ref} ({how})")
     return 0
 
 
@@ -544,22 +560,34 @@ def _run_options(a):
     from .perf import parse_percentiles
     from .pipeline import RunOptions
 
-    return RunOptions(model=a.model, preprocessing=_preprocessing(a, None), batch_size=a.batch_size, work_dir=a.work_dir, device_id=a.device_id,
-                      threads=a.threads, backend=a.backend, precision=a.precision, outfmt=a.outfmt,
-                      workers=a.workers, tolerance=a.tolerance, overwrite=a.overwrite, strict=a.strict,
+    return RunOptions(model=a.model, **_overrides(a), batch_size=a.batch_size, work_dir=a.work_dir,
+                      device_id=a.device_id, threads=a.threads, backend=a.backend, precision=a.precision,
+                      outfmt=a.outfmt, workers=a.workers, tolerance=a.tolerance, check=a.check,
+                      stand_in_weights=a.stand_in_weights, overwrite=a.overwrite, strict=a.strict,
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
                       decode=a.decode, cuda_mode=a.cuda_mode, openvino_hint=a.openvino_hint,
                       show_progress=not a.quiet, command=command_line(),
                       percentiles=parse_percentiles(a.percentiles), engine=a.engine, ray_address=a.ray_address)
 
 
+def _dry_run(a, weights: str, data: str) -> int:
+    from .plan import resolve
+    from .ui import out
+
+    p = resolve(weights, data, _run_options(a))
+    out.print_json(data=p.as_dict()) if getattr(a, "json", False) else out.print("\n".join(p.describe()), markup=False)
+    return 0
+
+
 def _run(a, weights: str, data: str) -> int:
     from .pipeline import run
     from .report import print_run_summary
 
+    if a.dry_run:
+        return _dry_run(a, weights, data)
     s = run(weights, data, _run_options(a))
     print_run_summary(s, s["_spec"])
-    return _check(a, s["accuracy"]["top1"], s["_spec"])
+    return _check(a, s["accuracy"]) if a.check else 0
 
 
 def cmd_run(a) -> int:
@@ -570,7 +598,7 @@ def cmd_demo(a) -> int:
     from .demo import demo
 
     return demo(a.work_dir, per_class=a.per_class, weights=a.weights, options=_run_options(a),
-                check=lambda top1, spec: _check(a, top1, spec))
+                check=lambda verdict: _check(a, verdict) if a.check else 0)
 
 
 def cmd_compile(a) -> int:
@@ -623,8 +651,9 @@ def _compile_preprocessing(a):
     from .modelfile import identity_of
     from .models import get_preprocessing
 
-    base = get_preprocessing(a.preset) if a.preset else (identity_of(a.model)[1] or get_preprocessing("mnasnet"))
-    return _preprocessing(a, base)
+    if a.preset:
+        return _preprocessing(a, get_preprocessing(a.preset), f"--preset {a.preset}")
+    return _preprocessing(a, identity_of(a.model)[1], "the model file")
 
 
 def cmd_models(a) -> int:
@@ -678,6 +707,13 @@ def cmd_report(a) -> int:
         return 0
     r = compare(a.folders, a.output, threshold=a.threshold)
     out.print(r["table"])
+    if not r["judged"]:
+        out.print(f"comparison: {r['html']} (and {r['json']}); not comparable (the runs differ in "
+                  f"{', '.join(r['not_judged_because'])}): no regression verdict", markup=False)
+        if a.fail_on_regression:
+            raise ClsbenchError(f"--fail-on-regression: the runs differ in {', '.join(r['not_judged_because'])}; "
+                                f"compare runs of the same model, weights, preset, data and batch")
+        return 0
     out.print(f"comparison: {r['html']} (and {r['json']}); {r['regressions']} regression(s)", markup=False)
     return 1 if a.fail_on_regression and r["regressions"] else 0
 

@@ -196,13 +196,16 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     the held-out images start after them); parity is measured on held-out images of `data`.
     With `labels` (image stem -> class), the record holds fp32 and compiled accuracy there."""
     from .modelfile import read_metadata
-    from .models import PRESETS
 
     if backend == "cann":  # the guide's .om files, through the vendor's compiler
         from .ascend import compile_om
 
         return compile_om(onnx_path, output_dir=output_dir, precision=precision, **(cann or {}))
-    pp = pp or PRESETS["mnasnet"]
+    if pp is None:
+        from .modelfile import identity_of
+        from .plan import resolve_preset
+
+        pp = resolve_preset(identity_of(onnx_path, "onnx")[1], "the model file", {}).pp
     separate = bool(calib_data) and os.path.abspath(calib_data) != os.path.abspath(data or "")
     calib_data = calib_data or data
     t = _validate(onnx_path, backend, precision, calib_data, calib_images, parity_images)
@@ -213,11 +216,15 @@ def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: s
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = str(out_dir / artifact_name(onnx_path, backend, precision, uint8_input))
+    from .plan import fingerprint, folder_fingerprint
+
     identity = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
+                "data_fingerprint": folder_fingerprint(data) if data else None,
                 "calib_data": os.path.abspath(calib_data) if calib_data and t.calibration else None,
+                "calib_fingerprint": folder_fingerprint(calib_data) if calib_data and t.calibration else None,
                 "calib_images": calib_images if t.calibration else 0,
                 "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
-                "labels": bool(labels), **({"max_drop": max_drop, "tune_images": tune_images}
+                "labels": fingerprint(sorted(labels.items())) if labels else None, **({"max_drop": max_drop, "tune_images": tune_images}
                                            if max_drop is not None else {}),
                 **({"uint8_input": True} if uint8_input else {})}
     old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None

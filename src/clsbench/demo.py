@@ -125,7 +125,8 @@ def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
     log.info("trained proxy: MnasNet1.0 trained on a 16-class shapes x colours task "
              f"(task accuracy {record['task_accuracy']:.1%} when trained)")
     s = run(weights, os.path.join(root, "data"), dataclasses.replace(options, work_dir=os.path.join(root, "fp32"),
-                                                                     backend=None, precision=None))
+                                                                     backend=None, precision=None, check=False,
+                                                                     stand_in_weights=False))
     labels = read_labels(os.path.join(root, "data", "val_label.txt"))
     rows = []
     pairs = [("onnxruntime", "int8")]
@@ -156,7 +157,9 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
     from .report import print_proxy_demo, print_run_summary
 
     log = logging.getLogger("clsbench")
-    spec = get_model(options.model or "mnasnet1_0")
+    from .plan import DEFAULT_MODEL
+
+    spec = get_model(options.model or DEFAULT_MODEL)
     data = build_demo_dataset(os.path.join(work_dir, "data"), per_class=per_class)
     real = weights
     if not weights:
@@ -168,7 +171,9 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
         log.warning(f"NO REAL WEIGHTS: using realistic *random* weights ({weights}): the accuracy of the "
                     f"photo run is meaningless; the pipeline, file formats and throughput are real. Pass "
                     f"--weights mnasnet1.0_top1_73.512-f206786ef8.pth for real accuracy.")
-    s = run(weights, str(data), dataclasses.replace(options, work_dir=os.path.join(work_dir, "photos")))
+    s = run(weights, str(data), dataclasses.replace(options, work_dir=os.path.join(work_dir, "photos"),
+                                                    stand_in_weights=options.stand_in_weights or not real,
+                                                    check=options.check and bool(real)))
     print_run_summary(s, s["_spec"])
     if not real:
         print_proxy_demo(proxy_demo(work_dir, options))
@@ -176,4 +181,4 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
 
     out.print(f"\nreport (open it in a browser; it loads nothing from anywhere): {s['files']['report']}",
               markup=False, soft_wrap=True)
-    return check(s["accuracy"]["top1"], spec) if real else 0
+    return check(s["accuracy"]) if real else 0

@@ -321,32 +321,39 @@ def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: 
     return opset
 
 
-def export_onnx(weights: str, output: str, *, model: str = "mnasnet1_0", opset: int | None = None,
+def export_onnx(weights: str, output: str, *, model: str | None = None, opset: int | None = None,
                 parity_images: str | None = None, parity_batch: int = 16,
-                check: bool = True) -> dict:
-    """Export, check the graph, judge it against PyTorch float64; writes `<output>.parity.json`."""
+                check: bool = True, provenance: str | None = None) -> dict:
+    """Export, check the graph, judge it against PyTorch float64; writes `<output>.parity.json`.
+    `model` None: plan.DEFAULT_MODEL. `provenance` (plan.PROVENANCE; None: told from the file's
+    digest) is recorded in the ONNX, so every later run knows where its weights came from."""
     from . import __version__
+    from .plan import DEFAULT_MODEL, PROVENANCE, weights_provenance
 
     torch, _ = _torch()
-    spec = get_model(model)
+    spec = get_model(model or DEFAULT_MODEL)
     if parity_batch < 1:
         raise ClsbenchError(f"--parity-batch must be >= 1, got {parity_batch}")
     if not os.path.isfile(weights):
         raise ClsbenchError(f"{weights}: weights file not found")
     ident = identify_weights(weights, spec)
+    provenance = provenance or weights_provenance(ident, stand_in=False)
+    if provenance not in PROVENANCE:
+        raise ClsbenchError(f"provenance {provenance!r} not in {', '.join(PROVENANCE)}")
     net = build_model(spec, load_state_dict(weights), source=weights)
     pp = spec.preprocessing
     opset = _write_onnx(net, spec, output, opset, {
         "architecture": spec.name, "weights_tag": spec.tag, "num_classes": spec.num_classes,
         "preprocessing": json.dumps(pp.as_dict()), "weights_sha256": ident.sha256,
-        "tool": f"clsbench {__version__}",
+        "provenance": provenance, "tool": f"clsbench {__version__}",
         **({"reference_top1": spec.top1, "reference_top5": spec.top5} if spec.top1 is not None else {})})
     x, source = parity_inputs(spec, parity_images, parity_batch)
     p = {**check_export(net, output, x), "inputs": source, "torch": torch.__version__}
     record = {"model": spec.name, "weights_tag": spec.tag, "onnx": os.path.abspath(output), "opset": opset,
               "input": "image", "output": "class", "dynamic_batch": True,
               "weights": {"path": os.path.abspath(weights), "md5": ident.md5, "sha256": ident.sha256,
-                          "official": ident.official, "verdict": ident.verdict},
+                          "official": ident.official, "provenance": provenance,
+                          "verdict": PROVENANCE[provenance] if provenance != "official" else ident.verdict},
               "parity": p, "passed": p["passed"]}
     atomic_write_json(parity_path(output), record)
     if check and not record["passed"]:
@@ -359,14 +366,16 @@ def parity_path(onnx_path: str) -> str:
     return str(Path(onnx_path).with_suffix("")) + ".parity.json"
 
 
-def current_export(onnx_path, spec: ModelSpec, weights: str) -> dict | None:
+def current_export(onnx_path, spec: ModelSpec, weights: str, provenance: str | None = None) -> dict | None:
     """The parity record of `onnx_path` when it is a passing export of exactly these weights
-    as `spec`; None when it must be (re)exported. The one reuse check for exports."""
+    as `spec` (with this provenance recorded, when one is given); None when it must be
+    (re)exported. The one reuse check for exports."""
     from ._io import file_sha256
 
     rec = read_parity(str(onnx_path))
     if (os.path.isfile(onnx_path) and rec and rec.get("passed") and rec.get("model") == spec.name
-            and rec.get("weights_tag") == spec.tag and rec["weights"]["sha256"] == file_sha256(weights)):
+            and rec.get("weights_tag") == spec.tag and rec["weights"]["sha256"] == file_sha256(weights)
+            and (provenance is None or rec["weights"].get("provenance") == provenance)):
         return rec
     return None
 

@@ -13,9 +13,8 @@ import os
 from html import escape
 
 from . import ClsbenchError
+from .models import GUIDE_MODEL  # the guide's reference devices are drawn only beside this model
 from .svg import PALETTE, REFERENCE_GREY, line_chart, stacked_bar
-
-GUIDE_MODEL = "mnasnet1_0"  # the guide's reference devices are drawn only beside this model
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
@@ -192,8 +191,9 @@ def run_verdicts(s: dict) -> list[str]:
     acc, out = s["accuracy"], []
     top1 = num("accuracy/top1", acc["top1"], ".2f", suffix=" %")
     if acc.get("within_tolerance") is None:
-        out.append(verdict("info", "Accuracy", f"Top-1 {top1} on {acc['images']} images; no reference accuracy "
-                                              f"for this model to judge it against"))
+        why = acc.get("reference_source") or "no reference accuracy for this model to judge it against"
+        out.append(verdict("info", "Accuracy", f"Top-1 {top1} on {acc['images']} images: the accuracy of these "
+                                              f"weights, not judged ({escape(str(why))})"))
     else:
         ok = acc["within_tolerance"]
         drop = acc["top1_drop"]
@@ -202,8 +202,11 @@ def run_verdicts(s: dict) -> list[str]:
         out.append(verdict("pass" if ok else "fail", "Accuracy",
                            f"Top-1 {top1}, {where} the reference "
                            f"{num('accuracy/reference_top1', acc['reference_top1'], '.3f')} "
-                           f"(tolerance {num('accuracy/tolerance', acc['tolerance'], 'g')} point) on "
-                           f"{acc['images']} images. Weights: {escape(s['weights'].get('verdict', 'a model file'))}"))
+                           f"({escape(str(acc.get('reference_source', '')))}; allowed drop "
+                           f"{num('accuracy/allowed_drop', acc.get('allowed_drop', acc['tolerance']), '.2f')}: tolerance "
+                           f"{num('accuracy/tolerance', acc['tolerance'], 'g')} point or the sampling margin of "
+                           f"{acc['images']} images, the wider). Weights: "
+                           f"{escape(s['weights'].get('verdict', 'a model file'))}"))
     out.append(parity_verdict(s))
     stab = s["performance"].get("compute_stability")
     if stab and stab.get("stable") is not None:
@@ -391,32 +394,60 @@ ENV_KEYS = ("clsbench", "git_revision", "onnxruntime", "openvino", "torch", "pyt
             "logical_cpus", "platform")
 
 
+def plan_fields(r: dict, kind: str) -> dict:
+    """What a record measured, as comparable text: the fields a verdict needs to be equal
+    (JUDGED_ON) and the rest of the plan, shown when they differ. Records from before
+    plans were recorded give what they hold."""
+    if kind == "perf":
+        m = r.get("model") or {}
+        return {"model": str(m.get("key") or m.get("name") or "?"), "model file": str(m.get("sha256") or m.get("path"))}
+    plan = r.get("plan") or {}
+    b = r["performance"]["backend"]
+    pp = {k: v for k, v in r.get("preprocessing", {}).items() if k != "preset"}
+    return {"model": str((plan.get("model") or {}).get("key") or f"{r['model']}:{r.get('weights_tag', '')}"),
+            "weights": str(r["weights"].get("sha256", "?"))[:16],
+            "preset": ", ".join(f"{k} {v}" for k, v in pp.items()),
+            "data": f"{r['dataset']['images']} ({r['dataset'].get('fingerprint') or r['accuracy']['images']})",
+            "batch": str(r["performance"]["batch_size"]), "backend": f"{b['runtime']} {b['precision']}"}
+
+
+JUDGED_ON = ("model", "model file", "weights", "preset", "data", "batch")
+
+
 def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
     """The first folder is the baseline. Writes `output` (HTML) and the same rows as JSON
-    beside it; returns their paths, the rows, a terminal table and the regression count."""
+    beside it; returns their paths, the rows, a terminal table and the regression count.
+    Regressions are judged only between like runs (JUDGED_ON equal); otherwise the runs are
+    shown side by side with what differs, and no verdict."""
     from ._io import atomic_write_json, atomic_write_text
 
     loaded = [load(f) for f in folders]
     kinds = {k for k, _ in loaded}
     if len(kinds) != 1:
         raise ClsbenchError(f"{', '.join(folders)}: cannot compare a run folder with a perf folder")
+    kind = kinds.pop()
     labels = _labels(folders)
     recs = [r for _, r in loaded]
-    rows = _run_rows(recs, threshold) if kinds == {"run"} else _perf_rows(recs, threshold)
+    plans = [plan_fields(r, kind) for r in recs]
+    plan_diff = [[k] + [p.get(k, "–") for p in plans] for k in plans[0] if len({p.get(k) for p in plans}) > 1]
+    unlike = [row[0] for row in plan_diff if row[0] in JUDGED_ON]
+    judge = not unlike
+    rows = _run_rows(recs, threshold, judge) if kind == "run" else _perf_rows(recs, threshold, judge)
     envs = [(r["performance"] if "performance" in r else r).get("environment", {}) for r in recs]
     envs = [{**e, **_runtime_of(r)} for e, r in zip(envs, recs)]
     env_diff = [[k] + [str(e.get(k, "–")) for e in envs] for k in (*ENV_KEYS, "runtime", "threads")
                 if len({str(e.get(k)) for e in envs}) > 1]
     result = {"baseline": os.path.abspath(folders[0]), "runs": dict(zip(labels, map(os.path.abspath, folders))), "threshold_percent": threshold,
-              "rows": rows, "environment_differences": env_diff,
+              "rows": rows, "plan_differences": plan_diff, "environment_differences": env_diff,
+              "judged": judge, "not_judged_because": unlike,
               "regressions": sum(c.get("regression", False) for r in rows for c in r["cells"])}
     base, _ = os.path.splitext(output)
     json_path = base + ".json"
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     atomic_write_json(json_path, result)
-    atomic_write_text(output, compare_page(result, labels, recs, kinds.pop()))
+    atomic_write_text(output, compare_page(result, labels, recs, kind))
     return {"html": output, "json": json_path, "rows": rows, "regressions": result["regressions"],
-            "table": compare_table(result, labels)}
+            "judged": judge, "not_judged_because": unlike, "table": compare_table(result, labels)}
 
 
 def _runtime_of(r: dict) -> dict:
@@ -448,7 +479,7 @@ def _cell(value, base, *, higher_is_better=True, percent=True, limit=None, unsta
     return cell
 
 
-def _run_rows(recs: list[dict], threshold: float) -> list[dict]:
+def _run_rows(recs: list[dict], threshold: float, judge: bool = True) -> list[dict]:
     def fig(r, name):
         st = r["performance"].get("stages", {})
         lat = r["performance"].get("compute_latency_ms_per_batch") or {}
@@ -458,17 +489,18 @@ def _run_rows(recs: list[dict], threshold: float) -> list[dict]:
                 "images/s end to end": st.get("e2e", {}).get("throughputRate"),
                 "p50 ms per batch": lat.get("p50"), "p99 ms per batch": lat.get("p99")}[name]
 
-    same_data = len({(r["dataset"]["images"], r["accuracy"]["images"]) for r in recs}) == 1
+    same_data = judge and len({(r["dataset"]["images"], r["accuracy"]["images"]) for r in recs}) == 1
     unstable = [(r["performance"].get("compute_stability") or {}).get("stable") is False for r in recs]
+    limit = threshold if judge else None
     rules = {"Top-1 %": dict(percent=False, limit=0.1 if same_data else None),
              "Top-5 %": dict(percent=False, limit=0.1 if same_data else None),
              "images counted": dict(percent=False),
-             "images/s compute": dict(limit=threshold), "images/s end to end": dict(limit=threshold),
+             "images/s compute": dict(limit=limit), "images/s end to end": dict(limit=limit),
              "p50 ms per batch": dict(higher_is_better=False), "p99 ms per batch": dict(higher_is_better=False)}
     rows = []
     for name, rule in rules.items():
         base = fig(recs[0], name)
-        rows.append({"figure": name, "config": _config(recs[0]),
+        rows.append({"figure": name, "config": " | ".join(dict.fromkeys(_config(r) for r in recs)),
                      "cells": [_cell(fig(r, name), base, unstable=unstable[0] or unstable[i], **rule)
                                for i, r in enumerate(recs)]})
     return rows
@@ -479,7 +511,7 @@ def _config(r: dict) -> str:
     return f"{r['model']} · {b['runtime']} {b['precision']} · batch {r['performance']['batch_size']}"
 
 
-def _perf_rows(recs: list[dict], threshold: float) -> list[dict]:
+def _perf_rows(recs: list[dict], threshold: float, judge: bool = True) -> list[dict]:
     def key(row):
         return (row["backend"], row["precision"], row["batch_size"], row["input"])
 
@@ -493,7 +525,7 @@ def _perf_rows(recs: list[dict], threshold: float) -> list[dict]:
             row = ix.get(k)
             unstable = any((x.get("stability") or {}).get("stable") is False for x in (row, base) if x)
             cells.append(_cell(row and row["throughput_compute"], base and base["throughput_compute"],
-                               limit=threshold, unstable=unstable))
+                               limit=threshold if judge else None, unstable=unstable))
         rows.append({"figure": "images/s compute", "config": f"{k[0]} {k[1]} · batch {k[2]} · {k[3]}",
                      "cells": cells})
     return rows
@@ -517,9 +549,14 @@ def _cell_html(field: str, c: dict, first: bool) -> str:
 
 def compare_page(result: dict, labels: list[str], recs: list[dict], kind: str) -> str:
     n = result["regressions"]
-    v = verdict("fail" if n else "pass", "Regressions",
-                f"{n} figure(s) worse than the baseline <b>{escape(labels[0])}</b> beyond the limits "
-                f"(images/s: {result['threshold_percent']:g} %, accuracy: 0.1 points on the same data)")
+    if result.get("judged", True):
+        v = verdict("fail" if n else "pass", "Regressions",
+                    f"{n} figure(s) worse than the baseline <b>{escape(labels[0])}</b> beyond the limits "
+                    f"(images/s: {result['threshold_percent']:g} %, accuracy: 0.1 points on the same data)")
+    else:
+        v = verdict("warn", "Not comparable",
+                    f"the runs differ in {escape(', '.join(result['not_judged_because']))}: shown side by side, "
+                    f"no regression verdict (see what differs below)")
     head = ["configuration", "figure", *[escape(x) + (" (baseline)" if i == 0 else "") for i, x in enumerate(labels)]]
     rows, classes = [], []
     for i, r in enumerate(result["rows"]):
@@ -531,10 +568,10 @@ def compare_page(result: dict, labels: list[str], recs: list[dict], kind: str) -
             "points for accuracy.</p>", table(head, rows, classes)]
     if kind == "perf":
         body += ["<h2>Throughput</h2>", _compare_chart(labels, recs)]
-    diff = result["environment_differences"]
+    diff = result.get("plan_differences", []) + result["environment_differences"]
     body += ["<h2>What differs between the runs</h2>",
              table(["", *map(escape, labels)], [[escape(c) for c in r] for r in diff]) if diff
-             else "<p>Nothing in the recorded environment (versions, CPU, revision).</p>"]
+             else "<p>Nothing in the plan or the recorded environment (versions, CPU, revision).</p>"]
     body += ["<h2>Runs</h2>", table(["", "folder", "command"], [
         [escape(lbl), f"<code>{escape(f)}</code>", f"<code>{escape(str(r.get('command') or '–'))}</code>"]
         for (lbl, f), r in zip(result["runs"].items(), recs)])]
@@ -561,8 +598,13 @@ def _compare_chart(labels: list[str], recs: list[dict]) -> str:
 def compare_table(result: dict, labels: list[str]):
     from rich.table import Table
 
-    t = Table(title=f"Against the baseline {labels[0]} (regression: images/s down more than "
-                    f"{result['threshold_percent']:g} %, Top-1/5 down more than 0.1 points)")
+    if result.get("judged", True):
+        title = (f"Against the baseline {labels[0]} (regression: images/s down more than "
+                 f"{result['threshold_percent']:g} %, Top-1/5 down more than 0.1 points)")
+    else:
+        title = (f"NOT COMPARABLE: the runs differ in {', '.join(result['not_judged_because'])}; "
+                 f"side by side, no regression verdict")
+    t = Table(title=title)
     for col in ["configuration", "figure", *labels]:
         t.add_column(col, justify="left" if col in ("configuration", "figure") else "right")
     for r in result["rows"]:
@@ -575,4 +617,6 @@ def compare_table(result: dict, labels: list[str]):
                 s += " [bold red]▼ regression[/]" if c.get("regression") else (" unstable" if c.get("unstable") else "")
             cells.append(s)
         t.add_row(r["config"], r["figure"], *cells)
+    for row in result.get("plan_differences", []):
+        t.add_row("differs", *row)
     return t

@@ -66,6 +66,13 @@ class _Source:
     def preprocess(self, n: int, batch: np.ndarray) -> None:
         pass  # .bin files are model-ready; a store normalizes here
 
+    def fingerprint(self, src) -> list:
+        """What an output computed from item `src` depends on (plan.file_fingerprint): a file
+        replaced in place, or another file under the same name, is another input."""
+        from .plan import file_fingerprint
+
+        return file_fingerprint(src)
+
 
 class _BinFiles(_Source):
     """Inputs listed in a .info file: one float32 .bin per image (the guide's format)."""
@@ -105,6 +112,9 @@ class _StoreSource(_Source):
         # contiguous slots (the usual case) are one memcpy from the mapping
         self._u8 = (self.store.crops[first:last + 1] if last - first + 1 == len(idx)
                     else self.store.crops[idx])
+
+    def fingerprint(self, src) -> list:
+        return [str(self.store.root.resolve()), self.store.names[src], self.store.fingerprint(src)]
 
     def preprocess(self, n: int, batch: np.ndarray) -> None:
         from .preprocess import normalize_batch
@@ -170,12 +180,15 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
                   overwrite: bool = False, show_progress: bool = True, decode: str = "cpu",
                   backend_options: dict | None = None, percentiles=DEFAULT_PERCENTILES,
                   engine: str = "local", ray_address: str | None = None,
-                  labels: dict[str, int] | None = None) -> dict:
+                  labels: dict[str, int] | None = None, input_identity: bool = True) -> dict:
     """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
     fly (`images`, streaming); returns the perf record (also written as the vendor's perf
     .txt and a .json, each batch's compute latency as a .csv beside them). A rerun resumes;
     one with nothing left returns the earlier record, marked `from_earlier_run`. `labels`
-    (image key -> class) fill the label column of `outfmt="parquet"` outputs."""
+    (image key -> class) fill the label column of `outfmt="parquet"` outputs. An output is
+    reused only when it was computed from the very input file it has now (outputs.still_valid);
+    `input_identity` False (a `run`'s own work dir): outputs of another input folder are
+    replaced like those of a changed file, instead of refused."""
     if batch_size < 1:
         raise ClsbenchError(f"batch size must be >= 1, got {batch_size}")
     if sum(x is not None for x in (info, store, images)) != 1:
@@ -197,13 +210,15 @@ def infer_offline(model: str, info: str | None = None, *, batch_size: int, store
     names = [out.name(key) for key, _ in source.items]
     check_unique(zip(names, (src for _, src in source.items)), source.where)
     identity = {"model_sha256": file_sha256(model), "batch_size": batch_size, "outfmt": outfmt,
-                "backend": rt.name, "precision": rt.precision, "input": source.where,
+                "backend": rt.name, "precision": rt.precision, **({"input": source.where} if input_identity else {}),
                 **({"decode": decode} if decode != "cpu" else {})}
+    sources = {n: source.fingerprint(src) for n, (_, src) in zip(names, source.items)}
     with folder_lock(out.dir):
-        done = out.prepare(identity, overwrite)
+        done = out.prepare(identity, overwrite, sources)
         pending = [item for item, n in zip(source.items, names) if n not in done]
         resumed = len(source.items) - len(pending)
         ctx = _Run(rt, source, out, batch_size, device_id, output, resumed, percentiles)
+        ctx.options = backend_options or {}
         if not pending:
             earlier = read_record(ctx.perf_json)
             if earlier is not None:
@@ -341,7 +356,7 @@ def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_prog
 
             r = run_stream(pending, model=model, backend=rt.name, precision=rt.precision,
                            batch_size=ctx.batch_size, pp=preprocessing, out=ctx.out,
-                           workers=workers, strict=strict, advance=advance)
+                           workers=workers, strict=strict, advance=advance, options=ctx.options)
     wall = time.perf_counter() - t_start
     ctx.source.failed = r["failed"]
     if feeds:

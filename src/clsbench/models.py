@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from . import ClsbenchError
 
+GUIDE_MODEL = "mnasnet1_0"  # the guide's model; plan.DEFAULT_MODEL is the one default built on it
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -106,9 +107,9 @@ class ModelSpec:
 
 
 # The guide's file (formats.md §1): its MD5 is known, torchvision's table has the SHA-256 prefix
-GUIDE_MD5 = {"mnasnet1_0:IMAGENET1K_V1": "02d9eb9b304e14cfe0e7ea057be465f0"}
+GUIDE_MD5 = {f"{GUIDE_MODEL}:IMAGENET1K_V1": "02d9eb9b304e14cfe0e7ea057be465f0"}
 # The guide's and its scripts' names for models
-ALIASES = {"mnasnet": "mnasnet1_0", "mnasnet1.0": "mnasnet1_0", "resnet": "resnet50:IMAGENET1K_V1",
+ALIASES = {"mnasnet": GUIDE_MODEL, "mnasnet1.0": GUIDE_MODEL, "resnet": "resnet50:IMAGENET1K_V1",
            "inceptionv3": "inception_v3"}
 
 

@@ -183,22 +183,39 @@ def open_outputs(result_root: str | os.PathLike, device_id: int, outfmt: str, la
     return OutputFolder(folder, outfmt)
 
 
-def claim(folder: Path, identity: dict, overwrite: bool, listing, clear, what: str) -> Path:
+def claim(folder: Path, identity: dict, overwrite: bool, listing, clear, what: str) -> tuple[Path, dict | None]:
     """Make `folder` this run's (either output writer): refuse outputs of another run (a
     record naming another identity, or `listing()` non-empty with no record) unless
-    `overwrite`, which `clear()`s them; record this run's identity; returns the temp folder
-    beside it."""
+    `overwrite`, which `clear()`s them. Returns the temp folder beside it and the source
+    fingerprints the earlier record vouches for (None: no record, or one that vouches for
+    none). The caller records this run's with `record_sources` once stale outputs are gone."""
     folder.mkdir(parents=True, exist_ok=True)
-    record = sidecar(folder)
+    old = None
     if overwrite:
         clear()
-    elif matching_record(record, identity, str(folder)) is None and listing():
-        from ._io import ConflictError
+    else:
+        old = matching_record(sidecar(folder), identity, str(folder))
+        if old is None and listing():
+            from ._io import ConflictError
 
-        raise ConflictError(f"{folder}: holds {what} that clsbench did not write (no {record.name} beside it)")
-    tmp = temp_dir(folder)
-    atomic_write_json(record, {"tool": f"clsbench {__version__}", "identity": identity})
-    return tmp
+            raise ConflictError(f"{folder}: holds {what} that clsbench did not write "
+                                f"(no {sidecar(folder).name} beside it)")
+    return temp_dir(folder), (old or {}).get("sources")
+
+
+def record_sources(folder: Path, identity: dict, sources: dict) -> None:
+    """The record beside an output folder: this run's identity and, per output, the
+    fingerprint of the input it is computed from (plan.file_fingerprint)."""
+    atomic_write_json(sidecar(folder), {"tool": f"clsbench {__version__}", "identity": identity,
+                                        "sources": sources}, indent=None)
+
+
+def still_valid(present, recorded: dict | None, sources: dict) -> set[str]:
+    """THE reuse rule for outputs: an output counts as done only when the record vouches
+    that it was computed from the very input file this run has under its name."""
+    if recorded is None:
+        return set()
+    return {n for n in present if n in sources and recorded.get(n) == sources[n]}
 
 
 class OutputFolder:
@@ -216,10 +233,19 @@ class OutputFolder:
     def name(self, key: str) -> str:
         return output_name(key, self.outfmt)
 
-    def prepare(self, identity: dict, overwrite: bool) -> set[str]:
-        """Refuse to mix outputs of different runs; returns the names already finished."""
-        self.tmp = claim(self.dir, identity, overwrite, lambda: list_outputs(self.dir), self.clear, "outputs")
-        return set(os.listdir(self.dir))
+    def prepare(self, identity: dict, overwrite: bool, sources: dict) -> set[str]:
+        """Refuse to mix outputs of different runs; returns the names already finished from
+        the same inputs (`sources`: output name -> input fingerprint). Outputs of other or
+        changed inputs are removed: the guide's eval would count every file here."""
+        self.tmp, recorded = claim(self.dir, identity, overwrite, lambda: list_outputs(self.dir), self.clear,
+                                   "outputs")
+        present = list_outputs(self.dir)
+        done = still_valid(present, recorded, sources)
+        for n in present:
+            if n not in done:
+                (self.dir / n).unlink()
+        record_sources(self.dir, identity, sources)
+        return done
 
     def clear(self) -> None:
         for n in list_outputs(self.dir):

@@ -25,7 +25,7 @@ import numpy as np
 from . import ClsbenchError
 from ._io import atomic_write_bytes, remove_temp_dir
 from .evaluate import top5
-from .outputs import claim
+from .outputs import claim, record_sources, still_valid
 
 PART_ROWS = 4096  # rows per part: ~16 MB of logits at 1,000 classes
 
@@ -100,12 +100,23 @@ class ParquetOutput:
     def name(self, key: str) -> str:
         return key
 
-    def prepare(self, identity: dict, overwrite: bool) -> set[str]:
-        """Refuse to mix outputs of different runs; returns the images already in parts."""
-        self.tmp = claim(self.dir, identity, overwrite, lambda: list_parts(self.dir), self.clear, "parts")
+    def prepare(self, identity: dict, overwrite: bool, sources: dict) -> set[str]:
+        """Refuse to mix outputs of different runs; returns the images already in parts. A
+        row cannot be taken out of a part: rows of inputs that changed, or that this run does
+        not have, are refused with the reason (--overwrite starts afresh)."""
+        from ._io import ConflictError
+
+        self.tmp, recorded = claim(self.dir, identity, overwrite, lambda: list_parts(self.dir), self.clear,
+                                   "parts")
         parts = list_parts(self.dir)
         self.next_part = 1 + max((int(p.stem[5:]) for p in parts), default=-1)
-        return finished_keys(self.dir)
+        present = finished_keys(self.dir)
+        stale = sorted(present - still_valid(present, recorded, sources))
+        if stale:
+            raise ConflictError(f"{self.dir}: {len(stale)} row(s) come from inputs this run does not have or that "
+                                f"changed since (e.g. {stale[0]}); rows cannot be replaced in a part")
+        record_sources(self.dir, identity, sources)
+        return present
 
     def clear(self) -> None:
         for p in list_parts(self.dir):

@@ -291,7 +291,7 @@ def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: 
         if "pth" in t.runs:
             if not weights:
                 raise ClsbenchError(f"{item}: the {backend} backend runs PyTorch weights: give --weights W.pth")
-            out.append(Config(t.backend, t.precision, weights))
+            out.append(Config(t.backend, t.precision, weights, _eager_options(model, item)))
             continue
         art = os.path.join(compiled, artifact_name(model, t.backend, t.precision))
         if os.path.exists(art):
@@ -304,11 +304,23 @@ def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: 
     return out
 
 
+def _eager_options(model: str, item: str) -> tuple:
+    """The torch/cuda backends build the architecture the ONNX was exported from, with its preset."""
+    from .modelfile import identity_of
+
+    spec, pp = identity_of(model)
+    if spec is None or spec.name.startswith("timm:"):
+        raise ClsbenchError(f"{item}: the eager backends build a torchvision architecture, and {model} records "
+                            f"{'a timm model' if spec else 'none'} (give an ONNX exported by clsbench from torchvision weights)")
+    return (("arch", spec.key), ("preprocessing", (pp or spec.preprocessing).as_dict()))
+
+
 @dataclass
 class Config:
     backend: str
     precision: str
     model: str
+    options: tuple = ()  # (name, value) pairs for the backend (the eager backends' architecture)
 
     @property
     def label(self) -> str:
@@ -336,7 +348,7 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
 
     from .backends import open_backend
 
-    opts = {"hint": hint} if cfg.backend == "openvino" and hint != "latency" else {}
+    opts = {**dict(cfg.options), **({"hint": hint} if cfg.backend == "openvino" and hint != "latency" else {})}
     rt = open_backend(cfg.backend, cfg.model, batch_size=batch, threads=threads, precision=cfg.precision, **opts)
     shape = rt.input_shape
     x = np.empty((batch, *shape), dtype=np.float32)
@@ -356,7 +368,7 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
     name = latencies_name(cfg, batch, pool is not None)
     row = {"backend": cfg.backend, "precision": cfg.precision, "batch_size": batch,
            "input": "real data" if pool is not None else "random normal", "warmup": warmup}
-    if opts:
+    if getattr(rt, "hint", None) == "throughput":  # several requests in flight: timed over the whole loop
         return {**row, **_measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeats)}
     with LatencyLog(os.path.join(latencies_dir, name) if latencies_dir else None) as lat:
         t_start = time.perf_counter()
@@ -509,4 +521,7 @@ def model_identity(path: str) -> dict:
         spec, _ = identity_of(path)
     except ClsbenchError:
         spec = None
-    return {"path": os.path.abspath(path), "name": spec.name if spec else None, "key": spec.key if spec else None}
+    from ._io import file_sha256
+
+    return {"path": os.path.abspath(path), "name": spec.name if spec else None, "key": spec.key if spec else None,
+            "sha256": file_sha256(path)}

@@ -21,10 +21,8 @@ from pathlib import Path
 
 from . import ClsbenchError, __version__
 from ._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock
-from .dataset import (check_no_whitespace, gen_bin_info, labels_from_class_folders, list_images,
-                      read_labels, write_labels)
+from .dataset import gen_bin_info, labels_from_class_folders, list_images, read_labels, write_labels
 from .evaluate import evaluate, write_result
-from .models import get_model
 from .outputs import dump_dir
 from .perf import DEFAULT_PERCENTILES
 from .report import accuracy_markdown, backend_line, perf_rows
@@ -32,38 +30,36 @@ from .report import accuracy_markdown, backend_line, perf_rows
 log = logging.getLogger("clsbench")
 
 
-def locate_dataset(data: str | os.PathLike, work: Path) -> tuple[Path, Path, bool]:
-    """(image dir, label file, whether clsbench wrote the label file) of an ImageNet-layout
-    directory: val/ + val_label.txt, or val/<wnid>/ class folders."""
-    data = Path(data)
-    val = data / "val" if (data / "val").is_dir() else data
-    for cand in (data / "val_label.txt", val / "val_label.txt"):
-        if cand.is_file():
-            return val, cand, False
-    listing = list_images(val)
-    if not listing.images:
-        raise ClsbenchError(f"{val}: holds no images")
-    if listing.layout == "class-folders":
-        labels = work / "val_label.txt"
-        write_labels(labels, labels_from_class_folders(listing))
-        return val, labels, True
-    raise ClsbenchError(f"{data}: no val_label.txt next to the images, and no class folders "
-                        f"to derive labels from")
+def write_class_labels(val: Path, work: Path) -> Path:
+    """val/<wnid>/ class folders: their labels, written as val_label.txt in the work dir."""
+    labels = work / "val_label.txt"
+    write_labels(labels, labels_from_class_folders(list_images(val)))
+    return labels
 
 
 @dataclass
 class RunOptions:
-    model: str | None = None  # NAME[:TAG]; None: what the model file records, else mnasnet1_0
-    preprocessing: object = None  # a Preprocessing that replaces the model's preset
+    """What the user asked for; `plan.resolve` fills every default and checks every combination."""
+
+    model: str | None = None  # NAME[:TAG]; None: what the model file records (plan.DEFAULT_MODEL for a .pth)
+    # preprocessing flags, each applied on top of the model's own preset (None: the preset's)
+    resize: int | None = None
+    crop: int | None = None
+    interpolation: str | None = None
+    mean: tuple | None = None
+    std: tuple | None = None
+    exif_transpose: bool = False
     batch_size: int = 16
     work_dir: str = "runs/latest"
     device_id: int = 0
     threads: int | None = None
-    backend: str | None = None  # None: openvino for an IR, else onnxruntime
+    backend: str | None = None  # None: what the model file is (plan.resolve_target)
     precision: str | None = None
     outfmt: str = "txt"
     workers: int | None = None
     tolerance: float = 1.0
+    check: bool = False  # the caller exits non-zero on a failed accuracy verdict: refuse runs with none
+    stand_in_weights: bool = False  # the weights are stand-ins (realistic random): no accuracy verdict
     overwrite: bool = False
     strict: bool = False
     stream: bool = False
@@ -96,96 +92,44 @@ class Timer:
         return _T()
 
 
-def validate(weights: str, data: str, o: RunOptions):
-    """Every argument checked before any slow step."""
-    from .backends import DEFAULT_PRECISION, target
+def plan_run(weights: str, data: str, options: RunOptions | None = None, **kw):
+    """The run's plan (plan.resolve), printed: what `run` would do, before any slow step."""
+    from .plan import resolve
 
-    if o.batch_size < 1:
-        raise ClsbenchError(f"--batch-size must be >= 1, got {o.batch_size}")
-    if o.threads is not None and o.threads < 1:
-        raise ClsbenchError(f"--threads must be >= 1, got {o.threads}")
-    if o.workers is not None and o.workers < 1:
-        raise ClsbenchError(f"--workers must be >= 1, got {o.workers}")
-    if o.calib_images < 1:
-        raise ClsbenchError(f"--calib-images must be >= 1, got {o.calib_images}")
-    if o.decode != "cpu" and not (o.stream and o.backend == "cuda" and o.engine == "local"):
-        raise ClsbenchError("--decode gpu needs --stream, --backend cuda and the local engine")
-    if o.engine not in ("local", "ray"):
-        raise ClsbenchError(f"--engine must be local or ray, got {o.engine!r}")
-    if o.ray_address and o.engine != "ray":
-        raise ClsbenchError("--ray-address needs --engine ray")
-    if not os.path.exists(weights):
-        raise ClsbenchError(f"{weights}: weights/model file not found")
-    if not os.path.isdir(data):
-        raise ClsbenchError(f"{data}: data directory not found")
-    for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
-        check_no_whitespace(os.path.abspath(path), what)
-    from .modelfile import kind
-
-    k = kind(weights)
-    backend = o.backend or {"ir": "openvino"}.get(k, "onnxruntime")  # a .pth is exported to ONNX
-    t = target(backend, o.precision or DEFAULT_PRECISION.get(backend, "fp32"))
-    # a .pth is exported to ONNX for the ONNX backends; an ONNX or IR file is used as is
-    if ("pth" in t.runs and k != "pth") or (k == "ir" and "ir" not in t.runs):
-        what = {"pth": "PyTorch weights", "onnx": "an ONNX model", "ir": "an OpenVINO IR"}[k]
-        raise ClsbenchError(f"{weights}: {what}, but {t.label} runs {' or '.join(t.runs)} files")
-    return t
-
-
-def resolve_spec(weights: str, model: str | None, pp=None):
-    """The model a run is about: what an ONNX/IR file records (clsbench's export writes it),
-    else --model, else the guide's mnasnet1_0; a --model that contradicts the file is an
-    error. `pp` replaces the preset (an ONNX model from elsewhere)."""
-    import dataclasses
-
-    from .modelfile import identity_of
-
-    recorded, _ = identity_of(weights)
-    asked = get_model(model) if model else None
-    if recorded and asked and recorded.key != asked.key:
-        raise ClsbenchError(f"{weights}: exported from {recorded.key}; --model {model} ({asked.key}) "
-                            f"contradicts it (leave --model out)")
-    spec = recorded or asked or get_model("mnasnet1_0")
-    if not (recorded or asked):
-        from .modelfile import kind
-
-        if kind(weights) != "pth":
-            log.warning(f"{weights} records no model: comparing with {spec.key}'s reference accuracy "
-                        f"and preset (pass --model NAME[:TAG] or the preset flags)")
-    return dataclasses.replace(spec, preprocessing=pp) if pp is not None else spec
+    p = resolve(str(weights), str(data), options or RunOptions(**kw))
+    for i, line in enumerate(p.describe()):
+        log.info(("plan: " if i == 0 else "      ") + line)
+    return p
 
 
 def run(weights: str, data: str, options: RunOptions | None = None, **kw) -> dict:
     """The whole flow; returns the summary (also written as summary.json and summary.md)."""
-    import dataclasses
-
     o = options or RunOptions(**kw)
-    if o.engine == "ray":  # Ray decodes on the cluster: the streaming layout, no .bin files
-        o = dataclasses.replace(o, stream=True)
-    t = validate(weights, data, o)
-    spec = resolve_spec(weights, o.model, o.preprocessing)
-    work = Path(o.work_dir)
+    plan = plan_run(weights, data, o)
+    work = Path(plan.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     with folder_lock(work):
-        return _run_locked(weights, data, o, t, spec, work)
+        return _run_locked(plan, o, work)
 
 
-def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
-    from .modelfile import kind
+def _run_locked(plan, o: RunOptions, work: Path) -> dict:
+    from .backends import target
 
     timer = Timer()
-    val, label_file, wrote_labels = locate_dataset(data, work)
-    if wrote_labels:
+    spec, t = plan.spec, target(plan.target.backend, plan.target.precision)
+    val = Path(plan.data.images)
+    label_file = Path(plan.data.labels) if plan.data.labels else write_class_labels(val, work)
+    if not plan.data.labels:
         log.info(f"labels: {val} has ImageNet class folders; wrote {label_file} from their wnids")
     labels = read_labels(label_file, spec.num_classes)  # a bad label stops us before any slow step
     with timer("export"):
-        model_file, exported = _model_for(weights, kind(weights), spec, work, val, o)
-    with timer("compile" if t.compiled else "resolve"):
-        runnable, compiled = _artifact_for(model_file, weights, t, spec, work, val, labels, o)
+        model_file, exported = _model_for(plan, work, val, o)
+    with timer("compile" if plan.target.artifact == "compile" else "resolve"):
+        runnable, compiled = _artifact_for(model_file, plan, t, work, val, labels, o)
     timer.seconds.pop("resolve", None)
-    with timer("preprocess+infer" if o.stream else "preprocess"):
-        prep = _preprocess(val, work, spec, o)
-    perf = _infer(runnable, val, prep, work, spec, t, o, timer, labels)
+    with timer("preprocess+infer" if plan.stream else "preprocess"):
+        prep = _preprocess(val, work, plan, o)
+    perf = _infer(runnable, val, prep, work, plan, o, timer, labels)
     log.info("[5/5] evaluate")
     with timer("eval"):
         dump = dump_dir(work / "result", o.device_id, o.outfmt)
@@ -194,32 +138,37 @@ def _run_locked(weights, data, o: RunOptions, t, spec, work: Path) -> dict:
         outside = None
         if compiled and compiled.get("calibrated_on_data"):
             outside = evaluate(dump, label_file, exclude=set(compiled["calibration_names"]))
-    summary = _summary(spec, weights, exported, compiled, prep, perf, acc, outside, val, label_file,
-                       work, result_json, o, timer)
+    summary = _summary(plan, exported, compiled, prep, perf, acc, outside, label_file, work, result_json, o, timer)
     atomic_write_json(work / "summary.json", summary)
     atomic_write_text(work / "summary.md", summary_markdown(summary, acc, spec))
     from .htmlreport import write_report
 
     write_report(str(work))
-    summary["_accuracy"], summary["_spec"] = acc, spec
+    summary["_accuracy"], summary["_spec"], summary["_plan"] = acc, spec, plan
     return summary
 
 
-def _model_for(weights, weights_kind, spec, work: Path, val: Path, o: RunOptions):
+def _model_for(plan, work: Path, val: Path, o: RunOptions):
     """The ONNX (or IR) model the run uses: exported from a .pth, or the file given."""
     from .export import current_export, export_onnx
 
-    if weights_kind != "pth":
-        log.info(f"[1/5] export: {weights} is already an {'ONNX model' if weights_kind == 'onnx' else 'OpenVINO IR'}; "
+    weights = plan.weights
+    if plan.target.artifact == "weights":
+        log.info(f"[1/5] export: not needed ({plan.target.backend} runs the PyTorch weights eagerly)")
+        return weights, None
+    if plan.weights_kind != "pth":
+        log.info(f"[1/5] export: {weights} is already an {'ONNX model' if plan.weights_kind == 'onnx' else 'OpenVINO IR'}; "
                  f"not exported (its parity with PyTorch is not checked here)")
         return weights, None
     onnx_path = work / "model.onnx"
-    rec = None if o.overwrite else current_export(onnx_path, spec, weights)
+    spec = plan.model.spec
+    rec = None if o.overwrite else current_export(onnx_path, spec, weights, plan.model.provenance)
     if rec:
         log.info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
     else:
         log.info(f"[1/5] export {weights} → {onnx_path}")
-        rec = export_onnx(weights, str(onnx_path), model=spec.key, parity_images=str(val))
+        rec = export_onnx(weights, str(onnx_path), model=spec.key, parity_images=str(val),
+                          provenance=plan.model.provenance)
     p = rec["parity"]
     log.info(f"      {rec['weights']['verdict']}")
     log.info(f"      parity vs PyTorch float64: rel. L2 error {p['rel_l2_error']:.2e} "
@@ -227,14 +176,14 @@ def _model_for(weights, weights_kind, spec, work: Path, val: Path, o: RunOptions
     return str(onnx_path), rec
 
 
-def _artifact_for(model_file, weights, t, spec, work: Path, val: Path, labels, o: RunOptions):
-    """What the backend runs: the weights (torch, cuda), the model itself, or a compiled
-    artifact, compiled here when (backend, precision) needs one."""
+def _artifact_for(model_file, plan, t, work: Path, val: Path, labels, o: RunOptions):
+    """What the backend runs, as the plan decided: the weights (torch, cuda), the model file
+    itself, or an artifact compiled here."""
     from .compile import compile_model
 
-    if "pth" in t.runs:
-        return weights, None
-    if not t.compiled:
+    if plan.target.artifact == "weights":
+        return plan.weights, None
+    if plan.target.artifact != "compile":
         return model_file, None
     if not o.calib_data:
         log.warning(f"no --calib-data: {t.label} calibrates on the first {o.calib_images} images of "
@@ -242,108 +191,110 @@ def _artifact_for(model_file, weights, t, spec, work: Path, val: Path, labels, o
     log.info(f"[1/5] compile {t.label} (calibration: {o.calib_data or val})")
     rec = compile_model(model_file, backend=t.backend, precision=t.precision, output_dir=str(work / "compiled"),
                         data=str(val), calib_data=o.calib_data, calib_images=o.calib_images,
-                        pp=spec.preprocessing, labels=labels, overwrite=o.overwrite)
+                        pp=plan.preset.pp, labels=labels, overwrite=o.overwrite)
     rec["calibrated_on_data"] = not o.calib_data
     return rec["artifact"], rec
 
 
-def _preprocess(val: Path, work: Path, spec, o: RunOptions):
+def _preprocess(val: Path, work: Path, plan, o: RunOptions):
     from .preprocess import preprocess_dir
 
-    if o.stream:
+    if plan.stream:
         log.info("[2/5] preprocess: streamed (each worker process decodes, resizes and runs; no intermediate files)")
         log.info("[3/5] dataset info: not needed when streaming")
         return None
     prep = work / "prep_dataset"
-    log.info(f"[2/5] preprocess {val} → {prep} ({spec.preset} preset)")
-    rep = preprocess_dir(val, prep, spec.preprocessing, workers=o.workers, overwrite=o.overwrite,
+    log.info(f"[2/5] preprocess {val} → {prep} ({plan.preset.pp.describe()})")
+    rep = preprocess_dir(val, prep, plan.preset.pp, workers=o.workers, overwrite=o.overwrite,
                          strict=o.strict, show_progress=o.show_progress)
     log.info(f"      {rep.written} written, {rep.resumed} already done, {len(rep.failed)} unreadable, "
              f"{len(rep.ignored)} non-image entries ignored")
     return rep
 
 
-def _backend_options(t, spec, o: RunOptions) -> dict:
-    """The PyTorch backends build the architecture themselves: tell them which."""
-    opts = {"arch": spec.key} if t.backend in ("torch", "cuda") else {}
-    if t.backend == "cuda":
-        opts["mode"] = o.cuda_mode
-    if t.backend == "openvino" and o.openvino_hint != "latency":
-        opts["hint"] = o.openvino_hint
-    return {**opts, **o.backend_options}
-
-
-def _infer(runnable, val, rep, work: Path, spec, t, o: RunOptions, timer, labels) -> dict:
+def _infer(runnable, val, rep, work: Path, plan, o: RunOptions, timer, labels) -> dict:
     from .infer import infer_offline
 
     result = work / "result"
-    common = dict(batch_size=o.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
-                  backend=t.backend, precision=t.precision, threads=o.threads, overwrite=o.overwrite,
-                  show_progress=o.show_progress, backend_options=_backend_options(t, spec, o),
-                  percentiles=o.percentiles, labels=labels)
-    if o.stream:
-        log.info(f"[4/5] infer bs{o.batch_size} with {t.label}, streaming from {val}"
-                 + (f" on Ray ({o.ray_address or 'a local instance'})" if o.engine == "ray" else ""))
+    t = plan.target
+    common = dict(batch_size=plan.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
+                  backend=t.backend, precision=t.precision, threads=t.threads, overwrite=o.overwrite,
+                  show_progress=o.show_progress, backend_options=dict(t.options),
+                  percentiles=o.percentiles, labels=labels, input_identity=False)
+    if plan.stream:
+        log.info(f"[4/5] infer bs{plan.batch_size} with {t.label}, streaming from {val}"
+                 + (f" on Ray ({o.ray_address or 'a local instance'})" if plan.engine == "ray" else ""))
         with timer("preprocess+infer"):
-            perf = infer_offline(runnable, images=str(val), preprocessing=spec.preprocessing,
-                                 workers=o.workers, strict=o.strict, decode=o.decode, engine=o.engine,
+            perf = infer_offline(runnable, images=str(val), preprocessing=plan.preset.pp,
+                                 workers=o.workers, strict=o.strict, decode=o.decode, engine=plan.engine,
                                  ray_address=o.ray_address, **common)
     else:
         info_path = work / "prep_bin.info"
         log.info(f"[3/5] dataset info → {info_path}")
-        crop = spec.preprocessing.crop
+        crop = plan.preset.pp.crop
         with timer("info"):
             gen_bin_info(str(work / "prep_dataset"), str(info_path), crop, crop)
-        log.info(f"[4/5] infer bs{o.batch_size} with {t.label}")
+        log.info(f"[4/5] infer bs{plan.batch_size} with {t.label}")
         with timer("infer"):
             perf = infer_offline(runnable, str(info_path), **common)
     if perf.get("from_earlier_run"):
-        log.info(f"      nothing left to infer: all {perf['total']} outputs exist; the throughput "
-                 f"figures are from the earlier run that wrote them ({perf.get('finished_at', '?')})")
+        log.info(f"      nothing left to infer: all {perf['total']} outputs exist for these inputs; the "
+                 f"throughput figures are from the earlier run that wrote them ({perf.get('finished_at', '?')})")
     return perf
 
 
-def _summary(spec, weights, exported, compiled, rep, perf, acc, outside, val, label_file, work, result_json,
-             o: RunOptions, timer) -> dict:
-    from .perf import perf_file_name
+def _accuracy(plan, acc, outside, o: RunOptions) -> dict:
+    from .plan import judge_accuracy
 
-    failed = ([(f["file"], f["error"]) for f in perf["failed"]] if o.stream
-              else rep.failed)
-    result = work / "result"
-    accuracy = {"images": acc.images, "classes": acc.num_classes,
+    accuracy = {"images": acc.images, "classes": plan.model.num_classes, "output_width": acc.num_classes,
                 **{f"top{k}": acc.percent(k) for k in range(1, 6)},
-                "reference_top1": spec.top1, "reference_top5": spec.top5,
-                "top1_drop": None if spec.top1 is None else spec.top1 - acc.percent(1), "tolerance": o.tolerance,
-                "within_tolerance": None if spec.top1 is None else spec.top1 - acc.percent(1) <= o.tolerance,
+                **judge_accuracy(plan.model, acc.percent(1), acc.images, o.tolerance),
                 "labels_without_output": acc.labels_without_output,
                 "outputs_without_label": len(acc.unlabelled_outputs)}
     if outside is not None:
         accuracy["outside_calibration"] = {"images": outside.images,
                                            **{f"top{k}": outside.percent(k) for k in range(1, 6)}}
-    files = {"weights": str(weights)}
+    return accuracy
+
+
+def _files(plan, exported, compiled, label_file, work: Path, result_json, o: RunOptions) -> dict:
+    from .perf import perf_file_name
+
+    result = work / "result"
+    files = {"weights": str(plan.weights)}
     if exported:
         files.update(onnx=str(work / "model.onnx"), parity=str(work / "model.parity.json"))
     if compiled:
         files["compiled"] = compiled["artifact"]
-    if not o.stream:
+    if not plan.stream:
         files.update(prep_dataset=str(work / "prep_dataset"), info=str(work / "prep_bin.info"))
     files.update(labels=str(label_file), outputs=str(dump_dir(result, o.device_id, o.outfmt)),
-                 perf=str(result / perf_file_name(o.batch_size, o.device_id)),
+                 perf=str(result / perf_file_name(plan.batch_size, o.device_id)),
                  result_json=str(result_json), summary_json=str(work / "summary.json"),
                  summary_md=str(work / "summary.md"), report=str(work / "report.html"))
+    return files
+
+
+def _summary(plan, exported, compiled, rep, perf, acc, outside, label_file, work, result_json,
+             o: RunOptions, timer) -> dict:
+    failed = ([(f["file"], f["error"]) for f in perf["failed"]] if plan.stream else rep.failed)
+    spec = plan.spec
+    weights = plan.weights
     return {
-        "tool": f"clsbench {__version__}", "command": o.command, "model": spec.name, "weights_tag": spec.tag,
+        "tool": f"clsbench {__version__}", "command": o.command, "plan": plan.as_dict(),
+        "model": spec.name, "weights_tag": spec.tag,
         "weights": exported["weights"] if exported else {"path": os.path.abspath(weights),
                                                          "sha256": file_sha256(weights)},
         "parity": exported["parity"] if exported else None,
         "compiled": {k: v for k, v in compiled.items() if k != "calibration_names"} if compiled else None,
-        "preprocessing": {"preset": spec.preset, **spec.preprocessing.as_dict()},
-        "dataset": {"images": str(val.resolve()), "labels": str(Path(label_file).resolve()),
-                    "layout": list_images(val).layout,
-                    "preprocessed": None if o.stream else len(rep.outputs), "streamed": o.stream,
+        "preprocessing": {"preset": plan.preset.describe(), **plan.preset.pp.as_dict()},
+        "dataset": {"images": plan.data.images, "labels": str(Path(label_file).resolve()),
+                    "layout": plan.data.layout, "fingerprint": plan.data.fingerprint,
+                    "preprocessed": None if plan.stream else len(rep.outputs), "streamed": plan.stream,
                     "unreadable": [{"file": f, "error": e} for f, e in failed],
-                    "ignored": [] if o.stream else rep.ignored},
-        "accuracy": accuracy, "performance": perf, "stage_seconds": timer.seconds, "files": files,
+                    "ignored": [] if plan.stream else rep.ignored},
+        "accuracy": _accuracy(plan, acc, outside, o), "performance": perf, "stage_seconds": timer.seconds,
+        "files": _files(plan, exported, compiled, label_file, work, result_json, o),
     }
 
 

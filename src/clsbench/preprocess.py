@@ -123,6 +123,7 @@ class PreprocessReport:
     ignored: list[str] = field(default_factory=list)  # non-image entries
     layout: str = "flat"
     outputs: list[str] = field(default_factory=list)  # every .bin name, sorted
+    removed: int = 0  # .bin files of images no longer in the source, removed
 
 
 def _ignore_sigint() -> None:
@@ -207,19 +208,44 @@ def _convert_one(job: tuple[str, str, Preprocessing, str]) -> tuple[str, str | N
         raise ClsbenchError(f"{dst}: cannot write ({e.strerror or e})") from None
 
 
-def _check_folder(dst: Path, pp: Preprocessing, overwrite: bool) -> None:
+def _check_folder(dst: Path, pp: Preprocessing, overwrite: bool) -> dict:
     """dst holds nothing but .bin files (gen_dataset_info.py lists it); what made them is
-    recorded beside it, in `<dst>.clsbench.json`."""
+    recorded beside it, in `<dst>.clsbench.json`. Returns the source fingerprint recorded for
+    each .bin ({} when there is no record, or with --overwrite)."""
     legacy = dst / LEGACY_MANIFEST
     if legacy.exists() and not sidecar(dst).exists():
         os.replace(legacy, sidecar(dst))
     identity = {"preprocessing": pp.as_dict()}
     if overwrite:
-        return
-    if matching_record(sidecar(dst), identity, str(dst)) is None and \
-            any(n.endswith(".bin") for n in os.listdir(dst)):
+        return {}
+    old = matching_record(sidecar(dst), identity, str(dst))
+    if old is None and any(n.endswith(".bin") for n in os.listdir(dst)):
         raise ConflictError(f"{dst}: holds .bin files that clsbench did not write "
                             f"(no {sidecar(dst).name} beside it)")
+    return (old or {}).get("sources", {})
+
+
+def _plan_jobs(src: Path, dst: Path, pp: Preprocessing, owners: dict, recorded: dict, report, tmp: str) -> tuple:
+    """Which .bin files are redone: any whose source is not the very file recorded for it
+    (another folder, the same name replaced, a changed size or mtime). Stale files are
+    removed first, and so are the .bin files of images no longer in the source, so the
+    record written next never vouches for a file that no longer matches."""
+    from .plan import file_fingerprint
+
+    sources, jobs = {}, []
+    for name, rel in owners.items():
+        out = dst / name
+        sources[name] = file_fingerprint(src / rel)
+        if out.is_file() and out.stat().st_size == pp.bin_bytes and recorded.get(name) == sources[name]:
+            report.resumed += 1
+            continue
+        out.unlink(missing_ok=True)
+        jobs.append((str(src / rel), str(out), pp, tmp))
+    gone = [n for n in os.listdir(dst) if n.endswith(".bin") and n not in owners]
+    for n in gone:
+        (dst / n).unlink()
+    report.removed = len(gone)
+    return jobs, sources
 
 
 def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessing, *,
@@ -227,9 +253,10 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
                    show_progress: bool = True) -> PreprocessReport:
     """Convert every image under `src` (flat or one level of class folders) to `dst/<stem>.bin`.
 
-    Resumable: a .bin of the right size is never rewritten (writes are atomic, so an existing
-    file is a finished one). Undecodable images are listed in the report; with strict=True
-    they stop the run instead.
+    Resumable: a .bin is reused only when its source is the very file it was made from (same
+    resolved path, size and mtime_ns, recorded beside the folder) with the same preprocessing;
+    everything else is redone (writes are atomic, so an existing file is a finished one).
+    Undecodable images are listed in the report; with strict=True they stop the run instead.
     """
 
     src, dst = Path(src), Path(dst)
@@ -241,17 +268,11 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
     check_unique([(stem(rel.name) + ".bin", src / rel) for rel in listing.images], str(src))
     dst.mkdir(parents=True, exist_ok=True)
     with folder_lock(dst):
-        _check_folder(dst, pp, overwrite)
-        atomic_write_json(sidecar(dst), {"tool": f"clsbench {__version__}", "source": str(src.resolve()),
-                                         "identity": {"preprocessing": pp.as_dict()}})
+        recorded = _check_folder(dst, pp, overwrite)
         tmp = str(temp_dir(dst))
-        jobs = []
-        for name, rel in owners.items():
-            out = dst / name
-            if not overwrite and out.is_file() and out.stat().st_size == pp.bin_bytes:
-                report.resumed += 1
-            else:
-                jobs.append((str(src / rel), str(out), pp, tmp))
+        jobs, sources = _plan_jobs(src, dst, pp, owners, recorded, report, tmp)
+        atomic_write_json(sidecar(dst), {"tool": f"clsbench {__version__}", "source": str(src.resolve()),
+                                         "identity": {"preprocessing": pp.as_dict()}, "sources": sources})
         try:
             _convert(jobs, dst, workers, strict, report, show_progress)
         finally:

@@ -18,8 +18,8 @@ def accuracy_rows(acc: Accuracy, spec: ModelSpec | None) -> list[tuple[str, str,
     return rows
 
 
-def accuracy_table(acc: Accuracy, spec: ModelSpec | None, title: str = "Accuracy") -> Table:
-    t = Table(title=f"{title} ({acc.images} images, {acc.num_classes} classes)")
+def accuracy_table(acc: Accuracy, spec: ModelSpec | None, title: str = "Accuracy", classes: int | None = None) -> Table:
+    t = Table(title=f"{title} ({acc.images} images, {classes or acc.num_classes} classes)")
     for col in ("", "measured %", "reference %", "diff"):
         t.add_column(col, justify="right")
     for row in accuracy_rows(acc, spec):
@@ -93,6 +93,12 @@ def _fps(result: dict, label: str, bs: int, mode: str) -> float | None:
     return None
 
 
+def _guide_model(result: dict) -> bool:
+    from .models import GUIDE_MODEL
+
+    return (result.get("model") or {}).get("name") == GUIDE_MODEL
+
+
 def perf_markdown(result: dict) -> str:
     """The guide's §7.3 table: FPS per batch size per configuration, reference columns, best row."""
     from .perf import GUIDE_REFERENCE
@@ -104,13 +110,15 @@ def perf_markdown(result: dict) -> str:
            f"Compute-only images/s (the guide's \"Interface throughputRate\", its FPS column); each cell: warm-up "
            f"{result['warmup']} runs, then at least {result['min_iterations']} runs and "
            f"{result['duration_s']} s; the figure is the median of {result.get('repeats', 1)} repeats "
-           f"(consecutive windows of those runs). Reference columns are the guide's figures (other hardware).", ""]
-    refs = list(GUIDE_REFERENCE)
-    t4 = refs[-1]
+           f"(consecutive windows of those runs)."
+           + (" Reference columns are the guide's figures (other hardware)." if _guide_model(result) else ""), ""]
+    # the guide's devices measured its MnasNet1.0: beside any other model they would mislead
+    refs = list(GUIDE_REFERENCE) if _guide_model(result) else []
+    t4 = refs[-1] if refs else None
     for mode in modes:
         out += [f"## {mode} input", ""]
         head = ["batchsize"] + [f"{l} images/s" for l in labels] + [f"{r} images/s" for r in refs]
-        head += [f"{l}/T4" for l in labels]
+        head += [f"{l}/T4" for l in labels] if refs else []
         out += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
         best = {l: (None, 0.0) for l in labels + refs}
         for bs in result["batches"]:
@@ -125,12 +133,13 @@ def perf_markdown(result: dict) -> str:
                 cells.append(f"{v:.1f}" if v else "")
                 if v and v > best[r][1]:
                     best[r] = (bs, v)
-            for l in labels:
+            for l in labels if refs else []:
                 v, ref = _fps(result, l, bs, mode), GUIDE_REFERENCE[t4].get(bs)
                 cells.append(f"{v / ref:.3f}" if v and ref else "")
             out.append("| " + " | ".join(cells) + " |")
         cells = ["best"] + [f"{best[l][0]}:{best[l][1]:.1f}" if best[l][0] else "" for l in labels + refs]
-        cells += [f"{best[l][1] / best[t4][1]:.3f}" if best[l][0] else "" for l in labels]
+        cells += [f"{best[l][1] / best[t4][1]:.3f}" if best[l][0] and best[t4][1] else ""
+                  for l in labels] if refs else []
         out += ["| " + " | ".join(cells) + " |", ""]
     out += _latency_markdown(result["rows"])
     out += ["", "Runtimes: " + "; ".join(sorted({f"{r['runtime']['runtime']} {r['runtime']['version']} "
@@ -196,13 +205,29 @@ def perf_plot(result: dict, path: str) -> str | None:
     return path
 
 
+def accuracy_title(s: dict) -> str:
+    """What a run's accuracy is measured against, from its record."""
+    acc = s["accuracy"]
+    key = (s.get("plan") or {}).get("model", {}).get("key") or s.get("model") or "the model"
+    if acc.get("reference_top1") is None:
+        return f"Accuracy of {key} (these weights; no reference)"
+    return f"Accuracy of {key} vs {acc.get('reference_source') or 'its reference'}"
+
+
 def print_run_summary(s: dict, spec: ModelSpec) -> None:
     """The end of `clsbench run`: accuracy table, throughput, unreadable files, stage times, files."""
     from .ui import out
 
     out.print()
-    out.print(accuracy_table(s["_accuracy"], spec, f"Accuracy vs torchvision {spec.name}"))
     acc = s["accuracy"]
+    out.print(accuracy_table(s["_accuracy"], spec, accuracy_title(s), acc.get("classes")))
+    if acc.get("judged"):
+        word = "[bold green]PASS[/]" if acc["within_tolerance"] else "[bold red]FAIL[/]"
+        out.print(f"Accuracy {word}: Top-1 {acc['top1']:.2f} vs {acc['reference_top1']} (allowed drop "
+                  f"{acc['allowed_drop']:.2f} points: --tolerance {acc['tolerance']:g}, or the 95 % sampling "
+                  f"margin of {acc['images']} images if wider)")
+    else:
+        out.print(f"No accuracy verdict: {acc.get('reference_source') or 'no reference'}", markup=False)
     if "outside_calibration" in acc:
         o = acc["outside_calibration"]
         out.print(f"Top-1 on the {o['images']} images outside the calibration set: {o['top1']:.2f} %")

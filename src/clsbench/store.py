@@ -20,6 +20,7 @@ import numpy as np
 
 from . import ClsbenchError, __version__
 from ._io import atomic_write_json, matching_record
+from .plan import file_fingerprint
 from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 
@@ -53,6 +54,11 @@ class Store:
         self.crops = np.memmap(self.root / "crops.u8", dtype=np.uint8, mode="r", shape=(n, 3, c, c))
         self.done = np.fromfile(self.root / "done.u8", dtype=np.uint8).astype(bool)
 
+    def fingerprint(self, i: int) -> list | None:
+        """The source file's fingerprint slot i was made from (None in a store from before they were recorded)."""
+        fps = self.index.get("fingerprints")
+        return fps[i] if fps else None
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -85,16 +91,24 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
              "preprocessing": pp.as_dict(), "layout": "NCHW uint8", "names": names,
              "files": [str(p) for p in listing.images]}
     index["identity"] = {"preprocessing": pp.as_dict(), "names": names}
+    index["fingerprints"] = [file_fingerprint(src / p) for p in listing.images]
     ipath = dst / "index.json"
-    if not overwrite:
-        matching_record(ipath, index["identity"], f"{dst} (a store of other images or preprocessing)")
-    fresh = overwrite or not ipath.exists()
-    if fresh:
+    old = None if overwrite else matching_record(ipath, index["identity"],
+                                                 f"{dst} (a store of other images or preprocessing)")
+    if old is None:
         with open(dst / "crops.u8", "wb") as f:
             f.truncate(len(names) * slot)
         np.zeros(len(names), np.uint8).tofile(dst / "done.u8")
-    atomic_write_json(ipath, index)
     done = np.fromfile(dst / "done.u8", dtype=np.uint8)
+    was = (old or {}).get("fingerprints") or [None] * len(names)
+    stale = [i for i in range(len(names)) if done[i] and was[i] != index["fingerprints"][i]]
+    if stale:  # a source replaced since its slot was written: the slot is redone
+        with open(dst / "done.u8", "r+b") as f:
+            for i in stale:
+                f.seek(i)
+                f.write(b"\x00")
+        done[stale] = 0
+    atomic_write_json(ipath, index)
     todo = [i for i in range(len(names)) if not done[i]]
     failed = []
     fd = os.open(dst / "crops.u8", os.O_WRONLY)

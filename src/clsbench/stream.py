@@ -21,14 +21,14 @@ from . import ClsbenchError
 _W: dict = {}  # per worker process: its batch step and settings
 
 
-def _init(model, backend, precision, batch_size, pp, out) -> None:
+def _init(model, backend, precision, batch_size, pp, out, options) -> None:
     import signal
 
     from .backends import open_backend
     from .stages import BatchStep
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
-    rt = open_backend(backend, model, batch_size=batch_size, threads=1, precision=precision)
+    rt = open_backend(backend, model, batch_size=batch_size, threads=1, precision=precision, **options)
     step = BatchStep(rt, batch_size)
     step.warm_up()  # not timed
     _W.update(step=step, shape=rt.input_shape, pp=pp, out=out, bs=batch_size)
@@ -69,7 +69,7 @@ def _chunk(items, strict) -> dict:
 
 
 def run_stream(pending, *, model, backend, precision, batch_size, pp, out, workers, strict,
-               advance) -> dict:
+               advance, options: dict | None = None) -> dict:
     """Process `pending` (key, path) items into the prepared output `out` (each worker writes
     its files; a central output is written here, in order); returns summed stage times
     and failures."""
@@ -84,7 +84,8 @@ def run_stream(pending, *, model, backend, precision, batch_size, pp, out, worke
     chunks = [pending[i:i + chunk] for i in range(0, len(pending), chunk)]
     totals = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                               initargs=(model, backend, precision, batch_size, pp, None if out.central else out))
+                               initargs=(model, backend, precision, batch_size, pp, None if out.central else out,
+                                         options or {}))
     try:
         window: deque = deque()
         todo = iter(chunks)

@@ -60,15 +60,17 @@ def find_weights(spec, weights_dir: str | None, work: Path, stand_in: bool) -> t
     return str(path), "stand-in (speed only)"
 
 
-def exported(spec, weights: str, work: Path) -> str:
+def exported(spec, weights: str, work: Path, stand_in: bool = False) -> str:
+    """The model's ONNX; stand-in weights are recorded in it as such (no run judges their accuracy)."""
     from .export import current_export, export_onnx
 
+    provenance = "stand-in" if stand_in else None
     onnx_path = work / "models" / f"{spec.key.replace(':', '_')}.onnx"
-    if current_export(onnx_path, spec, weights):
+    if current_export(onnx_path, spec, weights, provenance):
         return str(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     log.info(f"export {spec.key} → {onnx_path}")
-    export_onnx(weights, str(onnx_path), model=spec.key, parity_batch=2)
+    export_onnx(weights, str(onnx_path), model=spec.key, parity_batch=2, provenance=provenance)
     return str(onnx_path)
 
 
@@ -87,7 +89,7 @@ def run_zoo(models: str, *, configs: str = "onnxruntime:fp32", batches: str = "3
     with folder_lock(work), progress(len(specs), "zoo", show_progress) as advance:
         for spec in specs:
             weights, kind = find_weights(spec, weights_dir, work, stand_in_weights)
-            onnx_path = exported(spec, weights, work)
+            onnx_path = exported(spec, weights, work, stand_in=kind.startswith("stand-in"))
             cfgs = resolve_configs(configs, model=onnx_path, weights=weights, compiled=str(work / "compiled"))
             res = sweep(cfgs, sizes, duration=duration, iterations=iterations, warmup=warmup, threads=threads,
                         checkpoint=str(work / "cells" / f"{spec.key.replace(':', '_')}.json"))

@@ -94,7 +94,8 @@ _REGISTRY = {
     "cann": ("clsbench.backends.cann", "CannBackend", "onnxruntime-cann (pip install 'clsbench[cann]')"),
 }
 # the options each backend takes beyond the common ones (open_backend refuses others)
-OPTIONS = {"openvino": {"hint"}, "torch": {"arch"}, "cuda": {"arch", "mode", "device"}}
+# (torch and cuda build the architecture `arch` themselves and take the run's `preprocessing`)
+OPTIONS = {"openvino": {"hint"}, "torch": {"arch", "preprocessing"}, "cuda": {"arch", "mode", "device", "preprocessing"}}
 DEFAULT_PRECISION = {"onnxruntime": "fp32", "openvino": "fp32", "torch": "fp32", "cuda": "fp16", "cann": "fp16"}
 
 

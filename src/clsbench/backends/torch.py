@@ -17,7 +17,7 @@ class TorchBackend(Backend):
     name = "torch"
     device = "cpu"
 
-    def __init__(self, model_path: str, *, arch: str = "mnasnet1_0", channels_last: bool = False, **kw):
+    def __init__(self, model_path: str, *, arch: str, channels_last: bool = False, preprocessing=None, **kw):
         super().__init__(model_path, **kw)
         import torch
 
@@ -30,6 +30,14 @@ class TorchBackend(Backend):
             raise ClsbenchError(f"{model_path}: the torch backend runs torchvision weights (.pth), "
                                 f"not {os.path.splitext(model_path)[1] or 'this file'}")
         self.spec = get_model(arch)
+        if preprocessing is not None:  # the run's preset (flags on top of the model's): its crop, mean, std
+            import dataclasses
+
+            from ..models import Preprocessing
+
+            if isinstance(preprocessing, dict):
+                preprocessing = Preprocessing.from_dict(preprocessing)
+            self.spec = dataclasses.replace(self.spec, preprocessing=preprocessing)
         self.threads = self.threads or default_threads()
         if self.device == "cpu":
             torch.set_num_threads(self.threads)

@@ -1,0 +1,469 @@
+"""What a run is, resolved once, before any slow step: the plan.
+
+`resolve(weights, data, options)` turns what the user asked for (`pipeline.RunOptions`, no
+defaults filled in) and what the model file says about itself into a frozen `Plan`:
+
+    model    identity, provenance (official │ proxy │ stand-in │ other weights │ foreign file),
+             the reference accuracy to judge against, or why there is none
+    preset   every preprocessing field with where it came from (model file │ table │ flag │
+             the default model's preset)
+    target   backend, precision, what artifact runs (exported, compiled here, given as is)
+             and the backend's options
+    data     images, labels, layout and a fingerprint of every file (path, size, mtime_ns)
+    run      batch, engine, outputs, the resolved work directory
+
+One precedence order, as timm's resolve_data_config: a flag beats what the model file
+records, which beats the model table, which beats `DEFAULT_MODEL`. Every policy check of a
+run happens here, so a bad combination stops in one line before a single image is
+decoded. Nothing else in clsbench fills a default of what a run is.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ClsbenchError
+from .models import GUIDE_MODEL, ModelSpec, Preprocessing
+
+log = logging.getLogger("clsbench")
+
+DEFAULT_MODEL = GUIDE_MODEL  # the one model default: the guide's MnasNet1.0
+
+# Where a model's weights come from; an accuracy verdict only where the reference means something
+PROVENANCE = {
+    "official": "official torchvision weights (identified by digest)",
+    "proxy": "clsbench's trained proxy (identified by SHA-256): judged against its own recorded accuracy",
+    "stand-in": "stand-in weights (realistic random): right for speed, no accuracy to judge",
+    "other": "other weights than the official file: the accuracy of these weights, no reference to judge by",
+    "foreign": "a model file from elsewhere (no clsbench record in it): its accuracy, no reference to judge by",
+    "unrecorded": "a clsbench export that records no weights provenance: its accuracy, no reference to judge by",
+}
+JUDGED = ("official", "proxy")
+PRESET_FIELDS = ("resize", "crop", "interpolation", "mean", "std", "exif_transpose")
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    key: str | None  # NAME:TAG, None for an unnamed foreign file
+    provenance: str  # a PROVENANCE key
+    weights_sha256: str | None
+    reference_top1: float | None  # what the accuracy is judged against; None: not judged
+    reference_top5: float | None
+    reference_source: str  # where the reference comes from, or why there is none
+    num_classes: int  # the classes labels may name (16 for the proxy's task)
+    spec: ModelSpec | None = field(default=None, compare=False)  # the table's entry, for export/torch
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("spec")
+        d["provenance_text"] = PROVENANCE[self.provenance]
+        return d
+
+
+@dataclass(frozen=True)
+class PresetPlan:
+    pp: Preprocessing
+    sources: tuple  # (field, source) pairs
+
+    def as_dict(self) -> dict:
+        return {**self.pp.as_dict(), "sources": dict(self.sources)}
+
+    def describe(self) -> str:
+        by: dict[str, list] = {}
+        for f, s in self.sources:
+            by.setdefault(s, []).append(f)
+        return f"{self.pp.describe()} (" + "; ".join(f"{', '.join(fs)} from {s}" for s, fs in by.items()) + ")"
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    backend: str
+    precision: str
+    artifact: str  # "export" (a .pth exported to ONNX), "compile" (compiled here), "as is", "weights"
+    options: tuple  # (name, value) pairs handed to the backend
+    threads: int | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.precision}"
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    images: str  # resolved image folder
+    labels: str | None  # resolved label file, or None: labels from class folders (written in the work dir)
+    layout: str
+    count: int
+    fingerprint: str  # over every image's (relative path, size, mtime_ns) and the label file's bytes
+
+
+@dataclass(frozen=True)
+class Plan:
+    weights: str
+    weights_kind: str  # pth, onnx, ir
+    model: ModelPlan
+    preset: PresetPlan
+    target: TargetPlan
+    data: DataPlan
+    batch_size: int
+    engine: str
+    stream: bool
+    outfmt: str
+    work_dir: str  # resolved
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The ModelSpec every stage reads: the table's entry (or a stand-in for an unnamed
+        file) with this plan's preset, reference and class count."""
+        base = self.model.spec or ModelSpec(self.model.key or os.path.basename(self.weights), "", self.preset.pp,
+                                            None, None, self.model.num_classes)
+        return dataclasses.replace(base, preprocessing=self.preset.pp, top1=self.model.reference_top1,
+                                   top5=self.model.reference_top5, num_classes=self.model.num_classes)
+
+    def as_dict(self) -> dict:
+        return {"weights": os.path.abspath(self.weights), "weights_kind": self.weights_kind,
+                "model": self.model.as_dict(), "preset": self.preset.as_dict(),
+                "target": {**dataclasses.asdict(self.target), "options": {
+                    k: v.as_dict() if hasattr(v, "as_dict") else v for k, v in self.target.options}},
+                "data": dataclasses.asdict(self.data), "batch_size": self.batch_size, "engine": self.engine,
+                "stream": self.stream, "outfmt": self.outfmt, "work_dir": self.work_dir}
+
+    def describe(self) -> list[str]:
+        m, t, d = self.model, self.target, self.data
+        ref = (f"reference Top-1 {m.reference_top1} ({m.reference_source})" if m.reference_top1 is not None
+               else f"no accuracy verdict: {m.reference_source}")
+        return [f"model     {m.key or 'unnamed'} · {PROVENANCE[m.provenance]}",
+                f"          {ref}; {m.num_classes} classes",
+                f"preset    {self.preset.describe()}",
+                f"target    {t.label} · {dict(ARTIFACTS)[t.artifact]}"
+                + (f" · options {', '.join(k for k, _ in t.options)}" if t.options else "") + f" · threads {t.threads or 'all'}",
+                f"data      {d.images} · {d.count} images ({d.layout}) · labels "
+                f"{d.labels or 'from the class folders'} · fingerprint {d.fingerprint}",
+                f"run       batch {self.batch_size} · engine {self.engine}"
+                + (" · streaming" if self.stream else " · .bin files") + f" · outputs {self.outfmt}"
+                + f" · work dir {self.work_dir}"]
+
+
+ARTIFACTS = (("export", "the .pth exported to ONNX, checked against PyTorch"),
+             ("compile", "compiled here from the model file"),
+             ("as is", "the model file given, run as is"),
+             ("weights", "the PyTorch weights, run eagerly"))
+
+
+# ---------------------------------------------------------------- fingerprints
+
+def file_fingerprint(path: str | os.PathLike) -> list:
+    """What make and rsync compare: resolved path, size, mtime_ns. A file replaced in place,
+    or another file at the same name, has another fingerprint."""
+    st = os.stat(path)
+    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+
+
+def fingerprint(rows) -> str:
+    """A short digest of JSON-able rows (the data set's identity in records)."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """The fingerprint of an image folder's listing: what a compiled artifact calibrated on."""
+    from .dataset import list_images
+
+    folder = Path(folder)
+    return fingerprint([str(rel), *file_fingerprint(folder / rel)[1:]] for rel in list_images(folder).images)
+
+
+def _data_plan(data: str, images: Path, labels: Path | None, layout: str, listing) -> DataPlan:
+    rows = [[str(rel), *file_fingerprint(images / rel)[1:]] for rel in listing]
+    if labels is not None:
+        from ._io import file_sha256
+
+        rows.append(["labels", file_sha256(labels)])
+    return DataPlan(str(images.resolve()), str(labels.resolve()) if labels else None, layout, len(listing),
+                    fingerprint(rows))
+
+
+def resolve_data(data: str) -> DataPlan:
+    """An ImageNet-layout directory: val/ + val_label.txt, or val/<wnid>/ class folders."""
+    from .dataset import list_images
+
+    root = Path(data)
+    if not root.is_dir():
+        raise ClsbenchError(f"{data}: data directory not found")
+    val = root / "val" if (root / "val").is_dir() else root
+    listing = list_images(val)
+    for cand in (root / "val_label.txt", val / "val_label.txt"):
+        if cand.is_file():
+            if not listing.images:
+                raise ClsbenchError(f"{val}: holds no images")
+            return _data_plan(data, val, cand, listing.layout, listing.images)
+    if not listing.images:
+        hint = f"; --data takes the folder above val/ ({root.parent})" if root.name == "val" else ""
+        raise ClsbenchError(f"{val}: holds no images{hint}")
+    if listing.layout == "class-folders":
+        return _data_plan(data, val, None, listing.layout, listing.images)
+    raise ClsbenchError(f"{data}: no val_label.txt next to the images, and no class folders to derive labels from")
+
+
+# ---------------------------------------------------------------- the model
+
+def _proxy_record() -> dict:
+    from importlib.resources import files
+
+    return json.loads(files("clsbench").joinpath("data/proxy_mnasnet1_0.json").read_text())
+
+
+def _judged(spec: ModelSpec | None, provenance: str, sha: str | None) -> ModelPlan:
+    """The reference a run is judged against, by provenance."""
+    key = spec.key if spec else None
+    classes = spec.num_classes if spec else 1000
+    if provenance == "proxy":
+        rec = _proxy_record()
+        return ModelPlan(key, provenance, sha, round(rec["task_accuracy"] * 100, 3), None,
+                         f"the proxy's training record, its own {16}-class task", 16, spec)
+    if provenance == "official" and spec and spec.top1 is not None:
+        return ModelPlan(key, provenance, sha, spec.top1, spec.top5, f"torchvision's table for {key}", classes, spec)
+    why = ("the model has no published accuracy" if provenance == "official"
+           else PROVENANCE[provenance].split(": ", 1)[-1])
+    return ModelPlan(key, provenance, sha, None, None, why, classes, spec)
+
+
+def weights_provenance(ident, stand_in: bool) -> str:
+    """A .pth's provenance from its digests (export.identify_weights)."""
+    if ident.sha256 == _proxy_record()["sha256"]:
+        return "proxy"
+    if stand_in:
+        return "stand-in"
+    return "official" if ident.official else "other"
+
+
+def reference_for(name: str) -> ModelPlan:
+    """The reference of a model named by the user (`eval --model`): the table's published
+    accuracy, taken as the claim to judge against."""
+    from .models import get_model
+
+    return _judged(get_model(name), "official", None)
+
+
+def _pth_provenance(weights: str, spec: ModelSpec, stand_in: bool) -> tuple[str, str]:
+    from .export import identify_weights
+
+    ident = identify_weights(weights, spec)  # a file named like the official one with another digest: error
+    return weights_provenance(ident, stand_in), ident.sha256
+
+
+def _recorded_provenance(meta: dict, spec: ModelSpec | None) -> str:
+    if "weights_tag" not in meta:
+        return "foreign"
+    if meta.get("provenance") in PROVENANCE:
+        return meta["provenance"]
+    sha = meta.get("weights_sha256", "")
+    if sha and sha == _proxy_record()["sha256"]:
+        return "proxy"
+    off = spec.official if spec else None
+    if off and off.sha256_prefix and sha.startswith(off.sha256_prefix):
+        return "official"
+    return "unrecorded"
+
+
+def resolve_model(weights: str, kind: str, meta: dict, recorded: ModelSpec | None, model: str | None,
+                  stand_in: bool) -> ModelPlan:
+    """Which model: what the file records, else --model, else DEFAULT_MODEL for a .pth (the
+    torchvision architecture must be known to load it); an unnamed foreign ONNX/IR stays unnamed."""
+    from .models import get_model
+
+    asked = get_model(model) if model else None
+    if recorded and asked and recorded.key != asked.key:
+        raise ClsbenchError(f"{weights}: exported from {recorded.key}; --model {model} ({asked.key}) "
+                            f"contradicts it (leave --model out)")
+    if kind == "pth":
+        spec = asked or get_model(DEFAULT_MODEL)
+        provenance, sha = _pth_provenance(weights, spec, stand_in)
+        return _judged(spec, provenance, sha)
+    spec = recorded or asked
+    provenance = "stand-in" if stand_in else _recorded_provenance(meta, recorded)
+    return _judged(spec, provenance, meta.get("weights_sha256"))
+
+
+# ---------------------------------------------------------------- the preset
+
+def resolve_preset(base: Preprocessing | None, base_source: str, overrides: dict) -> PresetPlan:
+    """The model's own preset with the flags given applied on top, each field's source named.
+    `base` None (a foreign file that records none): DEFAULT_MODEL's preset, said as such."""
+    from .models import custom_preprocessing, get_model
+
+    given = {k: v for k, v in overrides.items() if v is not None and v is not False}
+    if base is None:
+        base, base_source = get_model(DEFAULT_MODEL).preprocessing, f"the default model {DEFAULT_MODEL}'s preset"
+        unset = [f for f in PRESET_FIELDS[:5] if f not in given]
+        if unset:
+            log.warning(f"the model records no preset: {', '.join(unset)} from {DEFAULT_MODEL}'s "
+                        f"(give --model NAME[:TAG] or --{' --'.join(unset)})")
+    exif = given.pop("exif_transpose", None)
+    try:
+        pp = custom_preprocessing(base, **given)
+        if exif:
+            pp = dataclasses.replace(pp, exif_transpose=True)
+    except ClsbenchError as e:
+        raise ClsbenchError(f"{e} (flags {', '.join('--' + k for k in given) or 'none'} on {base_source})") from None
+    sources = tuple((f, "flag" if f in given or (f == "exif_transpose" and exif) else
+                     "default (off, as torchvision)" if f == "exif_transpose" else base_source)
+                    for f in PRESET_FIELDS)
+    return PresetPlan(pp, sources)
+
+
+# ---------------------------------------------------------------- the target
+
+def resolve_target(weights: str, kind: str, backend: str | None, precision: str | None,
+                   options: dict, threads: int | None) -> TargetPlan:
+    """(backend, precision) and what runs: a .pth is exported for the ONNX backends (run
+    eagerly by torch/cuda); a model file records its own backend and precision (a compiled
+    int8 file is int8), flags that contradict it are errors; a float ONNX asked to run at a
+    precision that needs compiling is compiled here."""
+    from .backends import DEFAULT_PRECISION, OPTIONS, resolve, target
+    from .modelfile import stored_precision
+
+    if kind == "pth":
+        t = target(backend or "onnxruntime", precision or DEFAULT_PRECISION.get(backend or "onnxruntime", "fp32"))
+        artifact = "weights" if "pth" in t.runs else ("compile" if t.compiled else "export")
+    else:
+        stored = stored_precision(weights, kind)
+        chosen = backend or {"ir": "openvino"}.get(kind)
+        if stored is None and precision and chosen and target(chosen, precision).compiled:
+            t = target(chosen, precision)  # a float file, compiled here (int8)
+            if kind != "onnx":
+                raise ClsbenchError(f"{weights}: an OpenVINO IR; {t.label} is compiled from an ONNX model "
+                                    f"(give the ONNX, or a compiled {t.label} file)")
+            artifact = "compile"
+        else:
+            t = resolve(weights, chosen, precision)  # the file's own backend/precision, contradictions refused
+            artifact = "as is"
+        if "pth" in t.runs:
+            raise ClsbenchError(f"{weights}: {t.label} runs PyTorch weights (.pth), not this file")
+    extra = sorted(set(options) - OPTIONS.get(t.backend, set()))
+    if extra:
+        raise ClsbenchError(f"the {t.backend} backend has no option {', '.join(extra)}"
+                            + (" (--openvino-hint applies to the openvino backend)" if "hint" in extra else ""))
+    return TargetPlan(t.backend, t.precision, artifact, tuple(sorted(options.items())), threads)
+
+
+def _backend_options(backend: str, spec: ModelSpec | None, pp: Preprocessing, o) -> dict:
+    """The options a backend gets, decided here once: the PyTorch backends build the
+    architecture themselves (they are told which), OpenVINO's hint, cuda's mode."""
+    opts = {}
+    if backend in ("torch", "cuda"):
+        if spec is None:
+            raise ClsbenchError(f"the {backend} backend builds a torchvision architecture: name it with --model")
+        opts["arch"], opts["preprocessing"] = spec.key, pp
+    if backend == "cuda":
+        opts["mode"] = o.cuda_mode
+    if backend == "openvino" and o.openvino_hint != "latency":
+        opts["hint"] = o.openvino_hint
+    elif o.openvino_hint != "latency":
+        raise ClsbenchError(f"--openvino-hint applies to the openvino backend, not {backend}")
+    return {**opts, **o.backend_options}
+
+
+# ---------------------------------------------------------------- checks against the model file
+
+def check_input_shape(weights: str, kind: str, crop: int, batch_size: int, preset: PresetPlan) -> None:
+    """A fixed-batch ONNX, or one whose input is not the preset's crop, is refused now, not
+    after every image was preprocessed."""
+    if kind != "onnx":
+        return
+    import onnx
+
+    m = onnx.load(weights, load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    inputs = [i for i in m.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        return  # the backend names what is wrong with such a graph
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has {len(dims)} dimensions; an image "
+                            f"classifier takes (N, 3, H, W)")
+    n, _, h, w = dims
+    if n is not None and n != batch_size:
+        raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has a fixed batch of {n}; use "
+                            f"--batch-size {n} (or export with a dynamic batch)")
+    if h is None or w is None:
+        raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has symbolic spatial dims {dims}; clsbench runs "
+                            f"a fixed input size: export it with H = W = the crop ({crop})")
+    if (h, w) != (crop, crop):
+        src = dict(preset.sources)["crop"]
+        raise ClsbenchError(f"{weights}: the model takes {h}x{w} images; the preset crops {crop}x{crop} "
+                            f"(crop from {src}); give --crop {h}" + (f" --resize {h}" if h > preset.pp.resize else ""))
+
+
+def check_options(o) -> None:
+    """Every argument checked before any slow step."""
+    for name, v in (("--batch-size", o.batch_size), ("--threads", o.threads), ("--workers", o.workers),
+                    ("--calib-images", o.calib_images)):
+        if v is not None and v < 1:
+            raise ClsbenchError(f"{name} must be >= 1, got {v}")
+    if o.engine not in ("local", "ray"):
+        raise ClsbenchError(f"--engine must be local or ray, got {o.engine!r}")
+    if o.ray_address and o.engine != "ray":
+        raise ClsbenchError("--ray-address needs --engine ray")
+
+
+def resolve(weights: str, data: str, o) -> Plan:
+    """THE resolver of `clsbench run` (and demo): see the module's docstring."""
+    from .dataset import check_no_whitespace
+    from .modelfile import identity_of, kind, read_metadata
+
+    check_options(o)
+    if not os.path.exists(weights):
+        raise ClsbenchError(f"{weights}: weights/model file not found")
+    if not os.path.isfile(weights):
+        raise ClsbenchError(f"{weights}: not a regular file")
+    for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
+        check_no_whitespace(os.path.abspath(path), what)
+    k = kind(weights)
+    meta = read_metadata(weights, k) if k != "pth" else {}
+    recorded, recorded_pp = identity_of(weights, k) if k != "pth" else (None, None)
+    model = resolve_model(weights, k, meta, recorded, o.model, o.stand_in_weights)
+    base, base_source = ((recorded_pp, "the model file") if recorded_pp is not None else
+                         (model.spec.preprocessing, f"the table's {model.spec.key}") if model.spec else (None, ""))
+    preset = resolve_preset(base, base_source, {f: getattr(o, f) for f in PRESET_FIELDS})
+    stream = o.stream or o.engine == "ray"  # Ray decodes on the cluster: the streaming layout
+    if o.decode != "cpu" and not (stream and o.backend == "cuda" and o.engine == "local"):
+        raise ClsbenchError("--decode gpu needs --stream, --backend cuda and the local engine")
+    t = resolve_target(weights, k, o.backend, o.precision, {}, o.threads)
+    opts = _backend_options(t.backend, model.spec, preset.pp, o)
+    t = resolve_target(weights, k, t.backend, t.precision, opts, o.threads)
+    check_input_shape(weights, k, preset.pp.crop, o.batch_size, preset)
+    if model.reference_top1 is None and o.check:
+        raise ClsbenchError(f"--check: no accuracy verdict for these weights ({model.reference_source})")
+    return Plan(weights, k, model, preset, t, resolve_data(data), o.batch_size, o.engine, stream, o.outfmt,
+                str(Path(o.work_dir).resolve()))
+
+
+# ---------------------------------------------------------------- the verdict
+
+def judge_accuracy(model: ModelPlan, top1: float, images: int, tolerance: float) -> dict:
+    """The accuracy verdict, only where the reference means something (official weights, the
+    proxy). The allowed drop is --tolerance, widened to the 95 % sampling margin of a
+    binomial proportion over `images` when that is larger (29 images cannot tell 1 point)."""
+    if model.reference_top1 is None:
+        return {"reference_top1": None, "reference_top5": None, "reference_source": model.reference_source,
+                "top1_drop": None, "tolerance": tolerance, "allowed_drop": None, "within_tolerance": None,
+                "judged": False}
+    import math
+
+    p = min(max(model.reference_top1 / 100, 0.0), 1.0)
+    margin = 196 * math.sqrt(p * (1 - p) / images) if images else math.inf
+    allowed = max(tolerance, margin)
+    drop = model.reference_top1 - top1
+    return {"reference_top1": model.reference_top1, "reference_top5": model.reference_top5,
+            "reference_source": model.reference_source, "top1_drop": drop, "tolerance": tolerance,
+            "sampling_margin": round(margin, 3), "allowed_drop": round(allowed, 3),
+            "within_tolerance": drop <= allowed, "judged": True}
