@@ -3,7 +3,8 @@ time, run the tests that guard that promise, and record whether they caught it.
 
     .venv/bin/python scripts/mutate.py [--only NAME ...] [--out docs/testing.md]
 
-Not in CI (it runs the relevant tests once per mutation: about 7 minutes on 2 cores).
+Not in CI (it runs the relevant tests once per mutation: about 7 minutes on 2 cores);
+`--check` only checks that every mutation still applies, and CI runs that.
 Each mutation is an exact text replacement that must match once; the file is restored
 afterwards even on Ctrl-C. "killed": the tests failed with the bug in; "survived": they
 passed, i.e. the promise is not really tested.
@@ -38,6 +39,16 @@ T_EXPORT = ("tests/test_export.py",)
 T_ATOMIC = ("tests/test_reliability.py::test_torn_writes_impossible_outputs_and_bins",
             "tests/test_reliability.py::test_torn_writes_a_failure_between_write_and_rename_leaves_no_file")
 T_LABELS = ("tests/test_dataset.py",)
+T_PLAN_PRESET = ("tests/test_plan.py::test_plan_preset_is_the_models_own_with_the_flag_on_top",)
+T_BROWSER_RUN = ("tests/test_report_browser.py::test_run_report_in_chromium",)
+T_COMPARE = ("tests/test_offpath.py::test_compare_judges_top1_just_past_the_threshold",)
+T_MIDDLE = ("tests/test_offpath.py::test_unreadable_file_mid_listing_parquet_rows_are_their_images",)
+T_STABILITY = ("tests/test_offpath.py::test_unstable_threshold_alone",)
+T_PARITY_RULES = ("tests/test_offpath.py::test_parity_top1_rule_alone",)
+T_NO_NEWLINE = ("tests/test_offpath.py::test_last_line_without_newline_counts",)
+T_HELD_OUT = ("tests/test_offpath.py::test_held_out_images_are_named_and_disjoint_from_calibration",)
+T_REUSE = ("tests/test_plan.py::test_second_dataset_in_the_same_work_dir_is_not_reused",
+           "tests/test_plan.py::test_image_replaced_in_place_is_redone_alone")
 
 CATALOGUE = [
     Mutation("resize-rounds", "preprocess: long side truncated as torchvision", "preprocess.py",
@@ -56,11 +67,12 @@ CATALOGUE = [
              '"bicubic": Image.BICUBIC', '"bicubic": Image.BILINEAR',
              ("tests/test_preprocess.py::test_bicubic_preset_is_bicubic",)),
     Mutation("no-1001-shift", "eval: a 1001-class output shifts labels by +1", "evaluate.py",
-             "label = labels[key] + (1 if n_classes == 1001 else 0)", "label = labels[key]", T_EVAL),
+             "shift = 1 if self.n_classes == 1001 else 0", "shift = 0", T_EVAL),
     Mutation("rounding-1-digit", "eval: str(round(acc*100, 2)) + '%'", "evaluate.py",
              'str(round(acc * 100, 2)) + "%"', 'str(round(acc * 100, 1)) + "%"', T_EVAL),
-    Mutation("ties-unstable", "eval: ties rank by ascending class index", "evaluate.py",
-             'ranked = np.argsort(-scores, kind="stable")', 'ranked = np.argsort(scores, kind="stable")[::-1]', T_EVAL),
+    Mutation("ties-unstable", "eval: ties rank by ascending class index", "scores.py",
+             'out[~plain] = np.argsort(-logits[~plain], axis=1, kind="stable")[:, :TOPK]',
+             'out[~plain] = np.argsort(logits[~plain], axis=1, kind="stable")[:, ::-1][:, :TOPK]', T_EVAL),
     Mutation("key-first-underscore", "eval: image key cut at the last '_'", "outputs.py",
              'cut = temp.rfind("_")', 'cut = temp.find("_")', T_EVAL),
     Mutation("perf-fields-swapped", "infer: the vendor's five-line perf file, parsed by the zoo's rule",
@@ -74,8 +86,9 @@ CATALOGUE = [
              "got = torch_references(net, x)[0]", T_EXPORT),
     Mutation("parity-loose", "export: within 10x PyTorch fp32's own error", "export.py",
              "PARITY_FACTOR = 10.0", "PARITY_FACTOR = 4000.0", T_EXPORT),
-    Mutation("inception-no-transform", "export: built as torchvision builds it for its weights", "models.py",
-             'builder_args=(("transform_input", True),', 'builder_args=(("transform_input", False),', T_EXPORT),
+    Mutation("inception-no-transform", "export: built as torchvision builds it for its weights", "export.py",
+             "**dict(spec.builder_args))", "**{k: v for k, v in spec.builder_args if k != 'transform_input'})",
+             ("tests/test_export.py::test_inception_v3_built_as_torchvision_builds_it_for_its_weights",)),
     Mutation("write-in-place", "writes are atomic", "_io.py",
              "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)",
              "tmp = path\n        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)", T_ATOMIC),
@@ -101,7 +114,66 @@ CATALOGUE = [
     Mutation("text-6-digits", "infer: %+.8e text outputs (float32 round-trips)", "outputs.py",
              "out[:, 11] = 101  # 'e'", "out[:, 11] = 69  # 'E'",
              ("tests/test_infer.py::test_text_scores_are_python_e8_formatting_and_round_trip",)),
+    # ---- the nine classes a probe found unguarded (issue "Tests that catch what they claim")
+    Mutation("override-on-default-preset", "plan: an override applies on top of the model's own preset", "plan.py",
+             "    if base is None:\n        base, base_source = get_model(DEFAULT_MODEL)",
+             "    if True:\n        base, base_source = get_model(DEFAULT_MODEL)", T_PLAN_PRESET),
+    Mutation("report-diff-wrong-figure", "report: every number shown is the record's", "htmlreport.py",
+             "f\"{acc[f'top{k}'] - ref:+.2f}\"", "f\"{acc['top5'] - ref:+.2f}\"", T_BROWSER_RUN),
+    Mutation("compare-top1-loose", "report: a Top-1 drop past 0.1 points between like runs is a regression",
+             "htmlreport.py", '"Top-1 %": dict(percent=False, limit=0.1 if same_data else None)',
+             '"Top-1 %": dict(percent=False, limit=1.0 if same_data else None)', T_COMPARE),
+    Mutation("padding-rows-written", "infer: padding outputs are never written", "stages.py",
+             "logits = logits[:n]\n", "logits = logits[:]\n", T_MIDDLE),
+    Mutation("unstable-threshold-loose", "perf: a spread over 10 % is UNSTABLE", "perf.py",
+             "UNSTABLE_SPREAD = 0.10", "UNSTABLE_SPREAD = 0.50", T_STABILITY),
+    Mutation("ray-logits-by-position", "ray: each output is its own image's", "engines/raydata.py",
+             "logits[idx] = out", "logits[s:s + len(idx)] = out",
+             ("tests/test_ray.py::test_ray_engine_equals_local_engine_and_resumes",)),
+    Mutation("parity-top1-rule-off", "export: top-1 must agree where the margin is clear", "export.py",
+             "    if disagree.any():\n", "    if False:\n", T_PARITY_RULES),
+    Mutation("last-line-dropped", "labels and .info: a last line without a newline counts", "dataset.py",
+             "enumerate(text.splitlines(), 1)", 'enumerate(text.split("\\n")[:-1], 1)', T_NO_NEWLINE),
+    Mutation("calib-overlaps-held-out", "compile: held-out images exclude the calibration images", "compile.py",
+             "start = calib.end if calib and not separate else 0",
+             "start = calib.end - 1 if calib and not separate else 0", T_HELD_OUT),
+    Mutation("tag-preset-swapped", "models: every tag has its own weights' preset", "models.py",
+             '    p = e["preset"]\n', '    p = table()["models"][name]["weights"][table()["models"][name]["default"]]["preset"]\n',
+             ("tests/test_offpath.py::test_every_tag_preset_equals_torchvision",)),
+    # ---- the resolver and the reuse rule
+    Mutation("plan-ignores-recorded-preset", "plan: the preset a model file records is used", "plan.py",
+             '(recorded_pp, "the model file") if recorded_pp is not None else',
+             '(recorded_pp, "the model file") if False else', ("tests/test_offpath.py::test_recorded_preset_is_used",)),
+    Mutation("plan-recompiles-compiled", "plan: a compiled file runs as is", "plan.py",
+             "if stored is None and precision and target(chosen, precision).compiled:",
+             "if precision and target(chosen, precision).compiled:",
+             ("tests/test_plan.py::test_compiled_int8_files_run_through_run",)),
+    Mutation("plan-proxy-unrecognised", "plan: the proxy is judged against its own record", "provenance.py",
+             'if ident.sha256 == proxy_record()["sha256"]:', "if False:",
+             ("tests/test_cli.py::test_run_end_to_end_then_resume",)),
+    Mutation("verdict-for-any-weights", "plan: no accuracy verdict for weights of unknown provenance", "plan.py",
+             'if provenance == "official" and spec and spec.top1 is not None:', "if spec and spec.top1 is not None:",
+             ("tests/test_plan.py::test_other_and_stand_in_weights_get_no_verdict",)),
+    Mutation("outputs-reused-by-name", "reuse: an output is reused only for the very input it came from",
+             "_io.py", "return {n for n in present if n in sources and recorded.get(n) == sources[n]}",
+             "return {n for n in present if n in sources}", T_REUSE),
+    Mutation("bins-reused-by-size", "reuse: a .bin is reused only for the very image it came from",
+             "preprocess.py", "and recorded.get(name) == sources[name]:", ":",
+             ("tests/test_plan.py::test_preprocess_into_a_used_folder_takes_the_new_images",)),
+    Mutation("store-slots-not-rechecked", "reuse: a store slot of a replaced image is redone", "store.py",
+             "stale = [i for i in range(len(names)) if done[i] and was[i] != index[\"fingerprints\"][i]]",
+             "stale = []", ("tests/test_plan.py::test_store_slots_of_replaced_images_are_redone",)),
+    Mutation("fingerprint-without-mtime", "reuse: a file replaced in place by one of the same size is redone",
+             "_io.py", "return [os.path.realpath(path), st.st_size, st.st_mtime_ns]",
+             "return [os.path.realpath(path), st.st_size]",
+             ("tests/test_offpath.py::test_same_size_replacement_is_redone",)),
 ]
+
+
+def _test_exists(test: str) -> bool:
+    path, _, name = test.partition("::")
+    f = ROOT / path
+    return f.is_file() and (not name or f"def {name.split('[')[0]}(" in f.read_text())
 
 
 def run_tests(tests, timeout=900) -> tuple[bool, float]:
@@ -124,10 +196,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="mutation names")
     ap.add_argument("--out", default=str(ROOT / "docs" / "testing.md"))
+    ap.add_argument("--check", action="store_true",
+                    help="only check that every mutation still applies to the source (CI runs this; writes nothing)")
     a = ap.parse_args()
     todo = [m for m in CATALOGUE if not a.only or m.name in a.only]
-    for m in todo:  # every mutation applies to the current code
-        (SRC / m.file).write_text(apply(m))
+    stale = [f"{m.name}: the text to replace occurs {(SRC / m.file).read_text().count(m.old)} times in {m.file}"
+             for m in todo if (SRC / m.file).read_text().count(m.old) != 1]
+    missing = [f"{m.name}: no test {t}" for m in todo for t in m.tests if not _test_exists(t)]
+    if stale or missing:
+        raise SystemExit("\n".join(stale + missing))
+    if a.check:
+        print(f"all {len(todo)} mutations apply")
+        return 0
     union = sorted({t for m in todo for t in m.tests})
     ok, secs = run_tests(union)
     if not ok:
@@ -150,6 +230,9 @@ def main() -> int:
 
 
 def write_table(out, rows, killed) -> None:
+    import datetime
+
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
         "# Testing: what the suite catches", "",
         "`make test` runs the whole suite; an unexpected skip fails CI. Independent references",
@@ -159,7 +242,8 @@ def write_table(out, rows, killed) -> None:
         "## Mutation testing", "",
         "`.venv/bin/python scripts/mutate.py` applies each bug below alone and runs the tests",
         "that guard the promise it breaks (not in CI: about 7 minutes on the 2-core machine).",
-        f"Result of the last run: **{killed} of {len(rows)} killed**.", "",
+        f"Result of the last run ({datetime.date.today()}, revision {rev}): **{killed} of {len(rows)} killed**.",
+        "CI runs `scripts/mutate.py --check` (every mutation still applies; `tests/test_offpath.py`).", "",
         "| mutation | promise it breaks (README) | file | tests run | result | seconds |",
         "|---|---|---|---|---|---:|"]
     for m, verdict, secs in rows:

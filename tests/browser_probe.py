@@ -3,8 +3,9 @@
 network namespace with only loopback (tests/test_report_browser.py starts it so).
 
 For each page: console messages and page errors, every request the page made (URL), the
-number of SVG charts and of circles per chart series, and every element tagged with
-data-field (its field, data-value, data-scale and the text shown).
+number of SVG charts and of circles per chart series, every element tagged with
+data-field (its field, data-value, data-scale and the text shown), and every table's
+cells as shown.
 """
 import json
 import os
@@ -22,6 +23,8 @@ PROBE = """() => ({
       text: e.innerText})),
   verdicts: [...document.querySelectorAll('[data-verdict]')].map(e => [e.dataset.verdict, e.dataset.state]),
   regressions: document.querySelectorAll('[data-regression]').length,
+  tables: [...document.querySelectorAll('table')].map(t => [...t.rows].map(
+      r => [...r.cells].map(c => c.innerText.trim()))),
   title: document.title,
   text: document.body.innerText,
 })"""

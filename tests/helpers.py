@@ -142,3 +142,48 @@ def reference_bin(path: Path, resize: int, crop: int, mean, std) -> bytes:
     a -= np.array(mean, dtype=np.float32)[:, None, None]
     a /= np.array(std, dtype=np.float32)[:, None, None]
     return a.astype("<f4").tobytes()
+
+
+# ---------------------------------------------------------------- tiny stamped models (plan tests)
+
+def tiny_classifier(path: Path, *, meta: dict | None = None, batch=None, size=224, classes: int = 1000,
+                    seed: int = 0) -> Path:
+    """(N, 3, size, size) -> mean over H, W -> dense -> logits: cheap, and its outputs move
+    with every preprocessing knob (size None: symbolic H, W). `meta`: clsbench.* metadata as
+    an export writes it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    h, w = (size, size) if size else ("H", "W")
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch or "N", 3, h, w])
+    y = helper.make_tensor_value_info("class", TensorProto.FLOAT, [batch or "N", classes])
+    weight = numpy_helper.from_array(rng.standard_normal((3, classes)).astype(np.float32) * 4, "w")
+    bias = numpy_helper.from_array(rng.standard_normal(classes).astype(np.float32) * 0.1, "b")
+    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], axes=[2, 3], keepdims=0),
+             helper.make_node("MatMul", ["m", "w"], ["z"]), helper.make_node("Add", ["z", "b"], ["class"])]
+    m = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], [weight, bias]),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    for k, v in (meta or {}).items():
+        e = m.metadata_props.add()
+        e.key, e.value = f"clsbench.{k}", str(v)
+    onnx.save(m, path)
+    return path
+
+
+def stamped(path: Path, key: str, provenance: str = "other", **kw) -> Path:
+    """A tiny model recording `key` the way clsbench's export does (the table's preset)."""
+    from clsbench.models import get_model
+
+    spec = get_model(key)
+    kw["size"] = kw.get("size") or spec.preprocessing.crop
+    return tiny_classifier(path, meta={"architecture": spec.name, "weights_tag": spec.tag,
+                                       "num_classes": spec.num_classes, "provenance": provenance,
+                                       "preprocessing": json.dumps(spec.preprocessing.as_dict())}, **kw)
+
+
+def run_options(**kw):
+    """pipeline.RunOptions for in-process plan tests (no progress bars)."""
+    from clsbench.pipeline import RunOptions
+
+    return RunOptions(show_progress=False, **kw)

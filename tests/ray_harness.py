@@ -47,7 +47,7 @@ def main(scenario, weights, data, work, out):
                                           batch_size=4, workers=2, show_progress=False))
     finally:
         cluster.shutdown()
-    s.pop("_accuracy", None), s.pop("_spec", None)
+    s = {k: v for k, v in s.items() if not k.startswith("_")}  # the in-process objects (accuracy, spec, plan)
     with open(out, "w") as f:
         json.dump({"summary": s, "removed_after": removed.get("after")}, f)
 

@@ -29,7 +29,7 @@ def test_openvino_fp32_parity_on_real_photos(onnx_model, photos_batch):
 
 
 def test_torch_backend_is_the_reference(weights, onnx_model, photos_batch):
-    rt = get_backend("torch")(str(weights), batch_size=len(photos_batch))
+    rt = get_backend("torch")(str(weights), arch="mnasnet1_0", batch_size=len(photos_batch))
     p = parity(rt.run(photos_batch), ort_reference(onnx_model, photos_batch))
     assert p["rel_l2_error"] <= 1e-5 and p["top1_agreement"] == 1.0
     assert rt.describe()["mode"] == "eager"
@@ -37,7 +37,7 @@ def test_torch_backend_is_the_reference(weights, onnx_model, photos_batch):
 
 def test_torch_backend_refuses_onnx(onnx_model):
     with pytest.raises(ClsbenchError, match="runs torchvision weights"):
-        get_backend("torch")(str(onnx_model), batch_size=1)
+        get_backend("torch")(str(onnx_model), arch="mnasnet1_0", batch_size=1)
 
 
 def test_cuda_backend_says_when_there_is_no_gpu(weights):
@@ -46,7 +46,7 @@ def test_cuda_backend_says_when_there_is_no_gpu(weights):
     if torch.cuda.is_available():
         pytest.skip("expected: a GPU is present; benchmarks/gpu.sh covers it")
     with pytest.raises(ClsbenchError, match="no CUDA device"):
-        get_backend("cuda")(str(weights), batch_size=1)
+        get_backend("cuda")(str(weights), arch="mnasnet1_0", batch_size=1)
 
 
 def test_unknown_backend_and_wrong_precision():

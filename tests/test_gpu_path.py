@@ -23,7 +23,7 @@ CPU = {"device": "cpu", "mode": "eager"}
 def cuda_on_cpu():
     from clsbench.backends import open_backend
 
-    return open_backend("cuda", str(PROXY), batch_size=4, precision="fp32", **CPU)
+    return open_backend("cuda", str(PROXY), batch_size=4, precision="fp32", arch="mnasnet1_0", **CPU)
 
 
 def test_normalization_on_the_device_is_torchvisions_to_the_bit(cuda_on_cpu):
@@ -65,9 +65,9 @@ def test_cuda_backend_refuses_what_needs_a_gpu():
     from clsbench.backends import open_backend
 
     with pytest.raises(ClsbenchError, match="mode 'graph' needs a CUDA device"):
-        open_backend("cuda", str(PROXY), batch_size=1, device="cpu", mode="graph")
+        open_backend("cuda", str(PROXY), batch_size=1, arch="mnasnet1_0", device="cpu", mode="graph")
     with pytest.raises(ClsbenchError, match="mode 'fast' is not one of eager, graph, compile"):
-        open_backend("cuda", str(PROXY), batch_size=1, device="cpu", mode="fast")
+        open_backend("cuda", str(PROXY), batch_size=1, arch="mnasnet1_0", device="cpu", mode="fast")
 
 
 @pytest.mark.parametrize("decode", ["cpu", "gpu"])

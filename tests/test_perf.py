@@ -27,13 +27,15 @@ def test_perf_sweep_outputs(onnx_model, prep, tmp_path):
 
 
 def test_perf_resumes_finished_cells(onnx_model, tmp_path):
-    from clsbench.perf import Config, sweep
+    from clsbench.perf import Config, Timing
+    from clsbench.sweep import sweep
 
     ck = tmp_path / "ck.json"
     cfg = [Config("onnxruntime", "fp32", str(onnx_model))]
-    first = sweep(cfg, [1], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    quick = Timing(duration=0, iterations=1, warmup=0)
+    first = sweep(cfg, [1], quick, checkpoint=str(ck))
     # other settings (batches 1, 2): every cell is measured anew, none taken from the checkpoint
-    again = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+    again = sweep(cfg, [1, 2], quick, checkpoint=str(ck))
     assert [r["batch_size"] for r in again["rows"]] == [1, 2]
     assert again["rows"][0]["latency_ms"] != first["rows"][0]["latency_ms"]  # remeasured: new timings
     # identical settings: nothing is remeasured, every row comes back from the checkpoint
@@ -43,7 +45,7 @@ def test_perf_resumes_finished_cells(onnx_model, tmp_path):
     real = perf.measure
     perf.measure = lambda *a, **k: calls.append(1) or real(*a, **k)
     try:
-        same = sweep(cfg, [1, 2], duration=0, iterations=1, warmup=0, checkpoint=str(ck))
+        same = sweep(cfg, [1, 2], quick, checkpoint=str(ck))
     finally:
         perf.measure = real
     assert calls == [] and same["rows"] == again["rows"]

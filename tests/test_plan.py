@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import guide_acc_eval, run_cli
+from helpers import guide_acc_eval, run_cli, stamped, tiny_classifier
 
 # (model, torchvision weights entry or timm config): bicubic 256/224, 232/224, 342/299,
 # 480/480 with mean/std 0.5 (not ImageNet's), and a timm model
@@ -25,42 +24,6 @@ TORCHVISION = ["efficientnet_b0:IMAGENET1K_V1", "resnet50:IMAGENET1K_V2", "incep
                "efficientnet_v2_l:IMAGENET1K_V1"]
 OVERRIDES = [{}, {"crop": 200}, {"interpolation": "nearest"}, {"resize": 300},
              {"mean": (0.4, 0.5, 0.6), "std": (0.2, 0.3, 0.25)}]
-
-
-def tiny_classifier(path: Path, *, meta: dict | None = None, batch=None, size=224, classes: int = 1000,
-                    seed: int = 0) -> Path:
-    """(N, 3, size, size) -> mean over H, W -> dense -> logits: cheap, and its outputs move
-    with every preprocessing knob (size None: symbolic H, W). `meta`: clsbench.* metadata as
-    an export writes it."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    h, w = (size, size) if size else ("H", "W")
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch or "N", 3, h, w])
-    y = helper.make_tensor_value_info("class", TensorProto.FLOAT, [batch or "N", classes])
-    weight = numpy_helper.from_array(rng.standard_normal((3, classes)).astype(np.float32) * 4, "w")
-    bias = numpy_helper.from_array(rng.standard_normal(classes).astype(np.float32) * 0.1, "b")
-    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], axes=[2, 3], keepdims=0),
-             helper.make_node("MatMul", ["m", "w"], ["z"]), helper.make_node("Add", ["z", "b"], ["class"])]
-    m = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], [weight, bias]),
-                          opset_imports=[helper.make_opsetid("", 13)])
-    for k, v in (meta or {}).items():
-        e = m.metadata_props.add()
-        e.key, e.value = f"clsbench.{k}", str(v)
-    onnx.save(m, path)
-    return path
-
-
-def stamped(path: Path, key: str, provenance: str = "other", **kw) -> Path:
-    """A tiny model recording `key` the way clsbench's export does (the table's preset)."""
-    from clsbench.models import get_model
-
-    spec = get_model(key)
-    kw["size"] = kw.get("size") or spec.preprocessing.crop
-    return tiny_classifier(path, meta={"architecture": spec.name, "weights_tag": spec.tag,
-                                       "num_classes": spec.num_classes, "provenance": provenance,
-                                       "preprocessing": json.dumps(spec.preprocessing.as_dict())}, **kw)
 
 
 def torchvision_transform(key: str, override: dict):
@@ -84,10 +47,7 @@ def _flags(override: dict) -> list[str]:
     return out
 
 
-def _options(**kw):
-    from clsbench.pipeline import RunOptions
-
-    return RunOptions(show_progress=False, **kw)
+from helpers import run_options as _options  # noqa: E402
 
 
 # ---------------------------------------------------------------- case 2: overrides on the model's preset

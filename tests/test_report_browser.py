@@ -72,6 +72,63 @@ def check_numbers(page: dict, record: dict) -> int:
     return len(page["fields"])
 
 
+NUMBER = re.compile(r"^[≈+-]?[\d,]*\.?\d+(e[+-]?\d+)?( ?%| ms| images/s)?$")
+
+
+def numbers_in(record) -> list[float]:
+    out = []
+    if isinstance(record, dict):
+        for v in record.values():
+            out += numbers_in(v)
+    elif isinstance(record, list):
+        for v in record:
+            out += numbers_in(v)
+    elif isinstance(record, (int, float)) and not isinstance(record, bool):
+        out.append(float(record))
+    return out
+
+
+def shown_equals(text: str, want: float, scale: float = 1.0) -> bool:
+    shown = re.sub(r"[≈,%\s]|ms|images/s", "", text)
+    if "e" in shown:
+        return float(shown) == pytest.approx(want * scale, rel=6e-3)
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    return abs(float(shown) - want * scale) <= 0.5 * 10 ** -decimals + 1e-9
+
+
+def check_run_tables(page: dict, s: dict) -> int:
+    """Every numeric cell of every table on a run's page, tagged or not: the accuracy and
+    latency tables cell by cell against the figures they show (differences recomputed from
+    the record), any other numeric cell against some number the record holds."""
+    acc, lat = s["accuracy"], s["performance"]["compute_latency_ms_per_batch"]
+    known = numbers_in(s)
+    checked = 0
+    for t in page["tables"]:
+        head = t[0]
+        for row in t[1:]:
+            if head[:4] == ["", "measured %", "reference %", "difference"]:
+                k = int(row[0].split("-")[1])
+                ref = acc.get(f"reference_top{k}") if k in (1, 5) else None
+                assert shown_equals(row[1], acc[f"top{k}"]), row
+                assert (row[2] == "") == (ref is None) and (row[3] == "") == (ref is None), row
+                if ref is not None:
+                    assert shown_equals(row[2], ref) and shown_equals(row[3], acc[f"top{k}"] - ref), row
+                checked += 1
+                continue
+            if head[:2] == ["runs", "min"]:
+                assert int(row[0]) == lat["count"], row
+                for name, cell in zip(head[1:], row[1:]):
+                    assert shown_equals(cell, lat[name]), (name, cell)
+                checked += 1
+                continue
+            for cell in row[1:]:
+                if NUMBER.match(cell):
+                    want = [x for x in known if shown_equals(cell, x) or shown_equals(cell, x, 100)]
+                    assert want, (head, row, cell)
+                    checked += 1
+    return checked
+
+
 def assert_clean(page: dict, url_end: str):
     assert page["console"] == [], page["console"]
     assert page["requests"] and all(u.startswith("file://") for u in page["requests"]), page["requests"]
@@ -113,6 +170,7 @@ def test_run_report_in_chromium(reports):
     assert_clean(page, "run/report.html")
     summary = json.loads((reports / "run" / "summary.json").read_text())
     assert check_numbers(page, summary) >= 25
+    assert check_run_tables(page, summary) >= 7
     fields = {f["field"] for f in page["fields"]}
     assert {"accuracy/top1", "accuracy/top5", "parity/rel_l2_error", "performance/compute_latency_ms_per_batch/p99.9",
             "performance/stages/infer/Interface throughputRate"} <= fields
@@ -142,6 +200,14 @@ def test_compare_report_in_chromium(reports):
     assert_clean(page, "compare.html")
     rec = json.loads((reports / "compare.json").read_text())
     assert check_numbers(page, rec) >= 8
+    side = next(t for t in page["tables"] if t[0][:2] == ["configuration", "figure"])
+    assert len(side) - 1 == len(rec["rows"])
+    for shown, row in zip(side[1:], rec["rows"]):  # every cell, tagged or not: value, then its difference
+        for text, cell in zip(shown[2:], row["cells"]):
+            value, _, rest = text.partition(" ")
+            assert shown_equals(value, cell["value"]), (text, cell)
+            if cell.get("delta") is not None and rest:
+                assert shown_equals(rest.strip("(").split(" ")[0], cell["delta"]), (text, cell)
     assert page["regressions"] == 4 == rec["regressions"]  # every row 20 % slower, each marked
     for row in rec["rows"]:
         assert row["cells"][1]["delta"] == pytest.approx(-20.0) and row["cells"][1]["regression"]

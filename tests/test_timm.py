@@ -65,7 +65,7 @@ def test_a_timm_model_exports_checks_and_runs(tmp_path, proxy_dataset, name):
         == json.loads((tmp_path / "w/result.json").read_text())
     p = run_cli("run", "--weights", str(tmp_path / "m.onnx"), "--data", str(proxy_dataset), "--work-dir",
                 str(tmp_path / "w"), "--check", "-q", check=False)
-    assert p.returncode == 2 and "has no reference accuracy to check against" in p.stderr
+    assert p.returncode == 2 and "--check: no accuracy verdict for these weights" in p.stderr
 
 
 def test_unknown_timm_names_get_suggestions():

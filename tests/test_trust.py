@@ -174,7 +174,7 @@ def test_artifact_knows_its_precision_and_weights_take_any_model_file(tmp_path, 
 
 def test_perf_uses_the_compiled_artifacts(tmp_path, proxy_onnx, proxy_dataset):
     from clsbench.compile import compile_model
-    from clsbench.perf import resolve_configs
+    from clsbench.sweep import resolve_configs
 
     c = tmp_path / "c"
     ir = compile_model(str(proxy_onnx), backend="openvino", precision="bf16", output_dir=str(c))["artifact"]

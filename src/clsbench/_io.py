@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import ClsbenchError
+from . import ClsbenchError, __version__
 
 
 class ConflictError(ClsbenchError):
@@ -30,6 +30,22 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_fingerprint(path: str | os.PathLike) -> list:
+    """What make and rsync compare: resolved path, size, mtime_ns. A file replaced in place,
+    or another file at the same name, has another fingerprint."""
+    st = os.stat(path)
+    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+
+
+def fingerprint(rows) -> str:
+    """A short digest of JSON-able rows (the data set's identity in records)."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, tmp_dir: str | os.PathLike | None = None) -> None:
@@ -144,6 +160,41 @@ def reusable_record(path: str | os.PathLike, identity: dict) -> dict | None:
     except ClsbenchError:
         return None
     return old if old is not None and old.get("identity") == normalized(identity) else None
+
+
+# ---------------------------------------------------------------- output folders: the one reuse rule
+
+def claim(folder: Path, identity: dict, overwrite: bool, listing, clear, what: str) -> tuple[Path, dict | None]:
+    """Make `folder` this run's (either output writer): refuse outputs of another run (a
+    record naming another identity, or `listing()` non-empty with no record) unless
+    `overwrite`, which `clear()`s them. Returns the temp folder beside it and the source
+    fingerprints the earlier record vouches for (None: no record, or one that vouches for
+    none). The caller records this run's with `record_sources` once stale outputs are gone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    old = None
+    if overwrite:
+        clear()
+    else:
+        old = matching_record(sidecar(folder), identity, str(folder))
+        if old is None and listing():
+            raise ConflictError(f"{folder}: holds {what} that clsbench did not write "
+                                f"(no {sidecar(folder).name} beside it)")
+    return temp_dir(folder), (old or {}).get("sources")
+
+
+def record_sources(folder: Path, identity: dict, sources: dict) -> None:
+    """The record beside an output folder: this run's identity and, per output, the
+    fingerprint of the input it is computed from (plan.file_fingerprint)."""
+    atomic_write_json(sidecar(folder), {"tool": f"clsbench {__version__}", "identity": identity,
+                                        "sources": sources}, indent=None)
+
+
+def still_valid(present, recorded: dict | None, sources: dict) -> set[str]:
+    """THE reuse rule for outputs: an output counts as done only when the record vouches
+    that it was computed from the very input file this run has under its name."""
+    if recorded is None:
+        return set()
+    return {n for n in present if n in sources and recorded.get(n) == sources[n]}
 
 
 @contextlib.contextmanager

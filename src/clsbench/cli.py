@@ -103,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name, **kw):
         return sub.add_parser(name, parents=[common], **kw)
 
+    _parser_export(command)
+    _parser_preprocess(command)
+    _parser_info(command)
+    _parser_infer(command)
+    _parser_eval(command)
+    _parser_compile(command)
+    _parser_perf(command)
+    _parser_zoo(command)
+    _parser_models(command)
+    _parser_run(command)
+    _parser_demo(command)
+    _parser_report(command)
+    return ap
+
+
+def _parser_export(command) -> None:
     p = command("export", help="pth → ONNX with a parity check against PyTorch (guide §3.1)",
                 description="Export torchvision weights to ONNX (input 'image', output "
                             "'class', dynamic batch), run onnx.checker, and compare ONNX "
@@ -123,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-batch", type=int, default=16, help="images in the parity batch")
     p.add_argument("--no-check", action="store_true", help="write the model even if parity fails")
 
+
+def _parser_preprocess(command) -> None:
     p = command("preprocess", help="images → float32 CHW .bin files (guide §4.2)",
                 description="Exact torchvision-preset preprocessing (PIL, resize shorter "
                             "side, centre crop, ImageNet mean/std) to <stem>.bin, byte-"
@@ -141,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "uint8 file + index (150,528 B/image), normalized per batch at inference")
     _add_preprocessing_args(p)
 
+
+def _parser_info(command) -> None:
     p = command("info", help="write a dataset .info file (guide §4.3)",
                 description="One '<idx> <path> <width> <height>' line per file, sorted, idx from 0.")
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -153,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("dir", metavar="DIR")
     j.add_argument("out", metavar="OUT.info")
 
+
+def _parser_infer(command) -> None:
     p = command("infer", help="offline inference over an .info file, or pure inference (guide §5)",
                 description="Batched inference over --info (.bin files) or --store; writes result/dumpOutput_device<ID>/<stem>_1.txt "
                             "per input and result/perf_vision_batchsize_<N>_device_<ID>.txt "
@@ -173,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
     _add_infer_args(p, None)
 
+
+def _parser_eval(command) -> None:
     p = command("eval", help="Top-1..5 accuracy → the guide's result.json (guide §6.1)",
                 description="Reads outputs written by `clsbench infer` or the vendor tools "
                             "(.txt, .bin, .npy), or a --outfmt parquet dataset, writes the guide's exact JSON, prints a "
@@ -189,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
     p.add_argument("--strict", action="store_true", help="fail on outputs without labels and labels without outputs")
 
+
+def _parser_compile(command) -> None:
     p = command("compile", help="ONNX → the artifact each backend runs best, per precision (guide §3.2)",
                 description="onnxruntime fp32 (offline-optimized ONNX) / int8 (static QDQ, opset 13); "
                             "openvino fp32 / bf16 (IR) / int8 (NNCF); --max-drop: accuracy-controlled int8 for both; "
@@ -227,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="compiled", help="output folder (default ./compiled)")
     p.add_argument("--overwrite", action="store_true", help="recompile even if a matching artifact exists")
 
+
+def _parser_perf(command) -> None:
     p = command("perf", help="batch sweep × backends × precisions → the guide's §7 table, JSON, PNG",
                 description="Throughput in images/s (compute-only and end to end) and latency per batch "
                             "(min, mean, --percentiles, max) per batch size for each backend:precision. Each "
@@ -260,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "run on every node at once and never share one node's cores; merged into one table")
     p.add_argument("--ray-address", default=None, help="with --engine ray: join this cluster (default: start one)")
 
+
+def _parser_zoo(command) -> None:
     p = command("zoo", help="many models × configs in one resumable run → CSV, Markdown, accuracy/speed plot",
                 description="For each model: its weights (from --weights-dir, by torchvision's file name or "
                             "NAME.pth), the export with its parity check, then the perf sweep of --configs at "
@@ -280,53 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--output", default="zoo", help="output folder (default ./zoo)")
 
-    def add_run_args(p, weights_required):
-        p.add_argument("--weights", required=weights_required,
-                       help="the model: a state-dict .pth (exported and checked first), an .onnx or an "
-                            "OpenVINO IR .xml (used as is); recognised by content")
-        p.add_argument("--model", default=None,
-                       help=f"NAME[:WEIGHTS_TAG] (default: what an ONNX/IR --weights records, else {DEFAULT_MODEL} "
-                            "for a .pth; `clsbench models` lists all)")
-        p.add_argument("--stand-in-weights", action="store_true",
-                       help="the weights are stand-ins (realistic random): their accuracy is reported, never judged")
-        p.add_argument("--dry-run", action="store_true",
-                       help="print the plan (model, provenance, preset with each field's source, target, data "
-                            "fingerprint) and stop before any slow step")
-        p.add_argument("--batch-size", type=int, default=16)
-        p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
-        p.add_argument("--workers", type=int, default=None,
-                       help="preprocessing processes (with --stream: pipelines, one runtime thread each)")
-        p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
-        p.add_argument("--tolerance", type=float, default=1.0)
-        p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
-        p.add_argument("--strict", action="store_true",
-                       help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
-        p.add_argument("--stream", action="store_true",
-                       help="one decode..infer..write pipeline per CPU, straight from the JPEGs: no .bin files, "
-                            "memory flat in the number of images")
-        p.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
-                       help="with --stream and --backend cuda: cpu = the exact path (PIL) on all CPUs "
-                            "feeding the GPU (default); gpu = nvJPEG decode, resize and crop on the GPU, "
-                            "faster but not pixel-exact (its difference is in docs/performance.md)")
-        p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph",
-                       help="cuda backend: one CUDA graph per batch size (default), eager, or "
-                            "torch.compile (inductor) under the graph (compile time is reported)")
-        p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
-                                            "set (default: the first --calib-images images of the data, "
-                                            "and the accuracy is also reported without them)")
-        p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
-        _add_percentiles(p, "")
-        p.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
-                            "of inference actors (--workers actors, default one per CPU but one, each reserving one CPU and "
-                            "running --threads threads, default 1), same outputs and "
-                            "result.json; implies --stream; needs pip install 'clsbench[ray]'")
-        p.add_argument("--ray-address", default=None,
-                       help="with --engine ray: join this cluster (e.g. 10.0.0.1:6379); without it a local "
-                            "instance is started. Images and model must be at the same path on every node")
-        _add_preprocessing_args(p)
-        _add_infer_args(p, None)
 
+def _parser_models(command) -> None:
     p = command("models", help="the model table: every torchvision classifier, its weights, preset, accuracy",
                 description="Every torchvision classification architecture and weights entry: the preset "
                             "of its weights.transforms(), reference Top-1/Top-5, GFLOPS, parameters. "
@@ -334,22 +319,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("filter", nargs="?", default="", help="show only names containing this")
     p.add_argument("--json", action="store_true", help="machine-readable rows")
 
+
+def _parser_run(command) -> None:
     p = command("run", help="everything above in one resumable command",
                 description="export → preprocess → info → infer → eval on an ImageNet-"
                             "layout directory (val/ + val_label.txt, or val/<class>/ folders), "
                             "ending with an accuracy table, throughput, and where every file is.")
     p.add_argument("--data", required=True, help="ImageNet-layout directory")
     p.add_argument("--work-dir", default="runs/latest", help="where every output goes (default runs/latest)")
-    add_run_args(p, True)
+    _add_run_args(p, True)
 
+
+def _parser_demo(command) -> None:
     p = command("demo", help="build a small labelled dataset from shipped photos and `run` on it",
                 description="Makes a few hundred ImageNet-layout JPEGs from scikit-image's "
                             "sample photographs and runs the whole flow. Without --weights it "
                             "uses realistic random weights: the accuracy is then meaningless.")
     p.add_argument("--work-dir", default="runs/demo")
     p.add_argument("--per-class", type=int, default=60, help="images per source photo (5 photos)")
-    add_run_args(p, False)
+    _add_run_args(p, False)
 
+
+def _parser_report(command) -> None:
     p = command("report", help="report.html from a run's or perf sweep's records; compare several runs",
                 description="One folder: (re)writes FOLDER/report.html from its records (summary.json of "
                             "`clsbench run`, or perf.json of `clsbench perf`). Several folders of the same "
@@ -363,7 +354,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=5.0,
                    help="a throughput lower than the baseline's by more than this %% is a regression (default 5)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any figure regressed (for CI)")
-    return ap
+
+
+def _add_run_args(p, weights_required: bool) -> None:
+    """The options run and demo share (one definition for both)."""
+    p.add_argument("--weights", required=weights_required,
+                   help="the model: a state-dict .pth (exported and checked first), an .onnx or an "
+                        "OpenVINO IR .xml (used as is); recognised by content")
+    p.add_argument("--model", default=None,
+                   help=f"NAME[:WEIGHTS_TAG] (default: what an ONNX/IR --weights records, else {DEFAULT_MODEL} "
+                        "for a .pth; `clsbench models` lists all)")
+    p.add_argument("--stand-in-weights", action="store_true",
+                   help="the weights are stand-ins (realistic random): their accuracy is reported, never judged")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (model, provenance, preset with each field's source, target, data "
+                        "fingerprint) and stop before any slow step")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
+    p.add_argument("--workers", type=int, default=None,
+                   help="preprocessing processes (with --stream: pipelines, one runtime thread each)")
+    p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
+    p.add_argument("--tolerance", type=float, default=1.0)
+    p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
+    p.add_argument("--stream", action="store_true",
+                   help="one decode..infer..write pipeline per CPU, straight from the JPEGs: no .bin files, "
+                        "memory flat in the number of images")
+    p.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
+                   help="with --stream and --backend cuda: cpu = the exact path (PIL) on all CPUs "
+                        "feeding the GPU (default); gpu = nvJPEG decode, resize and crop on the GPU, "
+                        "faster but not pixel-exact (its difference is in docs/performance.md)")
+    p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph",
+                   help="cuda backend: one CUDA graph per batch size (default), eager, or "
+                        "torch.compile (inductor) under the graph (compile time is reported)")
+    p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
+                                        "set (default: the first --calib-images images of the data, "
+                                        "and the accuracy is also reported without them)")
+    p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
+    _add_percentiles(p, "")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
+                        "of inference actors (--workers actors, default one per CPU but one, each reserving one CPU and "
+                        "running --threads threads, default 1), same outputs and "
+                        "result.json; implies --stream; needs pip install 'clsbench[ray]'")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: join this cluster (e.g. 10.0.0.1:6379); without it a local "
+                        "instance is started. Images and model must be at the same path on every node")
+    _add_preprocessing_args(p)
+    _add_infer_args(p, None)
+
 
 
 # What to do about a folder holding another run's results, in the flags of each command.
@@ -485,9 +525,9 @@ def cmd_infer(a) -> int:
     if a.loop is not None:
         if a.info or a.store:
             raise ClsbenchError("--loop (pure inference) excludes --info and --store (offline inference)")
-        rec = pure_inference(a.model, batch_size=a.batch_size, loop=a.loop, warmup=a.warmup,
-                             backend=a.backend, threads=a.threads, device_id=a.device_id,
-                             precision=a.precision, output=a.output, percentiles=parse_percentiles(a.percentiles))
+        rec = pure_inference(a.model, a.loop, warmup=a.warmup, batch_size=a.batch_size, backend=a.backend,
+                             threads=a.threads, device_id=a.device_id, precision=a.precision, output=a.output,
+                             percentiles=parse_percentiles(a.percentiles))
         out.print(f"ave_throughputRate = {rec['ave_throughputRate']:.2f} samples/s, "
                   f"ave_latency = {rec['ave_latency']:.3f} ms")
         out.print(perf_table(rec, f"pure inference, {backend_line(rec)}"))
@@ -683,7 +723,7 @@ def cmd_zoo(a) -> int:
 
 
 def cmd_perf(a) -> int:
-    from .perf import run_perf
+    from .sweep import run_perf
     from .ui import out
 
     r = run_perf(a.model, configs=a.configs, batches=a.batches, output=a.output, weights=a.weights,

@@ -16,10 +16,12 @@ data it was calibrated with.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -184,89 +186,127 @@ def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
     return t
 
 
-def compile_model(onnx_path: str, *, backend: str, precision: str, output_dir: str,
-                  data: str | None = None, calib_images: int = 300, parity_images: int = 200,
-                  pp: Preprocessing | None = None, labels: dict | None = None,
-                  calib_data: str | None = None, overwrite: bool = False, cann: dict | None = None,
-                  max_drop: float | None = None, tune_images: int = 200, uint8_input: bool = False) -> dict:
+@dataclass
+class CompileOptions:
+    """One artifact to compile: `backend`, `precision`, `output_dir` are required."""
+
+    backend: str = ""
+    precision: str = ""
+    output_dir: str = "compiled"
+    data: str | None = None  # images: calibration (unless calib_data) and held-out parity
+    calib_images: int = 300
+    parity_images: int = 200
+    pp: Preprocessing | None = None  # None: the preset the ONNX records
+    labels: dict | None = None  # image stem -> class: accuracy on the held-out images
+    calib_data: str | None = None
+    overwrite: bool = False
+    cann: dict | None = None  # for cann: batches, soc_version (ascend.py)
+    max_drop: float | None = None  # int8 accuracy control
+    tune_images: int = 200
+    uint8_input: bool = False  # fold the normalization in
+
+
+def compile_model(onnx_path: str, options: CompileOptions | None = None, **kw) -> dict:
     """Compile one artifact (for cann: the guide's .om per batch size, `cann` holding
     batches and soc_version; see ascend.py); an existing one made from the same source with the same
-    settings is reused (a killed compile is redone whole: artifacts appear atomically).
+    settings and data is reused (a killed compile is redone whole: artifacts appear atomically).
     Calibration takes the first `calib_images` of `calib_data` (default: of `data`, and then
     the held-out images start after them); parity is measured on held-out images of `data`.
     With `labels` (image stem -> class), the record holds fp32 and compiled accuracy there."""
-    from .modelfile import read_metadata
-
-    if backend == "cann":  # the guide's .om files, through the vendor's compiler
+    o = options or CompileOptions(**kw)
+    if o.backend == "cann":  # the guide's .om files, through the vendor's compiler
         from .ascend import compile_om
 
-        return compile_om(onnx_path, output_dir=output_dir, precision=precision, **(cann or {}))
-    if pp is None:
+        return compile_om(onnx_path, output_dir=o.output_dir, precision=o.precision, **(o.cann or {}))
+    if o.pp is None:
         from .modelfile import identity_of
         from .plan import resolve_preset
 
-        pp = resolve_preset(identity_of(onnx_path, "onnx")[1], "the model file", {}).pp
-    separate = bool(calib_data) and os.path.abspath(calib_data) != os.path.abspath(data or "")
-    calib_data = calib_data or data
-    t = _validate(onnx_path, backend, precision, calib_data, calib_images, parity_images)
-    _validate_control(t, max_drop, labels, data)
-    if uint8_input and t.calibration:
+        o = dataclasses.replace(o, pp=resolve_preset(identity_of(onnx_path, "onnx")[1], "the model file", {}).pp)
+    calib_data = o.calib_data or o.data
+    t = _validate(onnx_path, o.backend, o.precision, calib_data, o.calib_images, o.parity_images)
+    _validate_control(t, o.max_drop, o.labels, o.data)
+    if o.uint8_input and t.calibration:
         raise ClsbenchError(f"--uint8-input: {t.label} calibrates on normalized images; fold the normalization "
                             f"into fp32 or bf16 artifacts")
-    out_dir = Path(output_dir)
+    out_dir = Path(o.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dst = str(out_dir / artifact_name(onnx_path, backend, precision, uint8_input))
-    from .plan import fingerprint, folder_fingerprint
-
-    identity = {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(data) if data else None,
-                "data_fingerprint": folder_fingerprint(data) if data else None,
-                "calib_data": os.path.abspath(calib_data) if calib_data and t.calibration else None,
-                "calib_fingerprint": folder_fingerprint(calib_data) if calib_data and t.calibration else None,
-                "calib_images": calib_images if t.calibration else 0,
-                "parity_images": parity_images if data else 0, "preprocessing": pp.as_dict(),
-                "labels": fingerprint(sorted(labels.items())) if labels else None, **({"max_drop": max_drop, "tune_images": tune_images}
-                                           if max_drop is not None else {}),
-                **({"uint8_input": True} if uint8_input else {})}
+    dst = str(out_dir / artifact_name(onnx_path, o.backend, o.precision, o.uint8_input))
+    identity = _identity(onnx_path, o, t, calib_data)
     old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None
-    if old and not overwrite:
+    if old and not o.overwrite:
         return {**old, "reused": True}
-    meta = {**read_metadata(onnx_path, "onnx"), "backend": backend, "precision": precision,
+    record = _compile(onnx_path, dst, o, t, identity)
+    atomic_write_json(record_path(dst), record)
+    return record
+
+
+def _identity(onnx_path: str, o: CompileOptions, t, calib_data: str | None) -> dict:
+    """What an artifact depends on: the source's bytes, the settings, the data's fingerprint."""
+    from ._io import fingerprint
+    from .plan import folder_fingerprint
+
+    cal = bool(calib_data and t.calibration)
+    return {"source_sha256": file_sha256(onnx_path), "data": os.path.abspath(o.data) if o.data else None,
+            "data_fingerprint": folder_fingerprint(o.data) if o.data else None,
+            "calib_data": os.path.abspath(calib_data) if cal else None,
+            "calib_fingerprint": folder_fingerprint(calib_data) if cal else None,
+            "calib_images": o.calib_images if t.calibration else 0,
+            "parity_images": o.parity_images if o.data else 0, "preprocessing": o.pp.as_dict(),
+            "labels": fingerprint(sorted(o.labels.items())) if o.labels else None,
+            **({"max_drop": o.max_drop, "tune_images": o.tune_images} if o.max_drop is not None else {}),
+            **({"uint8_input": True} if o.uint8_input else {})}
+
+
+def _compile(onnx_path: str, dst: str, o: CompileOptions, t, identity: dict) -> dict:
+    """Calibrate, build, and measure the artifact against the fp32 ONNX on held-out images."""
+    from .modelfile import read_metadata
+
+    separate = bool(o.calib_data) and os.path.abspath(o.calib_data) != os.path.abspath(o.data or "")
+    meta = {**read_metadata(onnx_path, "onnx"), "backend": o.backend, "precision": o.precision,
             "source_sha256": identity["source_sha256"]}
-    calib = load_folder(calib_data, pp, 0, calib_images) if t.calibration else None
+    calib = load_folder(o.calib_data or o.data, o.pp, 0, o.calib_images) if t.calibration else None
     start = calib.end if calib and not separate else 0
     tune = None
-    if max_drop is not None:  # labelled tuning images: after calibration, before the held-out ones
-        got = load_folder(data, pp, start, tune_images)
-        have = [i for i, n in enumerate(got.names) if n in labels]
-        tune, start = (got.x[have], np.array([labels[got.names[i]] for i in have]), [got.names[i] for i in have]), got.end
+    if o.max_drop is not None:  # labelled tuning images: after calibration, before the held-out ones
+        got = load_folder(o.data, o.pp, start, o.tune_images)
+        have = [i for i, n in enumerate(got.names) if n in o.labels]
+        tune = (got.x[have], np.array([o.labels[got.names[i]] for i in have]), [got.names[i] for i in have])
+        start = got.end
     notes: list[str] = []
-    src = onnx_path
-    if uint8_input:
-        src = _folded_source(onnx_path, out_dir, pp, meta, notes)
-    seconds, control = _build(src, dst, backend, precision, calib and calib.x, notes, meta, out_dir,
-                              tune=tune, max_drop=max_drop)
+    src = _folded_source(onnx_path, Path(o.output_dir), o.pp, meta, notes) if o.uint8_input else onnx_path
+    seconds, control = _build(src, dst, o, calib and calib.x, notes, meta, tune)
     if src != onnx_path:
         os.remove(src)
     record = {"tool": f"clsbench {__version__}", "source": os.path.abspath(onnx_path), "artifact": dst,
-              "identity": identity, "backend": backend, "precision": precision,
+              "identity": identity, "backend": o.backend, "precision": o.precision,
               "compile_seconds": round(seconds, 2), "notes": notes,
               "calibration_images": 0 if calib is None else len(calib.names),
               "calibration_names": [] if calib is None else calib.names, "verified_against": t.verify}
     if tune is not None:
-        record["accuracy_control"] = _control_record(onnx_path, dst, tune, labels, max_drop)
+        record["accuracy_control"] = {**_control_record(onnx_path, dst, tune, o.labels, o.max_drop),
+                                      "tuning_names": tune[2]}
         if control:
             record["accuracy_control"].update(kept_in_float=control["kept_in_float"], tries=control["tries"],
                                               candidates=control["candidates"])
-    if uint8_input and data and parity_images:
-        record["parity"] = _uint8_parity(onnx_path, dst, data, pp, start, parity_images)
-    elif data and parity_images and start < len(list_images(data).images):
-        held = load_folder(data, pp, start, parity_images)
-        record["parity"] = measure_parity(onnx_path, dst, held.x, names=held.names, labels=labels)
-        record["parity"]["inputs"] = (f"{len(held.names)} held-out images of {os.path.abspath(data)} "
-                                      f"(from position {start}, after the calibration"
-                                      f"{' and tuning' if tune is not None else ''} images)")
-    atomic_write_json(record_path(dst), record)
+    parity = _held_out_parity(onnx_path, dst, o, start, tune is not None)
+    if parity:
+        record["parity"] = parity
     return record
+
+
+def _held_out_parity(onnx_path: str, dst: str, o: CompileOptions, start: int, tuned: bool) -> dict | None:
+    """The artifact against the fp32 ONNX on the images after the calibration (and tuning) ones."""
+    if o.uint8_input and o.data and o.parity_images:
+        return _uint8_parity(onnx_path, dst, o.data, o.pp, start, o.parity_images)
+    if not (o.data and o.parity_images and start < len(list_images(o.data).images)):
+        return None
+    held = load_folder(o.data, o.pp, start, o.parity_images)
+    p = measure_parity(onnx_path, dst, held.x, names=held.names, labels=o.labels)
+    p["held_out_names"] = held.names  # disjoint from calibration_names (tested)
+    p["inputs"] = (f"{len(held.names)} held-out images of {os.path.abspath(o.data)} (from position {start}, "
+                   f"after the calibration{' and tuning' if tuned else ''} images)")
+    return p
 
 
 def _folded_source(onnx_path, out_dir, pp, meta, notes) -> str:
@@ -303,10 +343,10 @@ def _control_record(onnx_path, dst, tune, labels, max_drop) -> dict:
             "tuning_top1": q["top1"], "tuning_drop": q["top1_drop"], "bound_met": q["top1_drop"] <= max_drop + 1e-9}
 
 
-def _build(onnx_path, dst, backend, precision, calib, notes, meta, out_dir, tune=None,
-           max_drop=None) -> tuple[float, dict | None]:
+def _build(onnx_path, dst, o: CompileOptions, calib, notes, meta, tune=None) -> tuple[float, dict | None]:
     """Seconds it took, and for ONNX Runtime's accuracy control its record (nodes kept in float, tries)."""
-    work = out_dir / f".work-{backend}-{precision}"
+    backend, precision, max_drop = o.backend, o.precision, o.max_drop
+    work = Path(o.output_dir) / f".work-{backend}-{precision}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     t0 = time.perf_counter()

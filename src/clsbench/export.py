@@ -328,7 +328,7 @@ def export_onnx(weights: str, output: str, *, model: str | None = None, opset: i
     `model` None: plan.DEFAULT_MODEL. `provenance` (plan.PROVENANCE; None: told from the file's
     digest) is recorded in the ONNX, so every later run knows where its weights came from."""
     from . import __version__
-    from .plan import DEFAULT_MODEL, PROVENANCE, weights_provenance
+    from .provenance import DEFAULT_MODEL, PROVENANCE, weights_provenance
 
     torch, _ = _torch()
     spec = get_model(model or DEFAULT_MODEL)

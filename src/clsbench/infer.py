@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ class _Source:
     def fingerprint(self, src) -> list:
         """What an output computed from item `src` depends on (plan.file_fingerprint): a file
         replaced in place, or another file under the same name, is another input."""
-        from .plan import file_fingerprint
+        from ._io import file_fingerprint
 
         return file_fingerprint(src)
 
@@ -173,82 +174,113 @@ def _open_source(rt, info, store, images, preprocessing) -> _Source:
     return _ImageFolder(images, rt.input_shape, preprocessing)
 
 
-def infer_offline(model: str, info: str | None = None, *, batch_size: int, store: str | None = None,
-                  images: str | None = None, preprocessing=None, workers: int | None = None,
-                  strict: bool = False, output: str = "result", device_id: int = 0, outfmt: str = "txt",
-                  backend: str = "onnxruntime", threads: int | None = None, precision: str | None = None,
-                  overwrite: bool = False, show_progress: bool = True, decode: str = "cpu",
-                  backend_options: dict | None = None, percentiles=DEFAULT_PERCENTILES,
-                  engine: str = "local", ray_address: str | None = None,
-                  labels: dict[str, int] | None = None, input_identity: bool = True) -> dict:
+@dataclass
+class InferOptions:
+    """`infer_offline`'s settings; exactly one input (an .info file, `store` or `images`)."""
+
+    batch_size: int = 1
+    store: str | None = None  # a compact store (`preprocess --format store`)
+    images: str | None = None  # an image folder, decoded on the fly (streaming)
+    preprocessing: object = None  # models.Preprocessing, for `images`
+    workers: int | None = None
+    strict: bool = False
+    output: str = "result"
+    device_id: int = 0
+    outfmt: str = "txt"
+    backend: str | None = None  # None: what the model file is
+    threads: int | None = None
+    precision: str | None = None
+    overwrite: bool = False
+    show_progress: bool = True
+    decode: str = "cpu"
+    backend_options: dict = field(default_factory=dict)
+    percentiles: tuple = DEFAULT_PERCENTILES
+    engine: str = "local"
+    ray_address: str | None = None
+    labels: dict | None = None  # image key -> class: the label column of `outfmt="parquet"` outputs
+    # False (a `run`'s own work dir): outputs of another input folder are replaced like those of
+    # a changed file, instead of refused
+    input_identity: bool = True
+
+    def check(self, info: str | None) -> None:
+        if self.batch_size < 1:
+            raise ClsbenchError(f"batch size must be >= 1, got {self.batch_size}")
+        if sum(x is not None for x in (info, self.store, self.images)) != 1:
+            raise ClsbenchError("give exactly one input: an .info file, a store or an image folder")
+        if info is not None:
+            read_info(info)  # a malformed .info is reported before the model is loaded
+        if self.decode not in ("cpu", "gpu"):
+            raise ClsbenchError(f"decode must be cpu or gpu, got {self.decode!r}")
+        if self.decode != "cpu" and self.images is None:
+            raise ClsbenchError("--decode gpu applies to streaming from an image folder")
+        if self.engine not in ("local", "ray"):
+            raise ClsbenchError(f"engine must be local or ray, got {self.engine!r}")
+        if self.engine == "ray" and self.images is None:
+            raise ClsbenchError("--engine ray streams from an image folder (it decodes on the cluster)")
+
+
+def infer_offline(model: str, info: str | None = None, options: InferOptions | None = None, **kw) -> dict:
     """Run every input of `info`, of a compact `store`, or of an image folder decoded on the
     fly (`images`, streaming); returns the perf record (also written as the vendor's perf
     .txt and a .json, each batch's compute latency as a .csv beside them). A rerun resumes;
-    one with nothing left returns the earlier record, marked `from_earlier_run`. `labels`
-    (image key -> class) fill the label column of `outfmt="parquet"` outputs. An output is
-    reused only when it was computed from the very input file it has now (outputs.still_valid);
-    `input_identity` False (a `run`'s own work dir): outputs of another input folder are
-    replaced like those of a changed file, instead of refused."""
-    if batch_size < 1:
-        raise ClsbenchError(f"batch size must be >= 1, got {batch_size}")
-    if sum(x is not None for x in (info, store, images)) != 1:
-        raise ClsbenchError("give exactly one input: an .info file, a store or an image folder")
-    if info is not None:
-        read_info(info)  # a malformed .info is reported before the model is loaded
-    if decode not in ("cpu", "gpu"):
-        raise ClsbenchError(f"decode must be cpu or gpu, got {decode!r}")
-    if decode != "cpu" and images is None:
-        raise ClsbenchError("--decode gpu applies to streaming from an image folder")
-    if engine not in ("local", "ray"):
-        raise ClsbenchError(f"engine must be local or ray, got {engine!r}")
-    if engine == "ray" and images is None:
-        raise ClsbenchError("--engine ray streams from an image folder (it decodes on the cluster)")
-    rt = open_backend(backend, model, batch_size=batch_size, threads=threads, device_id=device_id,
-                      precision=precision, **(backend_options or {}))
-    source = _open_source(rt, info, store, images, preprocessing)
-    out = open_outputs(output, device_id, outfmt, labels)
+    one with nothing left returns the earlier record, marked `from_earlier_run`. An output is
+    reused only when it was computed from the very input file it has now (_io.still_valid).
+    Settings: InferOptions (or its fields as keywords)."""
+    o = options or InferOptions(**kw)
+    o.check(info)
+    rt = open_backend(o.backend, model, batch_size=o.batch_size, threads=o.threads, device_id=o.device_id,
+                      precision=o.precision, **o.backend_options)
+    source = _open_source(rt, info, o.store, o.images, o.preprocessing)
+    out = open_outputs(o.output, o.device_id, o.outfmt, o.labels)
     names = [out.name(key) for key, _ in source.items]
     check_unique(zip(names, (src for _, src in source.items)), source.where)
-    identity = {"model_sha256": file_sha256(model), "batch_size": batch_size, "outfmt": outfmt,
-                "backend": rt.name, "precision": rt.precision, **({"input": source.where} if input_identity else {}),
-                **({"decode": decode} if decode != "cpu" else {})}
+    identity = {"model_sha256": file_sha256(model), "batch_size": o.batch_size, "outfmt": o.outfmt,
+                "backend": rt.name, "precision": rt.precision, **({"input": source.where} if o.input_identity else {}),
+                **({"decode": o.decode} if o.decode != "cpu" else {})}
     sources = {n: source.fingerprint(src) for n, (_, src) in zip(names, source.items)}
     with folder_lock(out.dir):
-        done = out.prepare(identity, overwrite, sources)
+        done = out.prepare(identity, o.overwrite, sources)
         pending = [item for item, n in zip(source.items, names) if n not in done]
-        resumed = len(source.items) - len(pending)
-        ctx = _Run(rt, source, out, batch_size, device_id, output, resumed, percentiles)
-        ctx.options = backend_options or {}
+        ctx = _Run(rt, source, out, o, resumed=len(source.items) - len(pending))
         if not pending:
             earlier = read_record(ctx.perf_json)
             if earlier is not None:
-                return {**earlier, "from_earlier_run": True, "resumed": resumed}
+                return {**earlier, "from_earlier_run": True, "resumed": ctx.resumed}
         try:
-            if images is not None and engine == "ray":
-                return _ray(ctx, pending, model, preprocessing, workers, threads, strict, show_progress,
-                            ray_address, backend_options or {})
-            if images is not None:
-                return _stream(ctx, pending, model, preprocessing, workers, strict, show_progress, decode)
-            if getattr(rt, "hint", None) == "throughput":
-                return _offline_async(ctx, pending, show_progress)
-            return _offline(ctx, pending, show_progress)
+            return _engine(ctx, pending, model)
         except KeyboardInterrupt:
             from .ui import current
 
-            current["done"] = out.count() - resumed  # what is on disk, not what was reported
+            current["done"] = out.count() - ctx.resumed  # what is on disk, not what was reported
             raise
         finally:
             out.finish()
 
 
+def _engine(ctx, pending, model) -> dict:
+    """Which engine runs the pending items: Ray, local streaming (a process per pipeline, or
+    the device feeder), several requests in flight (OpenVINO's throughput hint), or offline."""
+    o = ctx.options
+    if o.images is not None and o.engine == "ray":
+        return _ray(ctx, pending, model)
+    if o.images is not None:
+        return _stream(ctx, pending, model)
+    from .engines.local import run_offline, run_offline_async
+
+    if getattr(ctx.rt, "hint", None) == "throughput":
+        return _finish(ctx, *run_offline_async(ctx, pending, o.show_progress))
+    return _finish(ctx, *run_offline(ctx, pending, o.show_progress))
+
+
 class _Run:
     """What one inference run shares between its loop and its record."""
 
-    def __init__(self, rt, source, out, batch_size, device_id, output, resumed, percentiles=DEFAULT_PERCENTILES):
-        self.rt, self.source, self.out = rt, source, out
-        self.batch_size, self.device_id, self.resumed = batch_size, device_id, resumed
-        self.percentiles = percentiles
-        self.root = Path(output)
+    def __init__(self, rt, source, out, options: InferOptions, resumed: int):
+        self.rt, self.source, self.out, self.options = rt, source, out, options
+        self.batch_size, self.device_id, self.resumed = options.batch_size, options.device_id, resumed
+        self.percentiles = options.percentiles
+        self.root = Path(options.output)
+        batch_size, device_id = self.batch_size, self.device_id
         self.step = BatchStep(rt, batch_size)
         self.num_classes = self.step.warm_up()
         self.description = rt.describe()
@@ -257,106 +289,32 @@ class _Run:
         self.latencies_csv = self.root / latencies_file_name(batch_size, device_id)
 
 
-def _offline(ctx: _Run, pending, show_progress) -> dict:
+def _job(ctx: _Run, model: str, threads: int | None = None):
+    from .stages import Job
+
+    o = ctx.options
+    return Job(model, ctx.rt.name, ctx.rt.precision, ctx.batch_size, o.preprocessing, threads, dict(o.backend_options))
+
+
+def _stream(ctx: _Run, pending, model) -> dict:
     from .ui import progress
 
-    batch = np.empty((ctx.batch_size, *ctx.rt.input_shape), dtype=ctx.rt.input_dtype)
-    read_s = pre_s = post_s = 0.0
-    t_start = time.perf_counter()
-    # One thread, in order: read -> run -> write. On a machine whose cores all run the
-    # runtime, overlapping I/O threads measured slower (they preempt the runtime's
-    # spinning workers mid-layer) than doing the I/O between runs; see docs/performance.md.
-    with LatencyLog(ctx.latencies_csv) as compute_ms:  # streamed to disk as measured
-        ctx.source.start(pending)
-        with progress(len(pending), f"infer bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
-            while True:
-                t0 = time.perf_counter()
-                group = ctx.source.next_group(ctx.batch_size, batch)
-                if not group:
-                    break
-                t1 = time.perf_counter()
-                ctx.source.preprocess(len(group), batch)
-                t2 = time.perf_counter()
-                logits, ms = ctx.step(batch, len(group), [src for _, src in group])
-                t3 = time.perf_counter()
-                ctx.out.write([key for key, _ in group], logits)
-                read_s += t1 - t0
-                pre_s += t2 - t1
-                compute_ms.add(ms)
-                post_s += time.perf_counter() - t3
-                advance(len(group))
-    wall = time.perf_counter() - t_start
-    ms = compute_ms.values
-    st = StageTimes(samples=len(pending), computed=len(ms) * ctx.batch_size, wall_s=wall,
-                    read_s=read_s, preprocess_s=pre_s, infer_s=sum(ms) / 1e3, post_s=post_s)
-    return _finish(ctx, st, compute_ms, "offline")
-
-
-def _offline_async(ctx: _Run, pending, show_progress) -> dict:
-    """Several requests in flight (OpenVINO's throughput hint): batches are read and
-    submitted while earlier ones run; results come back in order and are checked and
-    written as they arrive. Per-batch compute times do not exist here, only the wall."""
-    from collections import deque
-
-    from .ui import progress
-
-    bs = ctx.batch_size
-    buf = np.empty((bs, *ctx.rt.input_shape), dtype=ctx.rt.input_dtype)
-    groups: deque = deque()
-    t = {"read": 0.0, "pre": 0.0, "post": 0.0}
-
-    def batches():
-        while True:
-            t0 = time.perf_counter()
-            group = ctx.source.next_group(bs, buf)
-            if not group:
-                return
-            t1 = time.perf_counter()
-            ctx.source.preprocess(len(group), buf)
-            buf[len(group):] = buf[len(group) - 1]  # padding, as BatchStep does
-            t["read"] += t1 - t0
-            t["pre"] += time.perf_counter() - t1
-            groups.append(group)
-            yield buf  # copied when submitted
-
-    t_start = time.perf_counter()
-    ctx.source.start(pending)
-    with progress(len(pending), f"infer bs{bs} (async) → {ctx.out.dir}", show_progress) as advance:
-        for logits in ctx.rt.run_many(batches()):
-            t0 = time.perf_counter()
-            group = groups.popleft()
-            logits = ctx.step.check(logits, len(group), [src for _, src in group])
-            ctx.out.write([key for key, _ in group], logits)
-            t["post"] += time.perf_counter() - t0
-            advance(len(group))
-    wall = time.perf_counter() - t_start
-    n_batches = -(-len(pending) // bs)
-    st = StageTimes(samples=len(pending), computed=n_batches * bs, wall_s=wall, read_s=t["read"],
-                    preprocess_s=t["pre"], infer_s=max(wall - t["read"] - t["pre"] - t["post"], 1e-9),
-                    post_s=t["post"])
-    return _finish(ctx, st, LatencyLog(None), "offline-async")
-
-
-def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_progress, decode="cpu") -> dict:
-    from .ui import progress
-
-    rt = ctx.rt
+    rt, o = ctx.rt, ctx.options
+    preprocessing, workers, strict, decode = o.preprocessing, o.workers, o.strict, o.decode
     feeds = getattr(rt, "feeds_uint8", False)
     if decode != "cpu" and not feeds:
         raise ClsbenchError(f"--decode {decode} needs the cuda backend, not {rt.name}")
     t_start = time.perf_counter()
-    with progress(len(pending), f"stream bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
+    with progress(len(pending), f"stream bs{ctx.batch_size} → {ctx.out.dir}", o.show_progress) as advance:
         if feeds:
-            from .feeder import run_feeder
+            from .engines.feeder import run_feeder
 
             r = run_feeder(pending, step=ctx.step, pp=preprocessing, out=ctx.out, workers=workers,
                            strict=strict, advance=advance, decode=decode)
         else:
-            from .stream import run_stream
+            from .engines.stream import run_stream
 
-            r = run_stream(pending, model=model, backend=rt.name, precision=rt.precision,
-                           batch_size=ctx.batch_size, pp=preprocessing, out=ctx.out,
-                           workers=workers, strict=strict, advance=advance, options=ctx.options)
+            r = run_stream(pending, _job(ctx, model), ctx.out, workers=workers, strict=strict, advance=advance)
     wall = time.perf_counter() - t_start
     ctx.source.failed = r["failed"]
     if feeds:
@@ -366,17 +324,17 @@ def _stream(ctx: _Run, pending, model, preprocessing, workers, strict, show_prog
     return _finish(ctx, *_summed_times(ctx, r, wall, post_s=r["post"] / r["workers"]), "stream")
 
 
-def _ray(ctx: _Run, pending, model, pp, workers, threads, strict, show_progress, address, options) -> dict:
+def _ray(ctx: _Run, pending, model) -> dict:
     """The same streaming run on Ray Data (engines/raydata.py): decode tasks feeding an actor
     pool, outputs written here, so the record below is built as the local engine's."""
     from .engines.raydata import run_ray
     from .ui import progress
 
+    o = ctx.options
     t_start = time.perf_counter()
-    with progress(len(pending), f"ray bs{ctx.batch_size} → {ctx.out.dir}", show_progress) as advance:
-        r = run_ray(pending, model=model, backend=ctx.rt.name, precision=ctx.rt.precision,
-                    batch_size=ctx.batch_size, pp=pp, out=ctx.out, workers=workers, threads=threads,
-                    strict=strict, advance=advance, address=address, options=options)
+    with progress(len(pending), f"ray bs{ctx.batch_size} → {ctx.out.dir}", o.show_progress) as advance:
+        r = run_ray(pending, _job(ctx, model, o.threads), ctx.out, workers=o.workers, strict=o.strict,
+                    advance=advance, address=o.ray_address)
     wall = time.perf_counter() - t_start
     ctx.source.failed = r["failed"]
     ctx.description.update(engine="ray", threads=r["threads"], processes=r["workers"],
@@ -438,22 +396,22 @@ def _finish(ctx: _Run, st: StageTimes, lat: LatencyLog, mode) -> dict:
     return record
 
 
-def pure_inference(model: str, *, batch_size: int, loop: int, warmup: int = 5,
-                   backend: str = "onnxruntime", threads: int | None = None,
-                   precision: str | None = None, device_id: int = 0, seed: int = 0,
-                   output: str | None = None, percentiles=DEFAULT_PERCENTILES) -> dict:
-    """The vendor tool's pure-inference mode: random input, `loop` timed runs (with
-    `output`, the record and each run's latency as a .csv are written there)."""
+def pure_inference(model: str, loop: int, options: InferOptions | None = None, *, warmup: int = 5, seed: int = 0,
+                   **kw) -> dict:
+    """The vendor tool's pure-inference mode: random input, `loop` timed runs (with the
+    options' `output`, the record and each run's latency as a .csv are written there)."""
+    o = options or InferOptions(**kw)
+    batch_size, output, percentiles = o.batch_size, o.output, o.percentiles
     if loop < 1:
         raise ClsbenchError(f"--loop must be >= 1, got {loop}")
     if warmup < 0:
         raise ClsbenchError(f"--warmup must be >= 0, got {warmup}")
-    rt = open_backend(backend, model, batch_size=batch_size, threads=threads,
-                      device_id=device_id, precision=precision)
+    rt = open_backend(o.backend, model, batch_size=batch_size, threads=o.threads, device_id=o.device_id,
+                      precision=o.precision)
     x = np.random.default_rng(seed).standard_normal((batch_size, *rt.input_shape), dtype=np.float32)
     for _ in range(warmup):
         rt.run(x)
-    stem_ = f"perf_pure_batchsize_{batch_size}_device_{device_id}"
+    stem_ = f"perf_pure_batchsize_{batch_size}_device_{o.device_id}"
     if output:
         Path(output).mkdir(parents=True, exist_ok=True)
     with LatencyLog(Path(output) / f"{stem_}_latencies.csv" if output else None) as lat:

@@ -12,57 +12,12 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-from dataclasses import asdict, dataclass
 
 from . import ClsbenchError
+from .modelspec import (IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, ModelSpec, OfficialWeights,  # noqa: F401
+                        Preprocessing)
 
 GUIDE_MODEL = "mnasnet1_0"  # the guide's model; plan.DEFAULT_MODEL is the one default built on it
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Every knob of the exact path, recorded with each result (timm style)."""
-
-    resize: int  # shorter side after resize; long side truncated, as torchvision does
-    crop: int  # square centre crop
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str = "bilinear"  # PIL filter
-    layout: str = "NCHW"
-    dtype: str = "float32"
-    # The reference (and torchvision on a PIL image) ignores EXIF orientation; opt-in only.
-    exif_transpose: bool = False
-
-    def __post_init__(self):
-        if self.resize < 1 or self.crop < 1 or self.crop > self.resize:
-            raise ClsbenchError(f"preprocessing: need 1 <= crop <= resize, got resize {self.resize}, "
-                                f"crop {self.crop}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ClsbenchError(f"preprocessing: interpolation {self.interpolation!r} not in "
-                                f"{', '.join(INTERPOLATIONS)}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ClsbenchError(f"preprocessing: mean and std need 3 values each, std > 0; got "
-                                f"{self.mean}, {self.std}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
-        return cls(**{**d, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
-
-    @property
-    def bin_bytes(self) -> int:
-        return 3 * self.crop * self.crop * 4
-
-    def describe(self) -> str:
-        return (f"resize {self.resize}, crop {self.crop}, {self.interpolation}, mean {list(self.mean)}, "
-                f"std {list(self.std)}")
-
-
 # The guide's imagenet_torch_preprocess.py table (formats.md §3)
 PRESETS: dict[str, Preprocessing] = {
     "mnasnet": Preprocessing(256, 224, IMAGENET_MEAN, IMAGENET_STD),
@@ -70,40 +25,6 @@ PRESETS: dict[str, Preprocessing] = {
     "inceptionv3": Preprocessing(342, 299, IMAGENET_MEAN, IMAGENET_STD),
     "inceptionv4": Preprocessing(342, 299, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
-
-
-@dataclass(frozen=True)
-class OfficialWeights:
-    filename: str
-    md5: str | None  # known for the guide's file (formats.md §1)
-    sha256_prefix: str | None  # torchvision puts the first hex digits of the SHA-256 in the name
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str  # torchvision builder name
-    tag: str  # weights entry, e.g. IMAGENET1K_V1
-    preprocessing: Preprocessing
-    top1: float | None  # torchvision's published ImageNet-val accuracy, % (None: timm models)
-    top5: float | None
-    num_classes: int = 1000
-    official: OfficialWeights | None = None
-    # the builder's arguments exactly as torchvision sets them when it loads these weights
-    # (e.g. inception_v3: transform_input=True), as (name, value) pairs
-    builder_args: tuple = ()
-    # auxiliary heads the weights carry but inference drops
-    aux_heads: tuple = ()
-    gflops: float | None = None
-    params: int | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}:{self.tag}"
-
-    @property
-    def preset(self) -> str:
-        """The preset's name: the weights it comes from."""
-        return self.key
 
 
 # The guide's file (formats.md §1): its MD5 is known, torchvision's table has the SHA-256 prefix

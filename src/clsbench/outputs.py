@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ClsbenchError, __version__
-from ._io import (atomic_write_bytes, atomic_write_json, matching_record, remove_temp_dir, sidecar,
-                  temp_dir)
+from . import ClsbenchError
+from ._io import atomic_write_bytes, claim, record_sources, remove_temp_dir, still_valid
 
 FILE_FORMATS = ("txt", "bin", "npy")  # one file per image, in dumpOutput_device<N>/
 OUTFMTS = (*FILE_FORMATS, "parquet")  # parquet: one dataset, outputs_device<N>.parquet/
@@ -181,41 +180,6 @@ def open_outputs(result_root: str | os.PathLike, device_id: int, outfmt: str, la
 
         return ParquetOutput(folder, labels)
     return OutputFolder(folder, outfmt)
-
-
-def claim(folder: Path, identity: dict, overwrite: bool, listing, clear, what: str) -> tuple[Path, dict | None]:
-    """Make `folder` this run's (either output writer): refuse outputs of another run (a
-    record naming another identity, or `listing()` non-empty with no record) unless
-    `overwrite`, which `clear()`s them. Returns the temp folder beside it and the source
-    fingerprints the earlier record vouches for (None: no record, or one that vouches for
-    none). The caller records this run's with `record_sources` once stale outputs are gone."""
-    folder.mkdir(parents=True, exist_ok=True)
-    old = None
-    if overwrite:
-        clear()
-    else:
-        old = matching_record(sidecar(folder), identity, str(folder))
-        if old is None and listing():
-            from ._io import ConflictError
-
-            raise ConflictError(f"{folder}: holds {what} that clsbench did not write "
-                                f"(no {sidecar(folder).name} beside it)")
-    return temp_dir(folder), (old or {}).get("sources")
-
-
-def record_sources(folder: Path, identity: dict, sources: dict) -> None:
-    """The record beside an output folder: this run's identity and, per output, the
-    fingerprint of the input it is computed from (plan.file_fingerprint)."""
-    atomic_write_json(sidecar(folder), {"tool": f"clsbench {__version__}", "identity": identity,
-                                        "sources": sources}, indent=None)
-
-
-def still_valid(present, recorded: dict | None, sources: dict) -> set[str]:
-    """THE reuse rule for outputs: an output counts as done only when the record vouches
-    that it was computed from the very input file this run has under its name."""
-    if recorded is None:
-        return set()
-    return {n for n in present if n in sources and recorded.get(n) == sources[n]}
 
 
 class OutputFolder:

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from . import ClsbenchError
-from ._io import atomic_write_bytes, remove_temp_dir
-from .evaluate import top5
-from .outputs import claim, record_sources, still_valid
+from ._io import ConflictError, atomic_write_bytes, claim, record_sources, remove_temp_dir, still_valid
+from .scores import top5
 
 PART_ROWS = 4096  # rows per part: ~16 MB of logits at 1,000 classes
 
@@ -104,8 +103,6 @@ class ParquetOutput:
         """Refuse to mix outputs of different runs; returns the images already in parts. A
         row cannot be taken out of a part: rows of inputs that changed, or that this run does
         not have, are refused with the reason (--overwrite starts afresh)."""
-        from ._io import ConflictError
-
         self.tmp, recorded = claim(self.dir, identity, overwrite, lambda: list_parts(self.dir), self.clear,
                                    "parts")
         parts = list_parts(self.dir)

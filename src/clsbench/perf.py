@@ -277,44 +277,6 @@ def parse_batches(text: str) -> list[int]:
     return out
 
 
-def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: str) -> list["Config"]:
-    """'backend:precision,...' -> what each runs, asked of the one (backend, precision) table:
-    the PyTorch weights, a `clsbench compile` artifact in `compiled` when there is one (an
-    optimized or quantized model, an IR), else the ONNX model itself where the backend runs
-    it as is."""
-    from .backends import DEFAULT_PRECISION, artifact_name, target
-
-    out = []
-    for item in configs.split(","):
-        backend, _, precision = item.strip().partition(":")
-        t = target(backend, precision or DEFAULT_PRECISION.get(backend, "fp32"))
-        if "pth" in t.runs:
-            if not weights:
-                raise ClsbenchError(f"{item}: the {backend} backend runs PyTorch weights: give --weights W.pth")
-            out.append(Config(t.backend, t.precision, weights, _eager_options(model, item)))
-            continue
-        art = os.path.join(compiled, artifact_name(model, t.backend, t.precision))
-        if os.path.exists(art):
-            out.append(Config(t.backend, t.precision, art))
-        elif not t.compiled:
-            out.append(Config(t.backend, t.precision, model))
-        else:
-            raise ClsbenchError(f"{item}: {art} not found; make it with `clsbench compile --model {model} "
-                                f"--backend {t.backend} --precision {t.precision} --data DIR`")
-    return out
-
-
-def _eager_options(model: str, item: str) -> tuple:
-    """The torch/cuda backends build the architecture the ONNX was exported from, with its preset."""
-    from .modelfile import identity_of
-
-    spec, pp = identity_of(model)
-    if spec is None or spec.name.startswith("timm:"):
-        raise ClsbenchError(f"{item}: the eager backends build a torchvision architecture, and {model} records "
-                            f"{'a timm model' if spec else 'none'} (give an ONNX exported by clsbench from torchvision weights)")
-    return (("arch", spec.key), ("preprocessing", (pp or spec.preprocessing).as_dict()))
-
-
 @dataclass
 class Config:
     backend: str
@@ -332,10 +294,37 @@ def latencies_name(cfg: Config, batch: int, real: bool) -> str:
     return f"{cfg.backend}-{cfg.precision}-bs{batch}-{'real' if real else 'random'}.csv"
 
 
-def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float, iterations: int,
-            warmup: int, threads: int | None, max_seconds: float = 120.0, hint: str = "latency",
-            repeats: int = 5, percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None,
-            return_raw: bool = False) -> dict:
+@dataclass(frozen=True)
+class Timing:
+    """How each perf cell is timed: warm-up runs, then at least `iterations` runs and
+    `duration` seconds (never past `max_seconds`); images/s is the median of `repeats`
+    consecutive windows; `hint` is OpenVINO's (throughput: requests in flight)."""
+
+    duration: float = 2.0
+    iterations: int = 10
+    warmup: int = 3
+    threads: int | None = None
+    hint: str = "latency"
+    repeats: int = 5
+    percentiles: tuple = DEFAULT_PERCENTILES
+    max_seconds: float = 120.0
+
+    def __post_init__(self):
+        if self.duration < 0 or self.iterations < 1 or self.warmup < 0 or self.repeats < 1:
+            raise ClsbenchError(f"--duration must be >= 0, --iterations >= 1, --warmup >= 0, --repeats >= 1; got "
+                                f"{self.duration}, {self.iterations}, {self.warmup}, {self.repeats}")
+        if self.threads is not None and self.threads < 1:
+            raise ClsbenchError(f"--threads must be >= 1, got {self.threads}")
+
+    def settings(self) -> dict:
+        """What a sweep's record (and its checkpoint's identity) says about the timing."""
+        return {"duration_s": self.duration, "min_iterations": self.iterations, "warmup": self.warmup,
+                "threads": self.threads, "repeats": self.repeats, "percentiles": list(self.percentiles),
+                **({"openvino_hint": self.hint} if self.hint != "latency" else {})}
+
+
+def measure(cfg: Config, batch: int, timing: Timing = Timing(), *, pool: np.ndarray | None = None,
+            latencies_dir: str | None = None, return_raw: bool = False) -> dict:
     """Timed loop for one configuration and batch size (`return_raw`: the per-run
     milliseconds under "_raw", for a caller that writes them elsewhere).
 
@@ -348,8 +337,9 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
 
     from .backends import open_backend
 
-    opts = {**dict(cfg.options), **({"hint": hint} if cfg.backend == "openvino" and hint != "latency" else {})}
-    rt = open_backend(cfg.backend, cfg.model, batch_size=batch, threads=threads, precision=cfg.precision, **opts)
+    t = timing
+    opts = {**dict(cfg.options), **({"hint": t.hint} if cfg.backend == "openvino" and t.hint != "latency" else {})}
+    rt = open_backend(cfg.backend, cfg.model, batch_size=batch, threads=t.threads, precision=cfg.precision, **opts)
     shape = rt.input_shape
     x = np.empty((batch, *shape), dtype=np.float32)
     rng = np.random.default_rng(0)
@@ -363,13 +353,13 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
             idx += 1
 
     fill()
-    for _ in range(warmup):
+    for _ in range(t.warmup):
         rt.run(x)
     name = latencies_name(cfg, batch, pool is not None)
     row = {"backend": cfg.backend, "precision": cfg.precision, "batch_size": batch,
-           "input": "real data" if pool is not None else "random normal", "warmup": warmup}
+           "input": "real data" if pool is not None else "random normal", "warmup": t.warmup}
     if getattr(rt, "hint", None) == "throughput":  # several requests in flight: timed over the whole loop
-        return {**row, **_measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeats)}
+        return {**row, **_measure_async(rt, batch, fill, x, t)}
     with LatencyLog(os.path.join(latencies_dir, name) if latencies_dir else None) as lat:
         t_start = time.perf_counter()
         while True:
@@ -378,17 +368,17 @@ def measure(cfg: Config, batch: int, *, pool: np.ndarray | None, duration: float
             rt.run(x)
             lat.add((time.perf_counter() - t0) * 1e3)
             elapsed = time.perf_counter() - t_start
-            if (len(lat.values) >= iterations and elapsed >= duration) or elapsed >= max_seconds:
+            if (len(lat.values) >= t.iterations and elapsed >= t.duration) or elapsed >= t.max_seconds:
                 break
         wall = time.perf_counter() - t_start
-    n, stab = len(lat.values), stability(lat.values, batch, repeats)
-    return {**row, "iterations": n, "latency_ms": latency_stats(lat.values, percentiles),
+    n, stab = len(lat.values), stability(lat.values, batch, t.repeats)
+    return {**row, "iterations": n, "latency_ms": latency_stats(lat.values, t.percentiles),
             "throughput_compute": stab["median"], "throughput_e2e": batch * n / wall, "stability": stab,
             "latencies_csv": f"latencies/{name}" if latencies_dir else None, "runtime": rt.describe(),
             **({"_raw": lat.values} if return_raw else {})}
 
 
-def _measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeats) -> dict:
+def _measure_async(rt, batch, fill, x, t: Timing) -> dict:
     """Several requests in flight: only the loop's wall time means anything (no per-run
     time); the repeats are windows of the completion times."""
     import time
@@ -400,7 +390,7 @@ def _measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeat
         nonlocal n
         while True:
             elapsed = time.perf_counter() - t_start
-            if (n >= iterations and elapsed >= duration) or elapsed >= max_seconds:
+            if (n >= t.iterations and elapsed >= t.duration) or elapsed >= t.max_seconds:
                 return
             fill()
             n += 1
@@ -409,119 +399,7 @@ def _measure_async(rt, batch, fill, x, duration, iterations, max_seconds, repeat
     for _ in rt.run_many(batches()):
         done_ms.append((time.perf_counter() - t_start) * 1e3)
     wall = time.perf_counter() - t_start
-    stab = stability(done_ms, batch, repeats, wall=True)
+    stab = stability(done_ms, batch, t.repeats, wall=True)
     return {"iterations": n, "latency_ms": {}, "throughput_compute": stab["median"],
             "throughput_e2e": batch * n / wall, "stability": stab, "latencies_csv": None,
             "runtime": rt.describe()}
-
-
-def sweep(configs: list[Config], batches: list[int], *, pool: np.ndarray | None = None,
-          duration: float = 2.0, iterations: int = 10, warmup: int = 3, threads: int | None = None,
-          progress_cb=None, checkpoint: str | None = None, hint: str = "latency", repeats: int = 5,
-          percentiles=DEFAULT_PERCENTILES, latencies_dir: str | None = None, engine: str = "local",
-          ray_address: str | None = None) -> dict:
-    """Every configuration x batch size (x random/real input when a pool is given); with
-    engine "ray", the cells run as Ray tasks across the cluster (engines/raydata.py).
-
-    With `checkpoint`, each finished cell is saved at once and a rerun with the same
-    settings measures only the cells still missing (a sweep can take many minutes).
-    Each cell's per-run latencies go to latencies_dir when one is given.
-    """
-    from ._io import atomic_write_json, reusable_record
-
-    settings = {"configs": [c.__dict__ for c in configs], "batches": batches, "duration_s": duration,
-                "min_iterations": iterations, "warmup": warmup, "threads": threads,
-                "real_data": pool is not None, "repeats": repeats, "percentiles": list(percentiles),
-                **({"openvino_hint": hint} if hint != "latency" else {})}
-    old = reusable_record(checkpoint, settings) if checkpoint else None
-    rows: list[dict] = list(old.get("rows", [])) if old else []
-    inputs = [None] + ([pool] if pool is not None else [])
-    cells = [(cfg, bs, p) for cfg in configs for bs in batches for p in inputs]
-    keys = [_cell_key(c.backend, c.precision, bs, p is not None) for c, bs, p in cells]
-    order = {k: i for i, k in enumerate(keys)}
-    done = {_row_key(r) for r in rows}
-    todo = [cell for cell, k in zip(cells, keys) if k not in done]
-    for _ in range(len(cells) - len(todo) if progress_cb else 0):
-        progress_cb()
-    kw = dict(duration=duration, iterations=iterations, warmup=warmup, threads=threads, hint=hint,
-              repeats=repeats, percentiles=percentiles)
-    if engine == "ray":  # one cell per task across the cluster; latencies written here
-        from .engines.raydata import measure_cells
-
-        results = measure_cells(todo, kw, latencies_dir, address=ray_address)
-    else:
-        results = (measure(c, bs, pool=p, latencies_dir=latencies_dir, **kw) for c, bs, p in todo)
-    for row in results:
-        rows.append(row)
-        if checkpoint:
-            atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
-        if progress_cb:
-            progress_cb()
-    rows.sort(key=lambda r: order.get(_row_key(r), len(order)))  # the same order, however measured
-    return {**settings, "rows": rows, "environment": environment(),
-            "reference": {k: {str(b): v for b, v in d.items()} for k, d in GUIDE_REFERENCE.items()}}
-
-
-def _cell_key(backend: str, precision: str, batch: int, real: bool) -> tuple:
-    return backend, precision, batch, "real data" if real else "random normal"
-
-
-def _row_key(r: dict) -> tuple:
-    return r["backend"], r["precision"], r["batch_size"], r["input"]
-
-
-def run_perf(model: str, *, configs: str, batches: str, output: str, weights: str | None = None,
-             compiled: str = "compiled", data: str | None = None, duration: float = 2.0,
-             iterations: int = 10, warmup: int = 3, threads: int | None = None,
-             show_progress: bool = True, openvino_hint: str = "latency", repeats: int = 5,
-             percentiles=DEFAULT_PERCENTILES, command: str | None = None, engine: str = "local",
-             ray_address: str | None = None) -> dict:
-    """`clsbench perf`: the sweep, written as perf.json, perf.md, perf.png, report.html and
-    latencies/*.csv in `output`. Returns the result with the paths written under "files"."""
-    from ._io import atomic_write_json, atomic_write_text, folder_lock
-    from .htmlreport import write_report
-    from .report import perf_markdown, perf_plot
-    from .ui import progress
-
-    sizes = parse_batches(batches)
-    if isinstance(percentiles, str):
-        percentiles = parse_percentiles(percentiles)
-    if duration < 0 or iterations < 1 or warmup < 0 or repeats < 1:
-        raise ClsbenchError(f"--duration must be >= 0, --iterations >= 1, --warmup >= 0, --repeats >= 1; got "
-                            f"{duration}, {iterations}, {warmup}, {repeats}")
-    if threads is not None and threads < 1:
-        raise ClsbenchError(f"--threads must be >= 1, got {threads}")
-    cfgs = resolve_configs(configs, model=model, weights=weights, compiled=compiled)
-    pool = load_pool(data, 2 * max(sizes)) if data else None
-    os.makedirs(os.path.join(output, "latencies"), exist_ok=True)
-    cells = len(cfgs) * len(sizes) * (2 if pool is not None else 1)
-    with folder_lock(output), progress(cells, "perf sweep", show_progress) as advance:
-        result = sweep(cfgs, sizes, pool=pool, duration=duration, iterations=iterations, warmup=warmup,
-                       threads=threads, progress_cb=advance, checkpoint=os.path.join(output, ".perf.partial.json"),
-                       hint=openvino_hint, repeats=repeats, percentiles=percentiles,
-                       latencies_dir=os.path.join(output, "latencies"), engine=engine, ray_address=ray_address)
-        result.update(model=model_identity(model), command=command)
-        md = perf_markdown(result)
-        atomic_write_json(os.path.join(output, "perf.json"), result)
-        atomic_write_text(os.path.join(output, "perf.md"), md)
-        png = perf_plot(result, os.path.join(output, "perf.png"))
-        html = write_report(output)
-    result["files"] = {"json": os.path.join(output, "perf.json"), "md": os.path.join(output, "perf.md"),
-                       "png": png, "html": html}
-    result["markdown"] = md
-    return result
-
-
-def model_identity(path: str) -> dict:
-    """Which model a measured file is (what its export recorded), for the records and the
-    report (the guide's reference devices are shown only beside the guide's model)."""
-    from .modelfile import identity_of
-
-    try:
-        spec, _ = identity_of(path)
-    except ClsbenchError:
-        spec = None
-    from ._io import file_sha256
-
-    return {"path": os.path.abspath(path), "name": spec.name if spec else None, "key": spec.key if spec else None,
-            "sha256": file_sha256(path)}

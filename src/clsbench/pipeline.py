@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ClsbenchError, __version__
+from . import __version__
 from ._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock
 from .dataset import gen_bin_info, labels_from_class_folders, list_images, read_labels, write_labels
 from .evaluate import evaluate, write_result
@@ -134,11 +134,11 @@ def _run_locked(plan, o: RunOptions, work: Path) -> dict:
     with timer("eval"):
         dump = dump_dir(work / "result", o.device_id, o.outfmt)
         acc = evaluate(dump, label_file, strict=o.strict)
-        result_json = write_result(acc, work, "result.json")
+        write_result(acc, work, "result.json")
         outside = None
         if compiled and compiled.get("calibrated_on_data"):
             outside = evaluate(dump, label_file, exclude=set(compiled["calibration_names"]))
-    summary = _summary(plan, exported, compiled, prep, perf, acc, outside, label_file, work, result_json, o, timer)
+    summary = _summary(plan, (exported, compiled), (prep, perf), (acc, outside, labels), label_file, o, timer)
     atomic_write_json(work / "summary.json", summary)
     atomic_write_text(work / "summary.md", summary_markdown(summary, acc, spec))
     from .htmlreport import write_report
@@ -243,12 +243,13 @@ def _infer(runnable, val, rep, work: Path, plan, o: RunOptions, timer, labels) -
     return perf
 
 
-def _accuracy(plan, acc, outside, o: RunOptions) -> dict:
+def _accuracy(plan, acc, outside, o: RunOptions, labels: dict) -> dict:
     from .plan import judge_accuracy
 
-    accuracy = {"images": acc.images, "classes": plan.model.num_classes, "output_width": acc.num_classes,
-                **{f"top{k}": acc.percent(k) for k in range(1, 6)},
-                **judge_accuracy(plan.model, acc.percent(1), acc.images, o.tolerance),
+    verdict = judge_accuracy(plan.model, acc.percent(1), acc.images, o.tolerance, max(labels.values()))
+    on_task = verdict["judged"] and plan.model.reference_classes
+    accuracy = {"images": acc.images, "classes": plan.model.reference_classes if on_task else acc.num_classes,
+                "output_width": acc.num_classes, **{f"top{k}": acc.percent(k) for k in range(1, 6)}, **verdict,
                 "labels_without_output": acc.labels_without_output,
                 "outputs_without_label": len(acc.unlabelled_outputs)}
     if outside is not None:
@@ -275,8 +276,11 @@ def _files(plan, exported, compiled, label_file, work: Path, result_json, o: Run
     return files
 
 
-def _summary(plan, exported, compiled, rep, perf, acc, outside, label_file, work, result_json,
-             o: RunOptions, timer) -> dict:
+def _summary(plan, artifacts, stages, accuracy, label_file, o: RunOptions, timer) -> dict:
+    """summary.json: the plan, and what each stage made of it."""
+    (exported, compiled), (rep, perf), (acc, outside, labels) = artifacts, stages, accuracy
+    work = Path(plan.work_dir)
+    result_json = work / "result.json"
     failed = ([(f["file"], f["error"]) for f in perf["failed"]] if plan.stream else rep.failed)
     spec = plan.spec
     weights = plan.weights
@@ -293,7 +297,7 @@ def _summary(plan, exported, compiled, rep, perf, acc, outside, label_file, work
                     "preprocessed": None if plan.stream else len(rep.outputs), "streamed": plan.stream,
                     "unreadable": [{"file": f, "error": e} for f, e in failed],
                     "ignored": [] if plan.stream else rep.ignored},
-        "accuracy": _accuracy(plan, acc, outside, o), "performance": perf, "stage_seconds": timer.seconds,
+        "accuracy": _accuracy(plan, acc, outside, o, labels), "performance": perf, "stage_seconds": timer.seconds,
         "files": _files(plan, exported, compiled, label_file, work, result_json, o),
     }
 

@@ -20,30 +20,18 @@ decoded. Nothing else in clsbench fills a default of what a run is.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ClsbenchError
-from .models import GUIDE_MODEL, ModelSpec, Preprocessing
+from ._io import file_fingerprint, fingerprint
+from .models import ModelSpec, Preprocessing
+from .provenance import DEFAULT_MODEL, PROVENANCE, proxy_record, weights_provenance
 
 log = logging.getLogger("clsbench")
 
-DEFAULT_MODEL = GUIDE_MODEL  # the one model default: the guide's MnasNet1.0
-
-# Where a model's weights come from; an accuracy verdict only where the reference means something
-PROVENANCE = {
-    "official": "official torchvision weights (identified by digest)",
-    "proxy": "clsbench's trained proxy (identified by SHA-256): judged against its own recorded accuracy",
-    "stand-in": "stand-in weights (realistic random): right for speed, no accuracy to judge",
-    "other": "other weights than the official file: the accuracy of these weights, no reference to judge by",
-    "foreign": "a model file from elsewhere (no clsbench record in it): its accuracy, no reference to judge by",
-    "unrecorded": "a clsbench export that records no weights provenance: its accuracy, no reference to judge by",
-}
-JUDGED = ("official", "proxy")
 PRESET_FIELDS = ("resize", "crop", "interpolation", "mean", "std", "exif_transpose")
 
 
@@ -55,7 +43,8 @@ class ModelPlan:
     reference_top1: float | None  # what the accuracy is judged against; None: not judged
     reference_top5: float | None
     reference_source: str  # where the reference comes from, or why there is none
-    num_classes: int  # the classes labels may name (16 for the proxy's task)
+    num_classes: int  # the classes labels may name: the model's outputs
+    reference_classes: int | None = None  # the classes its reference was measured over (16 for the proxy's task)
     spec: ModelSpec | None = field(default=None, compare=False)  # the table's entry, for export/torch
 
     def as_dict(self) -> dict:
@@ -138,7 +127,7 @@ class Plan:
         ref = (f"reference Top-1 {m.reference_top1} ({m.reference_source})" if m.reference_top1 is not None
                else f"no accuracy verdict: {m.reference_source}")
         return [f"model     {m.key or 'unnamed'} · {PROVENANCE[m.provenance]}",
-                f"          {ref}; {m.num_classes} classes",
+                f"          {ref}; {m.reference_classes or m.num_classes} classes",
                 f"preset    {self.preset.describe()}",
                 f"target    {t.label} · {dict(ARTIFACTS)[t.artifact]}"
                 + (f" · options {', '.join(k for k, _ in t.options)}" if t.options else "") + f" · threads {t.threads or 'all'}",
@@ -156,22 +145,6 @@ ARTIFACTS = (("export", "the .pth exported to ONNX, checked against PyTorch"),
 
 
 # ---------------------------------------------------------------- fingerprints
-
-def file_fingerprint(path: str | os.PathLike) -> list:
-    """What make and rsync compare: resolved path, size, mtime_ns. A file replaced in place,
-    or another file at the same name, has another fingerprint."""
-    st = os.stat(path)
-    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
-
-
-def fingerprint(rows) -> str:
-    """A short digest of JSON-able rows (the data set's identity in records)."""
-    h = hashlib.sha256()
-    for r in rows:
-        h.update(json.dumps(r).encode())
-        h.update(b"\n")
-    return h.hexdigest()[:16]
-
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:
     """The fingerprint of an image folder's listing: what a compiled artifact calibrated on."""
@@ -215,34 +188,20 @@ def resolve_data(data: str) -> DataPlan:
 
 # ---------------------------------------------------------------- the model
 
-def _proxy_record() -> dict:
-    from importlib.resources import files
-
-    return json.loads(files("clsbench").joinpath("data/proxy_mnasnet1_0.json").read_text())
-
-
 def _judged(spec: ModelSpec | None, provenance: str, sha: str | None) -> ModelPlan:
     """The reference a run is judged against, by provenance."""
     key = spec.key if spec else None
     classes = spec.num_classes if spec else 1000
     if provenance == "proxy":
-        rec = _proxy_record()
+        rec = proxy_record()
         return ModelPlan(key, provenance, sha, round(rec["task_accuracy"] * 100, 3), None,
-                         f"the proxy's training record, its own {16}-class task", 16, spec)
+                         "the proxy's training record, its own 16-class task", classes, 16, spec)
     if provenance == "official" and spec and spec.top1 is not None:
-        return ModelPlan(key, provenance, sha, spec.top1, spec.top5, f"torchvision's table for {key}", classes, spec)
+        return ModelPlan(key, provenance, sha, spec.top1, spec.top5, f"torchvision's table for {key}", classes,
+                         classes, spec)
     why = ("the model has no published accuracy" if provenance == "official"
            else PROVENANCE[provenance].split(": ", 1)[-1])
-    return ModelPlan(key, provenance, sha, None, None, why, classes, spec)
-
-
-def weights_provenance(ident, stand_in: bool) -> str:
-    """A .pth's provenance from its digests (export.identify_weights)."""
-    if ident.sha256 == _proxy_record()["sha256"]:
-        return "proxy"
-    if stand_in:
-        return "stand-in"
-    return "official" if ident.official else "other"
+    return ModelPlan(key, provenance, sha, None, None, why, classes, None, spec)
 
 
 def reference_for(name: str) -> ModelPlan:
@@ -266,7 +225,7 @@ def _recorded_provenance(meta: dict, spec: ModelSpec | None) -> str:
     if meta.get("provenance") in PROVENANCE:
         return meta["provenance"]
     sha = meta.get("weights_sha256", "")
-    if sha and sha == _proxy_record()["sha256"]:
+    if sha and sha == proxy_record()["sha256"]:
         return "proxy"
     off = spec.official if spec else None
     if off and off.sha256_prefix and sha.startswith(off.sha256_prefix):
@@ -329,15 +288,15 @@ def resolve_target(weights: str, kind: str, backend: str | None, precision: str 
     int8 file is int8), flags that contradict it are errors; a float ONNX asked to run at a
     precision that needs compiling is compiled here."""
     from .backends import DEFAULT_PRECISION, OPTIONS, resolve, target
-    from .modelfile import stored_precision
+    from .modelfile import read_metadata, stored_precision
 
     if kind == "pth":
         t = target(backend or "onnxruntime", precision or DEFAULT_PRECISION.get(backend or "onnxruntime", "fp32"))
         artifact = "weights" if "pth" in t.runs else ("compile" if t.compiled else "export")
     else:
         stored = stored_precision(weights, kind)
-        chosen = backend or {"ir": "openvino"}.get(kind)
-        if stored is None and precision and chosen and target(chosen, precision).compiled:
+        chosen = backend or read_metadata(weights, kind).get("backend") or {"ir": "openvino"}.get(kind, "onnxruntime")
+        if stored is None and precision and target(chosen, precision).compiled:
             t = target(chosen, precision)  # a float file, compiled here (int8)
             if kind != "onnx":
                 raise ClsbenchError(f"{weights}: an OpenVINO IR; {t.label} is compiled from an ONNX model "
@@ -449,12 +408,19 @@ def resolve(weights: str, data: str, o) -> Plan:
 
 # ---------------------------------------------------------------- the verdict
 
-def judge_accuracy(model: ModelPlan, top1: float, images: int, tolerance: float) -> dict:
+def judge_accuracy(model: ModelPlan, top1: float, images: int, tolerance: float,
+                   max_label: int | None = None) -> dict:
     """The accuracy verdict, only where the reference means something (official weights, the
-    proxy). The allowed drop is --tolerance, widened to the 95 % sampling margin of a
-    binomial proportion over `images` when that is larger (29 images cannot tell 1 point)."""
-    if model.reference_top1 is None:
-        return {"reference_top1": None, "reference_top5": None, "reference_source": model.reference_source,
+    proxy on its own task: labels below its reference_classes). The allowed drop is
+    --tolerance, widened to the 95 % sampling margin of a binomial proportion over `images`
+    when that is larger (29 images cannot tell 1 point)."""
+    why = model.reference_source
+    off_task = (max_label is not None and model.reference_classes is not None
+                and max_label >= model.reference_classes)
+    if off_task:
+        why = f"labels up to {max_label}: not the {model.reference_classes} classes its reference was measured over"
+    if model.reference_top1 is None or off_task:
+        return {"reference_top1": None, "reference_top5": None, "reference_source": why,
                 "top1_drop": None, "tolerance": tolerance, "allowed_drop": None, "within_tolerance": None,
                 "judged": False}
     import math

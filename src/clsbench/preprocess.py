@@ -230,7 +230,7 @@ def _plan_jobs(src: Path, dst: Path, pp: Preprocessing, owners: dict, recorded: 
     (another folder, the same name replaced, a changed size or mtime). Stale files are
     removed first, and so are the .bin files of images no longer in the source, so the
     record written next never vouches for a file that no longer matches."""
-    from .plan import file_fingerprint
+    from ._io import file_fingerprint
 
     sources, jobs = {}, []
     for name, rel in owners.items():

@@ -7,10 +7,35 @@ are defined once.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ClsbenchError
+
+
+@dataclass(frozen=True)
+class Job:
+    """What each worker of a streaming engine (stream.py's processes, Ray's actors) builds:
+    the model on its runtime, the batch size and the exact preprocessing."""
+
+    model: str
+    backend: str
+    precision: str
+    batch_size: int
+    pp: object  # models.Preprocessing
+    threads: int | None = None
+    options: dict = field(default_factory=dict)  # the backend's options (plan.TargetPlan.options)
+
+    def open(self, threads: int | None = None):
+        """The backend and its warmed-up BatchStep."""
+        from .backends import open_backend
+
+        rt = open_backend(self.backend, self.model, batch_size=self.batch_size, threads=threads or self.threads,
+                          precision=self.precision, **self.options)
+        step = BatchStep(rt, self.batch_size)
+        step.warm_up()  # not timed
+        return rt, step
 
 
 class BatchStep:

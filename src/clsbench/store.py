@@ -20,7 +20,7 @@ import numpy as np
 
 from . import ClsbenchError, __version__
 from ._io import atomic_write_json, matching_record
-from .plan import file_fingerprint
+from ._io import file_fingerprint
 from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 

@@ -15,7 +15,7 @@ import difflib
 import math
 
 from . import ClsbenchError
-from .models import INTERPOLATIONS, ModelSpec, Preprocessing
+from .modelspec import INTERPOLATIONS, ModelSpec, Preprocessing
 
 PREFIX = "timm:"
 

@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import ClsbenchError
@@ -74,24 +75,41 @@ def exported(spec, weights: str, work: Path, stand_in: bool = False) -> str:
     return str(onnx_path)
 
 
-def run_zoo(models: str, *, configs: str = "onnxruntime:fp32", batches: str = "32", output: str = "zoo",
-            weights_dir: str | None = None, stand_in_weights: bool = False, duration: float = 2.0,
-            iterations: int = 10, warmup: int = 3, threads: int | None = None, show_progress: bool = True) -> dict:
+@dataclass
+class ZooOptions:
+    configs: str = "onnxruntime:fp32"
+    batches: str = "32"
+    output: str = "zoo"
+    weights_dir: str | None = None
+    stand_in_weights: bool = False
+    duration: float = 2.0
+    iterations: int = 10
+    warmup: int = 3
+    threads: int | None = None
+    show_progress: bool = True
+
+
+def run_zoo(models: str, options: ZooOptions | None = None, **kw) -> dict:
+    """Each model: its weights, its export, the perf sweep of the configs; one checkpoint per
+    model under cells/, so a rerun measures only what is missing."""
     from ._io import atomic_write_json, atomic_write_text, folder_lock
-    from .perf import parse_batches, resolve_configs, sweep
+    from .perf import Timing, parse_batches
+    from .sweep import resolve_configs, sweep
     from .ui import progress
 
+    o = options or ZooOptions(**kw)
     specs = parse_models(models)
-    sizes = parse_batches(batches)
-    work = Path(output)
+    sizes = parse_batches(o.batches)
+    timing = Timing(o.duration, o.iterations, o.warmup, o.threads)
+    work = Path(o.output)
     (work / "cells").mkdir(parents=True, exist_ok=True)
     rows, results = [], {}
-    with folder_lock(work), progress(len(specs), "zoo", show_progress) as advance:
+    with folder_lock(work), progress(len(specs), "zoo", o.show_progress) as advance:
         for spec in specs:
-            weights, kind = find_weights(spec, weights_dir, work, stand_in_weights)
+            weights, kind = find_weights(spec, o.weights_dir, work, o.stand_in_weights)
             onnx_path = exported(spec, weights, work, stand_in=kind.startswith("stand-in"))
-            cfgs = resolve_configs(configs, model=onnx_path, weights=weights, compiled=str(work / "compiled"))
-            res = sweep(cfgs, sizes, duration=duration, iterations=iterations, warmup=warmup, threads=threads,
+            cfgs = resolve_configs(o.configs, model=onnx_path, weights=weights, compiled=str(work / "compiled"))
+            res = sweep(cfgs, sizes, timing,
                         checkpoint=str(work / "cells" / f"{spec.key.replace(':', '_')}.json"))
             results[spec.key] = res
             rows += [csv_row(spec, r, kind, res["environment"]) for r in res["rows"]]

@@ -139,15 +139,9 @@ class Infer:
     OMP_NUM_THREADS; OpenVINO's pinning is off when it shares the machine), fixed-size padded
     batches through the same BatchStep as the local engine."""
 
-    def __init__(self, model, backend, precision, batch_size, threads, pp, options):
-        from ..backends import open_backend
-        from ..stages import BatchStep
-
-        self.rt = open_backend(backend, model, batch_size=batch_size, threads=threads, precision=precision,
-                               **options)
-        self.step = BatchStep(self.rt, batch_size)
-        self.step.warm_up()
-        self.pp, self.bs = pp, batch_size
+    def __init__(self, job):
+        self.rt, self.step = job.open()
+        self.pp, self.bs = job.pp, job.batch_size
         self.calls = 0
 
     def __call__(self, batch: dict) -> dict:
@@ -184,7 +178,7 @@ def _maybe_die(calls: int) -> None:
             os._exit(1)
 
 
-def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, threads, actors, options):
+def build(ray, paths: list[str], job, actors: int):
     """The dataset: read → decode (tasks, 1 CPU) → infer (actor pool, 1 CPU reserved each).
     Decode and inference stay two operators (Ray Data fuses a task map into the next actor
     map only when their remote arguments are equal; the actors' restart settings differ), so
@@ -195,33 +189,33 @@ def build(ray, paths: list[str], *, model, backend, precision, batch_size, pp, t
     ctx.execution_options.preserve_order = True  # the same order run to run
     ctx.enable_progress_bars = False  # clsbench's own bar, on the driver
     ctx.wait_for_min_actors_s = WAIT_FOR_ACTORS_S
+    bs = job.batch_size
     ds = ray.data.read_binary_files(paths, include_paths=True,
-                                    override_num_blocks=max(1, min(len(paths), -(-len(paths) // batch_size))))
-    ds = ds.map_batches(decode_batch, fn_kwargs={"pp": pp}, batch_size=batch_size,
-                        batch_format="numpy", num_cpus=1)
-    return ds.map_batches(Infer, fn_constructor_kwargs=dict(model=model, backend=backend, precision=precision,
-                                                             batch_size=batch_size, threads=threads, pp=pp,
-                                                             options=options),
-                          batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=actors),
-                          num_cpus=1, num_gpus=1 if backend == "cuda" and options.get("device") != "cpu" else 0,
+                                    override_num_blocks=max(1, min(len(paths), -(-len(paths) // bs))))
+    ds = ds.map_batches(decode_batch, fn_kwargs={"pp": job.pp}, batch_size=bs, batch_format="numpy", num_cpus=1)
+    gpu = job.backend == "cuda" and job.options.get("device") != "cpu"
+    return ds.map_batches(Infer, fn_constructor_kwargs={"job": job},
+                          batch_size=bs, batch_format="numpy", compute=ActorPoolStrategy(size=actors),
+                          num_cpus=1, num_gpus=1 if gpu else 0,
                           max_restarts=-1, max_task_retries=-1)  # a dead actor is replaced, its batch redone
 
 
-def run_ray(pending, *, model, backend, precision, batch_size, pp, out, workers, threads, strict, advance,
-            address=None, options=None) -> dict:
-    """Process `pending` (key, path) items into the prepared output `out` on Ray;
-    returns the same totals as the local engine's `stream.run_stream`."""
+def run_ray(pending, job, out, *, workers, strict, advance, address=None) -> dict:
+    """Process `pending` (key, path) items into the prepared output `out` on Ray with `job`
+    (stages.Job; its threads per actor, default 1); returns the same totals as the local
+    engine's `stream.run_stream`."""
+    import dataclasses
+
     ray = import_ray(start_local=not address)
     t0 = time.perf_counter()
     started = connect(ray, address)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))
-        threads = threads or 1
+        job = dataclasses.replace(job, threads=job.threads or 1, model=os.path.abspath(job.model))
         n = plan_actors(cpus, workers)
         keys = {os.path.abspath(p): k for k, p in pending}
-        check_visible(ray, [os.path.abspath(model), *sorted({os.path.dirname(p) for p in keys})])
-        ds = build(ray, list(keys), model=os.path.abspath(model), backend=backend, precision=precision,
-                   batch_size=batch_size, pp=pp, threads=threads, actors=n, options=options or {})
+        check_visible(ray, [job.model, *sorted({os.path.dirname(p) for p in keys})])
+        ds = build(ray, list(keys), job, n)
         startup = time.perf_counter() - t0
         totals = sink(ds, keys, out, strict, advance)
         totals["operators"] = operators(ds)
@@ -230,7 +224,7 @@ def run_ray(pending, *, model, backend, precision, batch_size, pp, out, workers,
     finally:
         if started:
             ray.shutdown()
-    return {**totals, "workers": n, "threads": threads, "cluster_cpus": cpus, "startup_s": startup}
+    return {**totals, "workers": n, "threads": job.threads, "cluster_cpus": cpus, "startup_s": startup}
 
 
 def operators(ds) -> list[str]:
@@ -274,7 +268,7 @@ def sink(ds, keys: dict, out, strict: bool, advance) -> dict:
 
 # ---------------------------------------------------------------- perf cells across a cluster
 
-def _measure_cell(cfg, batch, pool, kw) -> dict:
+def _measure_cell(cfg, batch, pool, timing) -> dict:
     """Ray task body: one perf cell, measured where Ray placed it."""
     import socket
 
@@ -282,12 +276,12 @@ def _measure_cell(cfg, batch, pool, kw) -> dict:
 
     from ..perf import measure
 
-    row = measure(cfg, batch, pool=pool, latencies_dir=None, return_raw=True, **kw)
+    row = measure(cfg, batch, timing, pool=pool, latencies_dir=None, return_raw=True)
     row["node"] = {"host": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()[:12]}
     return row
 
 
-def measure_cells(cells, kw: dict, latencies_dir: str | None, *, address: str | None = None):
+def measure_cells(cells, timing, latencies_dir: str | None, *, address: str | None = None):
     """`perf --engine ray`: each (config, batch, input) cell one Ray task, reserving its
     threads' CPUs — by default a whole node's (the runtime's default threads), so two cells
     never share a node's cores and contaminate each other's figures; the cells of a sweep run
@@ -300,9 +294,9 @@ def measure_cells(cells, kw: dict, latencies_dir: str | None, *, address: str | 
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         check_visible(ray, sorted({os.path.abspath(c.model) for c, _, _ in cells}))
-        cpus = kw.get("threads") or int(min(n["Resources"].get("CPU", 1) for n in nodes))
+        cpus = timing.threads or int(min(n["Resources"].get("CPU", 1) for n in nodes))
         task = ray.remote(num_cpus=cpus, max_retries=3)(_measure_cell)
-        refs = [task.remote(c, bs, p, kw) for c, bs, p in cells]
+        refs = [task.remote(c, bs, p, timing) for c, bs, p in cells]
         while refs:
             ready, refs = ray.wait(refs, num_returns=1)
             row = ray.get(ready[0])

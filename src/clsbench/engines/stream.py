@@ -16,26 +16,21 @@ from collections import deque
 
 import numpy as np
 
-from . import ClsbenchError
+from .. import ClsbenchError
 
 _W: dict = {}  # per worker process: its batch step and settings
 
 
-def _init(model, backend, precision, batch_size, pp, out, options) -> None:
+def _init(job, out) -> None:
     import signal
 
-    from .backends import open_backend
-    from .stages import BatchStep
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
-    rt = open_backend(backend, model, batch_size=batch_size, threads=1, precision=precision, **options)
-    step = BatchStep(rt, batch_size)
-    step.warm_up()  # not timed
-    _W.update(step=step, shape=rt.input_shape, pp=pp, out=out, bs=batch_size)
+    rt, step = job.open(threads=1)
+    _W.update(step=step, shape=rt.input_shape, pp=job.pp, out=out, bs=job.batch_size)
 
 
 def _chunk(items, strict) -> dict:
-    from .preprocess import crop_chw, normalize_batch
+    from ..preprocess import crop_chw, normalize_batch
 
     step, pp, bs, out = _W["step"], _W["pp"], _W["bs"], _W["out"]
     t = {"decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0, "rows": []}
@@ -68,24 +63,22 @@ def _chunk(items, strict) -> dict:
     return {"done": len(ok), "failed": failed, **t}
 
 
-def run_stream(pending, *, model, backend, precision, batch_size, pp, out, workers, strict,
-               advance, options: dict | None = None) -> dict:
-    """Process `pending` (key, path) items into the prepared output `out` (each worker writes
-    its files; a central output is written here, in order); returns summed stage times
-    and failures."""
+def run_stream(pending, job, out, *, workers, strict, advance) -> dict:
+    """Process `pending` (key, path) items into the prepared output `out` with `job`
+    (stages.Job: each worker builds it on one thread and writes its files; a central output
+    is written here, in order); returns summed stage times and failures."""
     from concurrent.futures import ProcessPoolExecutor
     from contextlib import nullcontext
     from multiprocessing import get_context
 
-    from .preprocess import sigint_ignored
+    from ..preprocess import sigint_ignored
 
-    workers = max(1, min(workers or os.cpu_count() or 1, -(-len(pending) // batch_size) or 1))
-    chunk = 4 * batch_size
+    workers = max(1, min(workers or os.cpu_count() or 1, -(-len(pending) // job.batch_size) or 1))
+    chunk = 4 * job.batch_size
     chunks = [pending[i:i + chunk] for i in range(0, len(pending), chunk)]
     totals = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                               initargs=(model, backend, precision, batch_size, pp, None if out.central else out,
-                                         options or {}))
+                               initargs=(job, None if out.central else out))
     try:
         window: deque = deque()
         todo = iter(chunks)

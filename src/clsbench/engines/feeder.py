@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import ClsbenchError
+from .. import ClsbenchError
 
 _PP: dict = {}
 
@@ -32,7 +32,7 @@ def _init(pp) -> None:
 def _crops(items, strict, slots, slot):
     """Worker: decode, resize, crop `items` into shared slot `slot`; (kept items, failures,
     seconds). The pixels travel through the shared file, not the pipe."""
-    from .preprocess import crop_chw
+    from ..preprocess import crop_chw
 
     t0 = time.perf_counter()
     view = _PP.get(slots.path)
@@ -84,7 +84,7 @@ def _cpu_chunks(pending, pp, workers, strict, chunk, stats, shape):
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from .preprocess import sigint_ignored
+    from ..preprocess import sigint_ignored
 
     depth = 2 * workers + 2
     slots = _Slots(depth, chunk, shape)
@@ -196,7 +196,7 @@ def run_feeder(pending, *, step, pp, out, workers, strict, advance, decode="cpu"
 
 def _gpu_results(pending, rt, pp, bs, stats, failed, strict):
     """(kept, logits) per batch: files read ahead on threads, decoded and run on the GPU."""
-    from .gpudecode import DeviceDecoder
+    from ..gpudecode import DeviceDecoder
 
     dec = DeviceDecoder(pp, rt.dev)
 

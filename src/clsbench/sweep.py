@@ -1,0 +1,176 @@
+"""A perf sweep: every (backend, precision) × batch size × input, each cell timed by
+perf.measure (locally, or as Ray tasks), checkpointed, and written as perf.json, perf.md,
+perf.png and report.html. Separate from perf.py (the timing of one cell) so that the
+engines, which time cells, and the reports, which read sweeps, depend on perf and not on
+each other."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ClsbenchError, perf
+from .perf import (DEFAULT_PERCENTILES, GUIDE_REFERENCE, Config, Timing, environment, load_pool, parse_batches,
+                   parse_percentiles)
+
+
+def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: str) -> list["Config"]:
+    """'backend:precision,...' -> what each runs, asked of the one (backend, precision) table:
+    the PyTorch weights, a `clsbench compile` artifact in `compiled` when there is one (an
+    optimized or quantized model, an IR), else the ONNX model itself where the backend runs
+    it as is."""
+    from .backends import DEFAULT_PRECISION, artifact_name, target
+
+    out = []
+    for item in configs.split(","):
+        backend, _, precision = item.strip().partition(":")
+        t = target(backend, precision or DEFAULT_PRECISION.get(backend, "fp32"))
+        if "pth" in t.runs:
+            if not weights:
+                raise ClsbenchError(f"{item}: the {backend} backend runs PyTorch weights: give --weights W.pth")
+            out.append(Config(t.backend, t.precision, weights, _eager_options(model, item)))
+            continue
+        art = os.path.join(compiled, artifact_name(model, t.backend, t.precision))
+        if os.path.exists(art):
+            out.append(Config(t.backend, t.precision, art))
+        elif not t.compiled:
+            out.append(Config(t.backend, t.precision, model))
+        else:
+            raise ClsbenchError(f"{item}: {art} not found; make it with `clsbench compile --model {model} "
+                                f"--backend {t.backend} --precision {t.precision} --data DIR`")
+    return out
+
+
+def _eager_options(model: str, item: str) -> tuple:
+    """The torch/cuda backends build the architecture the ONNX was exported from, with its preset."""
+    from .modelfile import identity_of
+
+    spec, pp = identity_of(model)
+    if spec is None or spec.name.startswith("timm:"):
+        raise ClsbenchError(f"{item}: the eager backends build a torchvision architecture, and {model} records "
+                            f"{'a timm model' if spec else 'none'} (give an ONNX exported by clsbench from torchvision weights)")
+    return (("arch", spec.key), ("preprocessing", (pp or spec.preprocessing).as_dict()))
+
+
+def sweep(configs: list[Config], batches: list[int], timing: Timing = Timing(), *, pool: np.ndarray | None = None,
+          progress_cb=None, checkpoint: str | None = None, latencies_dir: str | None = None,
+          ray_address: str | bool | None = None) -> dict:
+    """Every configuration x batch size (x random/real input when a pool is given); with
+    `ray_address` (True: a local Ray instance), the cells run as Ray tasks across the
+    cluster (engines/raydata.py).
+
+    With `checkpoint`, each finished cell is saved at once and a rerun with the same
+    settings measures only the cells still missing (a sweep can take many minutes).
+    Each cell's per-run latencies go to latencies_dir when one is given.
+    """
+    from ._io import atomic_write_json, reusable_record
+
+    settings = {"configs": [c.__dict__ for c in configs], "batches": batches, **timing.settings(),
+                "real_data": pool is not None}
+    old = reusable_record(checkpoint, settings) if checkpoint else None
+    rows: list[dict] = list(old.get("rows", [])) if old else []
+    inputs = [None] + ([pool] if pool is not None else [])
+    cells = [(cfg, bs, p) for cfg in configs for bs in batches for p in inputs]
+    keys = [_cell_key(c.backend, c.precision, bs, p is not None) for c, bs, p in cells]
+    order = {k: i for i, k in enumerate(keys)}
+    done = {_row_key(r) for r in rows}
+    todo = [cell for cell, k in zip(cells, keys) if k not in done]
+    for _ in range(len(cells) - len(todo) if progress_cb else 0):
+        progress_cb()
+    if ray_address:  # one cell per task across the cluster; latencies written here
+        from .engines.raydata import measure_cells
+
+        results = measure_cells(todo, timing, latencies_dir, address=ray_address if isinstance(ray_address, str) else None)
+    else:
+        results = (perf.measure(c, bs, timing, pool=p, latencies_dir=latencies_dir) for c, bs, p in todo)
+    for row in results:
+        rows.append(row)
+        if checkpoint:
+            atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
+        if progress_cb:
+            progress_cb()
+    rows.sort(key=lambda r: order.get(_row_key(r), len(order)))  # the same order, however measured
+    return {**settings, "rows": rows, "environment": environment(),
+            "reference": {k: {str(b): v for b, v in d.items()} for k, d in GUIDE_REFERENCE.items()}}
+
+
+def _cell_key(backend: str, precision: str, batch: int, real: bool) -> tuple:
+    return backend, precision, batch, "real data" if real else "random normal"
+
+
+def _row_key(r: dict) -> tuple:
+    return r["backend"], r["precision"], r["batch_size"], r["input"]
+
+
+@dataclass
+class PerfOptions:
+    """`clsbench perf`: what to sweep, how to time it, where to write it."""
+
+    configs: str = "onnxruntime:fp32"
+    batches: str = "1,4,8,16,32,64"
+    output: str = "perf"
+    weights: str | None = None  # .pth for the eager backends
+    compiled: str = "compiled"  # folder of `clsbench compile` artifacts
+    data: str | None = None  # preprocessed .bin files for the real-data figures
+    duration: float = 2.0
+    iterations: int = 10
+    warmup: int = 3
+    threads: int | None = None
+    openvino_hint: str = "latency"
+    repeats: int = 5
+    percentiles: object = DEFAULT_PERCENTILES  # a tuple, or the flag's text
+    show_progress: bool = True
+    command: str | None = None
+    engine: str = "local"
+    ray_address: str | None = None
+
+    def timing(self) -> Timing:
+        pct = parse_percentiles(self.percentiles) if isinstance(self.percentiles, str) else tuple(self.percentiles)
+        return Timing(self.duration, self.iterations, self.warmup, self.threads, self.openvino_hint, self.repeats, pct)
+
+
+def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
+    """`clsbench perf`: the sweep, written as perf.json, perf.md, perf.png, report.html and
+    latencies/*.csv in `output`. Returns the result with the paths written under "files"."""
+    from ._io import atomic_write_json, atomic_write_text, folder_lock
+    from .htmlreport import write_report
+    from .report import perf_markdown, perf_plot
+    from .ui import progress
+
+    o = options or PerfOptions(**kw)
+    sizes, timing = parse_batches(o.batches), o.timing()
+    cfgs = resolve_configs(o.configs, model=model, weights=o.weights, compiled=o.compiled)
+    pool = load_pool(o.data, 2 * max(sizes)) if o.data else None
+    out = o.output
+    os.makedirs(os.path.join(out, "latencies"), exist_ok=True)
+    cells = len(cfgs) * len(sizes) * (2 if pool is not None else 1)
+    with folder_lock(out), progress(cells, "perf sweep", o.show_progress) as advance:
+        result = sweep(cfgs, sizes, timing, pool=pool, progress_cb=advance,
+                       checkpoint=os.path.join(out, ".perf.partial.json"), latencies_dir=os.path.join(out, "latencies"),
+                       ray_address=(o.ray_address or True) if o.engine == "ray" else None)
+        result.update(model=model_identity(model), command=o.command)
+        md = perf_markdown(result)
+        atomic_write_json(os.path.join(out, "perf.json"), result)
+        atomic_write_text(os.path.join(out, "perf.md"), md)
+        png = perf_plot(result, os.path.join(out, "perf.png"))
+        html = write_report(out)
+    result["files"] = {"json": os.path.join(out, "perf.json"), "md": os.path.join(out, "perf.md"),
+                       "png": png, "html": html}
+    result["markdown"] = md
+    return result
+
+
+def model_identity(path: str) -> dict:
+    """Which model a measured file is (what its export recorded), for the records and the
+    report (the guide's reference devices are shown only beside the guide's model)."""
+    from .modelfile import identity_of
+
+    try:
+        spec, _ = identity_of(path)
+    except ClsbenchError:
+        spec = None
+    from ._io import file_sha256
+
+    return {"path": os.path.abspath(path), "name": spec.name if spec else None, "key": spec.key if spec else None,
+            "sha256": file_sha256(path)}
