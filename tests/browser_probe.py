@@ -26,6 +26,8 @@ PROBE = """() => ({
   tables: [...document.querySelectorAll('table')].map(t => [...t.rows].map(
       r => [...r.cells].map(c => c.innerText.trim()))),
   title: document.title,
+  location: document.location.href,
+  active: document.querySelectorAll('script, img, iframe, object, embed, link, base, form, meta[http-equiv="refresh" i]').length,
   text: document.body.innerText,
 })"""
 

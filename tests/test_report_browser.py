@@ -235,3 +235,78 @@ def test_numbers_check_catches_a_wrong_figure(reports):
     with pytest.raises(AssertionError):
         check_numbers(page, summary)
     assert not math.isnan(summary["accuracy"]["top1"])
+
+
+# ---------------------------------------------------------------- records from elsewhere are untrusted
+
+PAYLOAD = ('<meta http-equiv="refresh" content="0;url=http://evil.example/"><script>console.error("pwned")'
+           '</script><img src="http://203.0.113.9/x.png"></td></tr></table><h1>')
+
+
+def poison(obj, keys: bool = False):
+    """Every text value of a record with the payload in front of it (and, with `keys`, the
+    keys of the maps the page prints as rows)."""
+    if isinstance(obj, dict):
+        return {(PAYLOAD + k if keys else k): poison(v, k in ("files", "stage_seconds", "environment")) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [poison(v) for v in obj]
+    return PAYLOAD + obj if isinstance(obj, str) else obj
+
+
+def test_poisoned_records_render_as_text(reports, tmp_path):
+    """A run record and a perf record whose every text field (and the names of the files,
+    stages and environment rows) carries markup: Chromium shows the markup as text, stays on
+    the page, runs nothing and requests nothing but the file; the comparison page too."""
+    pages = {}
+    for kind, name in (("run", "summary.json"), ("perf", "perf.json")):
+        d = tmp_path / kind
+        d.mkdir()
+        rec = json.loads((reports / kind / name).read_text())
+        # percentile names are table headers: the schema allows only p<number> (tested below)
+        for lat in ([r["latency_ms"] for r in rec["rows"]] if kind == "perf"
+                    else [rec["performance"]["compute_latency_ms_per_batch"]]):
+            lat.pop("percentiles", None), lat.pop("unresolved", None)
+        (d / name).write_text(json.dumps(poison(rec)))
+        run_cli("report", d)
+        pages[kind] = d / "report.html"
+    run_cli("report", tmp_path / "run", reports / "run", "--output", tmp_path / "cmp.html")
+    found = render(tmp_path, pages["run"], pages["perf"], tmp_path / "cmp.html", screenshot=tmp_path / "poisoned.png")
+    for key, page in found.items():
+        assert page["active"] == 0, key  # no script, image, meta refresh... made it into the DOM
+        assert page["location"].startswith("file://"), key  # never navigated
+        assert page["console"] == [], key
+        assert all(u.startswith("file://") for u in page["requests"]), page["requests"]
+        assert "http-equiv" in page["text"] and "<script>" in page["text"]  # shown, as text
+    assert found["run"]["title"].startswith("clsbench run")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("accuracy/classes", '<meta http-equiv="refresh" content="0;url=http://evil.example/">'),
+    ("accuracy/labels_without_output", "<b>many</b>"), ("accuracy/top1", "75.8"),
+    ("performance/compute_latency_ms_per_batch/count", "<i>12</i>"),
+    ("performance/compute_latency_ms_per_batch/percentiles", ["p50", "<th>x</th>"]),
+    ("performance/batch_size", 0), ("accuracy/top5", float("nan")), ("dataset/unreadable", {"a": 1}),
+])
+def test_wrongly_typed_run_record_refused_in_one_line(reports, tmp_path, field, value):
+    rec = json.loads((reports / "run" / "summary.json").read_text())
+    *path, last = field.split("/")
+    lookup(rec, "/".join(path))[last] = value
+    (tmp_path / "summary.json").write_text(json.dumps(rec))
+    p = run_cli("report", tmp_path, check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert str(tmp_path / "summary.json") in p.stderr.replace("\n", "")
+    assert (field in p.stderr or "not a number a record may hold" in p.stderr), p.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("field,value", [("warmup", "<b>3</b>"), ("environment/logical_cpus", "2<script>"),
+                                         ("batches", [1, "x"]), ("rows/0/batch_size", "4"),
+                                         ("rows/0/iterations", None)])
+def test_wrongly_typed_perf_record_refused_in_one_line(reports, tmp_path, field, value):
+    rec = json.loads((reports / "perf" / "perf.json").read_text())
+    *path, last = field.split("/")
+    target = lookup(rec, "/".join(path)) if path else rec
+    target[int(last) if isinstance(target, list) else last] = value
+    (tmp_path / "perf.json").write_text(json.dumps(rec))
+    p = run_cli("report", reports / "perf", tmp_path, "--output", tmp_path / "c.html", check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and field in p.stderr, p.stderr

@@ -8,13 +8,38 @@ so a test can check that the page shows what the records hold.
 """
 from __future__ import annotations
 
-import json
+import functools
 import os
-from html import escape
+
+from markupsafe import Markup
 
 from . import ClsbenchError
 from .models import GUIDE_MODEL  # the guide's reference devices are drawn only beside this model
 from .svg import PALETTE, REFERENCE_GREY, line_chart, stacked_bar
+
+
+@functools.lru_cache(maxsize=1)
+def _env():
+    import jinja2
+
+    # autoescape on: every value is escaped unless it is Markup made by these helpers
+    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              loader=jinja2.PackageLoader("clsbench", "templates"))
+
+
+@functools.lru_cache(maxsize=None)
+def _fragment(src: str):
+    return _env().from_string(src)
+
+
+def T(src: str, **values) -> Markup:
+    """An HTML fragment rendered by Jinja2 with autoescape: `src` is this module's own markup
+    (the audited exception), every value in it is escaped unless it is already Markup."""
+    return Markup(_fragment(src).render(**values))
+
+
+def join(parts, sep: str = "") -> Markup:
+    return Markup(sep).join(parts)
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
@@ -39,17 +64,11 @@ details{margin:.3em 0}code{font-size:.92em}.scroll{overflow-x:auto}td .num+b,td 
 # ---------------------------------------------------------------- loading records
 
 def load(folder: str) -> tuple[str, dict]:
-    """('run', summary.json) or ('perf', perf.json) of a folder clsbench wrote."""
-    for kind, name in (("run", "summary.json"), ("perf", "perf.json")):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return kind, json.load(f)
-            except (OSError, ValueError) as e:
-                raise ClsbenchError(f"{path}: not a readable clsbench record ({e})") from None
-    raise ClsbenchError(f"{folder}: no summary.json (a `clsbench run` folder) or perf.json "
-                        f"(a `clsbench perf` folder)")
+    """('run', summary.json) or ('perf', perf.json) of a folder, checked against its schema
+    (records.py): a record from elsewhere is untrusted input."""
+    from .records import load_record
+
+    return load_record(folder)
 
 
 def write_report(folder: str) -> str:
@@ -57,7 +76,7 @@ def write_report(folder: str) -> str:
     from ._io import atomic_write_text
 
     kind, rec = load(folder)
-    html = run_page(rec) if kind == "run" else perf_page(rec)
+    html = str(run_page(rec) if kind == "run" else perf_page(rec))
     path = os.path.join(folder, "report.html")
     atomic_write_text(path, html)
     return path
@@ -65,81 +84,82 @@ def write_report(folder: str) -> str:
 
 # ---------------------------------------------------------------- small pieces
 
-def num(field: str, value, fmt: str = ",.2f", scale: float = 1.0, suffix: str = "") -> str:
+def num(field: str, value, fmt: str = ",.2f", scale: float = 1.0, suffix: str = "") -> Markup:
     """A number as shown, tagged with where it comes from in the record."""
     if value is None:
-        return '<span class="muted">–</span>'
-    extra = f' data-scale="{scale:g}"' if scale != 1 else ""
-    return (f'<span class="num" data-field="{escape(field)}" data-value="{value!r}"{extra}>'
-            f"{format(value * scale if scale != 1 else value, fmt)}{suffix}</span>")
+        return Markup('<span class="muted">–</span>')
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ClsbenchError(f"record field {field}: {value!r} is not a number")
+    shown = format(value * scale if scale != 1 else value, fmt)
+    return T('<span class="num" data-field="{{ f }}" data-value="{{ v }}"{% if s %} data-scale="{{ s }}"{% endif %}>'
+             '{{ shown }}{{ suffix }}</span>', f=field, v=repr(value), s=f"{scale:g}" if scale != 1 else "",
+             shown=shown, suffix=suffix)
 
 
-def _numeric(cell: str) -> bool:
+def _numeric(cell) -> bool:
+    cell = str(cell)
     return cell.startswith(('<span class="num"', "≈<span")) or cell.replace(",", "").replace(".", "").isdigit()
 
 
-def table(head: list[str] | None, rows: list[list[str]], classes: list[str] | None = None) -> str:
-    """Numbers right-aligned, text left; `head` None: a two-column key/value table."""
-    out = ['<div class="scroll"><table>' + ("<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" if head else "")]
-    for i, r in enumerate(rows):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
-        out.append(f"<tr{cls}>" + "".join(f'<td class="{"n" if head and _numeric(c) else "l"}">{c}</td>' for c in r)
-                   + "</tr>")
-    return "\n".join(out) + "</table></div>"
+def table(head: list | None, rows: list[list], classes: list[str] | None = None) -> Markup:
+    """Numbers right-aligned, text left; `head` None: a two-column key/value table. Cells
+    that are not Markup are escaped."""
+    return T('''<div class="scroll"><table>{% if head %}<tr>{% for h in head %}<th>{{ h }}</th>{% endfor %}</tr>{% endif %}
+{% for r in rows %}<tr{% if classes[loop.index0] %} class="{{ classes[loop.index0] }}"{% endif %}>\
+{% for c in r %}<td class="{{ 'n' if head and numeric(c) else 'l' }}">{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table></div>''', head=head, rows=rows, classes=classes or [""] * len(rows), numeric=_numeric)
 
 
-def verdict(state: str, title: str, text: str) -> str:
+def verdict(state: str, title: str, text) -> Markup:
     word = {"pass": "PASS", "fail": "FAIL", "warn": "CHECK", "info": "—"}[state]
-    return (f'<div class="verdict {state}" data-verdict="{escape(title)}" data-state="{state}">'
-            f'<span class="vt">{escape(title)}: {word}</span>{text}</div>')
+    return T('<div class="verdict {{ state }}" data-verdict="{{ title }}" data-state="{{ state }}">'
+             '<span class="vt">{{ title }}: {{ word }}</span>{{ text }}</div>', state=state, title=title, word=word,
+             text=text)
 
 
-def page(title: str, subtitle: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            # the page may load nothing from anywhere: a browser enforces it
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            "style-src 'unsafe-inline'; img-src data:\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
-            f"<h1>{escape(title)}</h1><p class=\"sub\">{subtitle}</p>\n" + "\n".join(body) +
-            "</main></body></html>\n")
+def page(title: str, subtitle, body: list) -> str:
+    """The whole page: templates/page.html.j2 (the CSP forbids it to load anything)."""
+    return _env().get_template("page.html.j2").render(title=title, subtitle=subtitle, body=body, css=Markup(CSS))
 
 
-def stability_cell(field: str, stab: dict | None) -> str:
+def stability_cell(field: str, stab: dict | None) -> Markup:
     if not stab or not stab.get("repeats"):
-        return '<span class="muted">–</span>'
+        return Markup('<span class="muted">–</span>')
     if stab["stable"] is None:
-        return "1 window: spread unknown"
-    word = "stable" if stab["stable"] else '<b class="regress">UNSTABLE</b>'
-    return f"{stab['repeats']} × · spread {num(field + '/spread', stab['spread'], '.1f', 100, ' %')} {word}"
+        return Markup("1 window: spread unknown")
+    word = Markup("stable") if stab["stable"] else Markup('<b class="regress">UNSTABLE</b>')
+    return T("{{ n }} × · spread {{ spread }} {{ word }}", n=stab["repeats"],
+             spread=num(field + "/spread", stab["spread"], ".1f", 100, " %"), word=word)
 
 
-def latency_cells(field: str, lat: dict) -> tuple[list[str], list[str]]:
+def latency_cells(field: str, lat: dict) -> tuple[list, list]:
     """min, mean, every recorded percentile, max (ms per batch); '≈' marks a percentile the
     run count cannot resolve."""
     keys = ["min", "mean", *lat.get("percentiles", []), "max"]
     unresolved = set(lat.get("unresolved", []))
-    cells = [("≈" if k in unresolved else "") + num(f"{field}/{k}", lat[k], ",.3f") for k in keys if k in lat]
+    cells = [(Markup("≈") if k in unresolved else Markup("")) + num(f"{field}/{k}", lat[k], ",.3f")
+             for k in keys if k in lat]
     return ["runs"] + [k for k in keys if k in lat], [str(lat["count"])] + cells
 
 
-def environment_section(env: dict, backend: dict | None, command: str | None, extra: dict) -> list[str]:
-    rows = [["command", f"<code>{escape(command)}</code>" if command else
-             '<span class="muted">none recorded (a library call)</span>']]
+def environment_section(env: dict, backend: dict | None, command: str | None, extra: dict) -> list:
+    code = '<code>{{ c }}</code>'
+    rows = [["command", T(code, c=command) if command else
+             Markup('<span class="muted">none recorded (a library call)</span>')]]
     rev = env.get("git_revision")
-    rows.append(["clsbench", escape(f"{env.get('clsbench', '?')}" + (f" (git {rev})" if rev else "")) ])
+    rows.append(["clsbench", f"{env.get('clsbench', '?')}" + (f" (git {rev})" if rev else "")])
     if backend:
-        rows.append(["runtime", escape(" ".join(str(backend.get(k, "")) for k in ("runtime", "version", "provider")))])
+        rows.append(["runtime", " ".join(str(backend.get(k, "")) for k in ("runtime", "version", "provider"))])
         for k in ("engine", "precision", "threads", "processes", "cluster_cpus", "hint", "streams", "layout", "mode",
                   "device"):
             if backend.get(k) is not None:
-                rows.append([k, escape(str(backend[k]))])
+                rows.append([k, str(backend[k])])
     for k in ("cpu", "logical_cpus", "gpu", "platform", "python", "numpy", "onnxruntime", "openvino", "torch",
               "torchvision"):
         if env.get(k) is not None:
-            rows.append([k, escape(str(env[k]))])
-    rows += [[escape(k), escape(str(v))] for k, v in extra.items()]
-    return ["<h2>Environment and reproduction</h2>", table(None, rows)]
+            rows.append([k, str(env[k])])
+    rows += [[str(k), str(v)] for k, v in extra.items()]
+    return [Markup("<h2>Environment and reproduction</h2>"), table(None, rows)]
 
 
 # ---------------------------------------------------------------- throughput chart
@@ -171,10 +191,10 @@ def run_page(s: dict) -> str:
     perf = s["performance"]
     b = perf["backend"]
     title = f"clsbench run · {s['model']}" + (f" ({s['weights_tag']})" if s.get("weights_tag") else "")
-    sub = (f"{escape(b['runtime'])} {escape(str(b['version']))} {escape(b['precision'])}, batch "
-           f"{perf['batch_size']}, {escape(str(b.get('threads')))} threads · finished "
-           f"{escape(perf.get('finished_at', '?'))} · {escape(s.get('tool', ''))}")
-    body = ['<div class="verdicts">', *run_verdicts(s), "</div>"]
+    sub = T("{{ b.runtime }} {{ b.version }} {{ b.precision }}, batch {{ bs }}, {{ b.threads }} threads · finished "
+            "{{ when }} · {{ tool }}", b=b, bs=perf["batch_size"], when=perf.get("finished_at", "?"),
+            tool=s.get("tool", ""))
+    body = [T('<div class="verdicts">{{ v }}</div>', v=join(run_verdicts(s)))]
     body += accuracy_section(s) + parity_section(s) + run_perf_section(s)
     env = dict(perf.get("environment", {}))
     pp = s.get("preprocessing", {})
@@ -182,63 +202,63 @@ def run_page(s: dict) -> str:
              "data": s["dataset"]["images"], "labels": s["dataset"]["labels"],
              "weights": f"{s['weights'].get('path')} (sha256 {str(s['weights'].get('sha256', ''))[:16]}…)"}
     body += environment_section(env, b, s.get("command"), extra)
-    body += ["<h2>Files</h2>", table(None, [[escape(k), f'<code>{escape(str(v))}</code>']
-                                            for k, v in s["files"].items()])]
+    body += [Markup("<h2>Files</h2>"), table(None, [[k, T("<code>{{ v }}</code>", v=str(v))]
+                                                    for k, v in s["files"].items()])]
     return page(title, sub, body)
 
 
-def run_verdicts(s: dict) -> list[str]:
+def run_verdicts(s: dict) -> list:
     acc, out = s["accuracy"], []
     top1 = num("accuracy/top1", acc["top1"], ".2f", suffix=" %")
     if acc.get("within_tolerance") is None:
         why = acc.get("reference_source") or "no reference accuracy for this model to judge it against"
-        out.append(verdict("info", "Accuracy", f"Top-1 {top1} on {acc['images']} images: the accuracy of these "
-                                              f"weights, not judged ({escape(str(why))})"))
+        out.append(verdict("info", "Accuracy", T("Top-1 {{ top1 }} on {{ n }} images: the accuracy of these weights, "
+                                                 "not judged ({{ why }})", top1=top1, n=acc["images"], why=str(why))))
     else:
-        ok = acc["within_tolerance"]
         drop = acc["top1_drop"]
-        where = (f"{num('accuracy/top1_drop', drop, '.2f')} points below" if drop >= 0
-                 else f"{-drop:.2f} points above")
-        out.append(verdict("pass" if ok else "fail", "Accuracy",
-                           f"Top-1 {top1}, {where} the reference "
-                           f"{num('accuracy/reference_top1', acc['reference_top1'], '.3f')} "
-                           f"({escape(str(acc.get('reference_source', '')))}; allowed drop "
-                           f"{num('accuracy/allowed_drop', acc.get('allowed_drop', acc['tolerance']), '.2f')}: tolerance "
-                           f"{num('accuracy/tolerance', acc['tolerance'], 'g')} point or the sampling margin of "
-                           f"{acc['images']} images, the wider). Weights: "
-                           f"{escape(s['weights'].get('verdict', 'a model file'))}"))
+        where = (T("{{ d }} points below", d=num("accuracy/top1_drop", drop, ".2f")) if drop >= 0
+                 else T("{{ d }} points above", d=f"{-drop:.2f}"))
+        out.append(verdict("pass" if acc["within_tolerance"] else "fail", "Accuracy", T(
+            "Top-1 {{ top1 }}, {{ where }} the reference {{ ref }} ({{ source }}; allowed drop {{ allowed }}: "
+            "tolerance {{ tol }} point or the sampling margin of {{ n }} images, the wider). Weights: {{ weights }}",
+            top1=top1, where=where, ref=num("accuracy/reference_top1", acc["reference_top1"], ".3f"),
+            source=str(acc.get("reference_source", "")),
+            allowed=num("accuracy/allowed_drop", acc.get("allowed_drop", acc["tolerance"]), ".2f"),
+            tol=num("accuracy/tolerance", acc["tolerance"], "g"), n=acc["images"],
+            weights=s["weights"].get("verdict", "a model file"))))
     out.append(parity_verdict(s))
     stab = s["performance"].get("compute_stability")
     if stab and stab.get("stable") is not None:
         out.append(verdict("pass" if stab["stable"] else "warn", "Measurement",
-                           "compute images/s over the run's consecutive windows: "
-                           + stability_cell("performance/compute_stability", stab)))
+                           T("compute images/s over the run's consecutive windows: {{ c }}",
+                             c=stability_cell("performance/compute_stability", stab))))
     bad = len(s["dataset"]["unreadable"])
     if bad:
-        out.append(verdict("warn", "Input", f"{bad} unreadable image(s) skipped, listed under Accuracy"))
+        out.append(verdict("warn", "Input", T("{{ n }} unreadable image(s) skipped, listed under Accuracy", n=bad)))
     return out
 
 
-def parity_verdict(s: dict) -> str:
+def parity_verdict(s: dict) -> Markup:
     p, comp = s.get("parity"), s.get("compiled")
     parts, state = [], "info"
     if p:
         state = "pass" if p.get("passed", True) else "fail"
-        parts.append(f"export vs PyTorch float64: rel. L2 {num('parity/rel_l2_error', p['rel_l2_error'], '.2e')}, "
-                     f"top-1 agreement {num('parity/top1_agreement', p['top1_agreement'], '.1f', 100, ' %')}")
+        parts.append(T("export vs PyTorch float64: rel. L2 {{ l2 }}, top-1 agreement {{ agree }}",
+                       l2=num("parity/rel_l2_error", p["rel_l2_error"], ".2e"),
+                       agree=num("parity/top1_agreement", p["top1_agreement"], ".1f", 100, " %")))
     q = (comp or {}).get("parity", {}).get("accuracy")
     if q:
         ok = q["top1_drop"] <= s["accuracy"]["tolerance"]
         state = "fail" if not ok else ("pass" if state != "fail" else state)
-        parts.append(f"{escape(comp['precision'])} vs fp32: Top-1 drop "
-                     f"{num('compiled/parity/accuracy/top1_drop', q['top1_drop'], '+.2f')} points on "
-                     f"{q['labelled_images']} held-out labelled images")
+        parts.append(T("{{ precision }} vs fp32: Top-1 drop {{ drop }} points on {{ n }} held-out labelled images",
+                       precision=comp["precision"], n=q["labelled_images"],
+                       drop=num("compiled/parity/accuracy/top1_drop", q["top1_drop"], "+.2f")))
     if not parts:
         return verdict("info", "Parity", "not checked here (a model file given as is)")
-    return verdict(state, "Parity", "; ".join(parts))
+    return verdict(state, "Parity", join(parts, "; "))
 
 
-def accuracy_section(s: dict) -> list[str]:
+def accuracy_section(s: dict) -> list:
     acc = s["accuracy"]
     rows = []
     for k in range(1, 6):
@@ -246,74 +266,75 @@ def accuracy_section(s: dict) -> list[str]:
         rows.append([f"Top-{k}", num(f"accuracy/top{k}", acc[f"top{k}"], ".2f"),
                      num(f"accuracy/reference_top{k}", ref, ".3f") if ref is not None else "",
                      f"{acc[f'top{k}'] - ref:+.2f}" if ref is not None else ""])
-    out = ["<h2>Accuracy</h2>",
-           f"<p>{num('accuracy/images', acc['images'], 'd')} images counted, {acc['classes']} classes; "
-           f"{acc['labels_without_output']} labelled images without output and {acc['outputs_without_label']} "
-           f"outputs without label (not counted).</p>",
+    out = [Markup("<h2>Accuracy</h2>"),
+           T("<p>{{ n }} images counted, {{ classes }} classes; {{ lwo }} labelled images without output and "
+             "{{ owl }} outputs without label (not counted).</p>", n=num("accuracy/images", acc["images"], "d"),
+             classes=acc["classes"], lwo=acc["labels_without_output"], owl=acc["outputs_without_label"]),
            table(["", "measured %", "reference %", "difference"], rows)]
     o = acc.get("outside_calibration")
     if o:
-        out.append(f"<p>Top-1 on the {o['images']} images outside the calibration set: "
-                   f"{num('accuracy/outside_calibration/top1', o['top1'], '.2f', suffix=' %')}</p>")
+        out.append(T("<p>Top-1 on the {{ n }} images outside the calibration set: {{ top1 }}</p>", n=o["images"],
+                     top1=num("accuracy/outside_calibration/top1", o["top1"], ".2f", suffix=" %")))
     bad = s["dataset"]["unreadable"]
     if bad:
-        items = "".join(f"<li><code>{escape(x['error'])}</code></li>" for x in bad)
-        out.append(f"<details open><summary>{len(bad)} unreadable image(s) skipped</summary><ul>{items}</ul></details>")
+        out.append(T("<details open><summary>{{ n }} unreadable image(s) skipped</summary><ul>"
+                     "{% for x in bad %}<li><code>{{ x.error }}</code></li>{% endfor %}</ul></details>",
+                     n=len(bad), bad=bad))
     else:
-        out.append("<p>No image was skipped.</p>")
+        out.append(Markup("<p>No image was skipped.</p>"))
     return out
 
 
-def parity_section(s: dict) -> list[str]:
-    out = ["<h2>Parity</h2>"]
+def parity_section(s: dict) -> list:
+    out = [Markup("<h2>Parity</h2>")]
     p = s.get("parity")
     rows = []
     if p:
         rows.append(["ONNX export vs PyTorch float64", num("parity/top1_agreement", p["top1_agreement"], ".1f", 100, " %"),
                      num("parity/rel_l2_error", p["rel_l2_error"], ".2e"),
-                     f"bound {num('parity/bound_rel_l2_error', p.get('bound_rel_l2_error'), '.2e')}",
-                     escape(str(p.get("inputs", p.get("reference", "")))),
-                     "PASS" if p.get("passed", True) else "FAIL: " + escape("; ".join(p.get("reasons", [])))])
+                     T("bound {{ b }}", b=num("parity/bound_rel_l2_error", p.get("bound_rel_l2_error"), ".2e")),
+                     str(p.get("inputs", p.get("reference", ""))),
+                     "PASS" if p.get("passed", True) else "FAIL: " + "; ".join(map(str, p.get("reasons", [])))])
     comp = s.get("compiled")
     if comp and comp.get("parity"):
         c = comp["parity"]
         q = c.get("accuracy")
-        drop = (f"Top-1 {num('compiled/parity/accuracy/top1', q['top1'], '.2f')} % vs fp32 "
-                f"{num('compiled/parity/accuracy/fp32_top1', q['fp32_top1'], '.2f')} %") if q else ""
-        rows.append([escape(f"{comp.get('backend', '')} {comp['precision']} vs the fp32 ONNX"),
+        drop = T("Top-1 {{ a }} % vs fp32 {{ b }} %", a=num("compiled/parity/accuracy/top1", q["top1"], ".2f"),
+                 b=num("compiled/parity/accuracy/fp32_top1", q["fp32_top1"], ".2f")) if q else ""
+        rows.append([f"{comp.get('backend', '')} {comp['precision']} vs the fp32 ONNX",
                      num("compiled/parity/top1_agreement", c["top1_agreement"], ".1f", 100, " %"),
                      num("compiled/parity/rel_l2_error", c["rel_l2_error"], ".2e"), drop,
-                     escape(str(c.get("inputs", ""))), escape(comp.get("artifact", ""))])
+                     str(c.get("inputs", "")), str(comp.get("artifact", ""))])
     if not rows:
-        return out + ["<p>Not checked in this run: the model file was given as is (no PyTorch weights to "
-                      "compare with) and nothing was compiled.</p>"]
+        return out + [Markup("<p>Not checked in this run: the model file was given as is (no PyTorch weights to "
+                             "compare with) and nothing was compiled.</p>")]
     return out + [table(["artifact", "top-1 agreement", "rel. L2 error", "", "judged on", "verdict / file"], rows)]
 
 
-def run_perf_section(s: dict) -> list[str]:
+def run_perf_section(s: dict) -> list:
     perf = s["performance"]
     b, st = perf["backend"], perf.get("stages", {})
-    out = ["<h2>Performance</h2>"]
+    out = [Markup("<h2>Performance</h2>")]
     if perf.get("from_earlier_run"):
-        out.append(f"<p class=\"muted\">Nothing was left to infer: these figures are the earlier run's "
-                   f"({escape(perf.get('finished_at', '?'))}).</p>")
+        out.append(T('<p class="muted">Nothing was left to infer: these figures are the earlier run\'s ({{ w }}).</p>',
+                     w=perf.get("finished_at", "?")))
     label = f"{b['runtime']} {b['precision']}"
     comp = st.get("infer", {}).get("Interface throughputRate")
     e2e = st.get("e2e", {}).get("throughputRate")
     bs = perf["batch_size"]
     if comp:
-        out.append(f"<p>Compute only {num('performance/stages/infer/Interface throughputRate', comp, ',.1f')} "
-                   f"images/s; end to end (read, preprocess, infer, write) "
-                   f"{num('performance/stages/e2e/throughputRate', e2e, ',.1f')} images/s at batch {bs}.</p>")
+        out.append(T("<p>Compute only {{ c }} images/s; end to end (read, preprocess, infer, write) {{ e }} images/s "
+                     "at batch {{ bs }}.</p>", c=num("performance/stages/infer/Interface throughputRate", comp, ",.1f"),
+                     e=num("performance/stages/e2e/throughputRate", e2e, ",.1f"), bs=bs))
         series = [{"name": f"{label} compute", "points": [(bs, comp, f"{label}: {comp:,.1f} images/s", False)]},
                   {"name": f"{label} end to end", "points": [(bs, e2e, f"end to end: {e2e:,.1f} images/s", False)]}]
         out.append(throughput_chart(series, [bs], s["model"], f"images/s at batch {bs}"))
     lat = perf.get("compute_latency_ms_per_batch")
     if lat:
         head, cells = latency_cells("performance/compute_latency_ms_per_batch", lat)
-        out += ["<h3>Compute latency, ms per batch</h3>", table(head, [cells]),
-                f"<p>Raw per-batch latencies: <code>{escape(str(perf.get('latencies_csv') or 'not saved'))}</code>. "
-                f"≈ marks a percentile the run count cannot resolve.</p>"]
+        out += [Markup("<h3>Compute latency, ms per batch</h3>"), table(head, [cells]),
+                T("<p>Raw per-batch latencies: <code>{{ csv }}</code>. ≈ marks a percentile the run count cannot "
+                  "resolve.</p>", csv=str(perf.get("latencies_csv") or "not saved"))]
     parts = [("read/decode", st.get("data read", {}).get("moduleLatency")),
              ("preprocess", st.get("preprocess", {}).get("moduleLatency")),
              ("inference", st.get("infer", {}).get("moduleLatency")),
@@ -330,16 +351,17 @@ def perf_page(p: dict) -> str:
     model = (p.get("model") or {})
     env = p["environment"]
     title = f"clsbench perf · {model.get('name') or os.path.basename(str(model.get('path', 'model')))}"
-    sub = (f"{len(p['rows'])} measurements on {escape(env.get('cpu', '?'))} ({env.get('logical_cpus')} CPUs) · "
-           f"each: warm-up {p['warmup']} runs, then ≥ {p['min_iterations']} runs and ≥ {p['duration_s']} s, "
-           f"images/s = median of {p.get('repeats', 1)} repeats")
+    sub = T("{{ n }} measurements on {{ cpu }} ({{ cpus }} CPUs) · each: warm-up {{ w }} runs, then ≥ {{ it }} runs "
+            "and ≥ {{ d }} s, images/s = median of {{ r }} repeats", n=len(p["rows"]), cpu=env.get("cpu", "?"),
+            cpus=env.get("logical_cpus"), w=p["warmup"], it=p["min_iterations"], d=p["duration_s"],
+            r=p.get("repeats", 1))
     unstable = [r for r in p["rows"] if (r.get("stability") or {}).get("stable") is False]
-    v = [verdict("pass" if not unstable else "warn", "Measurement",
-                 f"{len(p['rows']) - len(unstable)} of {len(p['rows'])} figures stable (repeats within 10 %)" +
-                 ("; unstable: " + ", ".join(escape(f"{r['backend']} {r['precision']} bs{r['batch_size']} "
-                                                     f"({r['input']})") for r in unstable) if unstable else ""))]
-    body = ['<div class="verdicts">', *v, "</div>", "<h2>Throughput</h2>", sweep_chart(p)]
-    body += ["<h2>Every measurement</h2>", rows_table(p)]
+    v = verdict("pass" if not unstable else "warn", "Measurement", T(
+        "{{ ok }} of {{ n }} figures stable (repeats within 10 %){% if bad %}; unstable: {{ bad|join(', ') }}{% endif %}",
+        ok=len(p["rows"]) - len(unstable), n=len(p["rows"]),
+        bad=[f"{r['backend']} {r['precision']} bs{r['batch_size']} ({r['input']})" for r in unstable]))
+    body = [T('<div class="verdicts">{{ v }}</div>', v=v), Markup("<h2>Throughput</h2>"), sweep_chart(p),
+            Markup("<h2>Every measurement</h2>"), rows_table(p)]
     body += environment_section(env, None, p.get("command"), {
         "model file": model.get("path", ""), "threads asked": p.get("threads") or "runtime default",
         "runtimes": "; ".join(sorted({f"{r['runtime']['runtime']} {r['runtime']['version']} "
@@ -347,7 +369,7 @@ def perf_page(p: dict) -> str:
     return page(title, sub, body)
 
 
-def sweep_chart(p: dict) -> str:
+def sweep_chart(p: dict) -> Markup:
     series = []
     for c in p["configs"]:
         for mode in ("random normal", "real data"):
@@ -362,16 +384,17 @@ def sweep_chart(p: dict) -> str:
                                "points": sorted(pts), "dashed": False})
     name = (p.get("model") or {}).get("name")
     chart = throughput_chart(series, p["batches"], name, "Compute-only images/s against batch size")
-    note = ("Grey dashed: the guide's figures for its devices (other hardware). " if name == GUIDE_MODEL else "")
-    return chart + f"<p class=\"muted\">{note}Hollow points with a red ring: unstable (repeats spread > 10 %).</p>"
+    note = "Grey dashed: the guide's figures for its devices (other hardware). " if name == GUIDE_MODEL else ""
+    return chart + T('<p class="muted">{{ note }}Hollow points with a red ring: unstable (repeats spread > 10 %).</p>',
+                     note=note)
 
 
-def rows_table(p: dict) -> str:
+def rows_table(p: dict) -> Markup:
     """Two tables over the same rows: images/s with its repeats, then latency per batch."""
-    pcts = next((r["latency_ms"].get("percentiles") for r in p["rows"] if r.get("latency_ms")), [])
+    pcts = next((r["latency_ms"].get("percentiles") or [] for r in p["rows"] if r.get("latency_ms")), [])
     tput, lat_rows, classes = [], [], []
     for i, r in enumerate(p["rows"]):
-        f, name = f"rows/{i}", [escape(f"{r['backend']} {r['precision']}"), escape(r["input"]), str(r["batch_size"])]
+        f, name = f"rows/{i}", [f"{r['backend']} {r['precision']}", str(r["input"]), str(r["batch_size"])]
         tput.append([*name, num(f + "/throughput_compute", r["throughput_compute"], ",.1f"),
                      num(f + "/throughput_e2e", r["throughput_e2e"], ",.1f"),
                      stability_cell(f + "/stability", r.get("stability")), str(r["iterations"])])
@@ -379,13 +402,12 @@ def rows_table(p: dict) -> str:
         cells = (latency_cells(f + "/latency_ms", lat)[1][1:] if lat  # without the run count
                  else ["(requests overlap)"] + [""] * (len(pcts) + 2))
         raw = r.get("latencies_csv")
-        lat_rows.append([*name, *cells, f'<a href="{escape(raw)}">csv</a>' if raw else ""])
+        lat_rows.append([*name, *cells, T('<a href="{{ raw }}">csv</a>', raw=raw) if raw else ""])
         classes.append("warnrow" if (r.get("stability") or {}).get("stable") is False else "")
     return (table(["config", "input", "batch", "images/s compute", "images/s end to end", "repeats", "runs"],
-                  tput, classes) +
-            "<h3>Latency, ms per batch</h3>" +
+                  tput, classes) + Markup("<h3>Latency, ms per batch</h3>") +
             table(["config", "input", "batch", "min", "mean", *pcts, "max", "raw"], lat_rows) +
-            "<p class=\"muted\">≈: a percentile the run count cannot resolve; raw: every run's latency (CSV).</p>")
+            Markup('<p class="muted">≈: a percentile the run count cannot resolve; raw: every run\'s latency (CSV).</p>'))
 
 
 # ---------------------------------------------------------------- several runs side by side
@@ -531,51 +553,54 @@ def _perf_rows(recs: list[dict], threshold: float, judge: bool = True) -> list[d
     return rows
 
 
-def _cell_html(field: str, c: dict, first: bool) -> str:
+def _cell_html(field: str, c: dict, first: bool) -> Markup:
     v = c["value"]
     if v is None:
-        return '<span class="muted">–</span>'
+        return Markup('<span class="muted">–</span>')
     text = num(field + "/value", v, ",.2f" if isinstance(v, float) else "d")
     if first or c.get("delta") is None:
         return text
     d = num(field + "/delta", c["delta"], "+.2f")
     unit = "" if c.get("points") else " %"
     if c.get("regression"):
-        return f'{text} <span class="regress" data-regression="1">({d}{unit} ▼ regression)</span>'
-    if c.get("unstable"):
-        return f'{text} <span class="muted">({d}{unit}, unstable: not judged)</span>'
-    return f"{text} <span class=\"muted\">({d}{unit})</span>"
+        src = '{{ t }} <span class="regress" data-regression="1">({{ d }}{{ u }} ▼ regression)</span>'
+    elif c.get("unstable"):
+        src = '{{ t }} <span class="muted">({{ d }}{{ u }}, unstable: not judged)</span>'
+    else:
+        src = '{{ t }} <span class="muted">({{ d }}{{ u }})</span>'
+    return T(src, t=text, d=d, u=unit)
 
 
 def compare_page(result: dict, labels: list[str], recs: list[dict], kind: str) -> str:
     n = result["regressions"]
     if result.get("judged", True):
-        v = verdict("fail" if n else "pass", "Regressions",
-                    f"{n} figure(s) worse than the baseline <b>{escape(labels[0])}</b> beyond the limits "
-                    f"(images/s: {result['threshold_percent']:g} %, accuracy: 0.1 points on the same data)")
+        v = verdict("fail" if n else "pass", "Regressions", T(
+            "{{ n }} figure(s) worse than the baseline <b>{{ base }}</b> beyond the limits (images/s: {{ t }} %, "
+            "accuracy: 0.1 points on the same data)", n=n, base=labels[0], t=f"{result['threshold_percent']:g}"))
     else:
-        v = verdict("warn", "Not comparable",
-                    f"the runs differ in {escape(', '.join(result['not_judged_because']))}: shown side by side, "
-                    f"no regression verdict (see what differs below)")
-    head = ["configuration", "figure", *[escape(x) + (" (baseline)" if i == 0 else "") for i, x in enumerate(labels)]]
+        v = verdict("warn", "Not comparable", T(
+            "the runs differ in {{ what }}: shown side by side, no regression verdict (see what differs below)",
+            what=", ".join(result["not_judged_because"])))
+    head = ["configuration", "figure", *[x + (" (baseline)" if i == 0 else "") for i, x in enumerate(labels)]]
     rows, classes = [], []
     for i, r in enumerate(result["rows"]):
-        rows.append([escape(r["config"]), escape(r["figure"]),
+        rows.append([r["config"], r["figure"],
                      *[_cell_html(f"rows/{i}/cells/{j}", c, j == 0) for j, c in enumerate(r["cells"])]])
         classes.append("bad" if any(c.get("regression") for c in r["cells"]) else "")
-    body = ['<div class="verdicts">', v, "</div>", "<h2>Side by side</h2>",
-            "<p class=\"muted\">Differences are against the baseline: percent for images/s and latency, "
-            "points for accuracy.</p>", table(head, rows, classes)]
+    body = [T('<div class="verdicts">{{ v }}</div>', v=v), Markup("<h2>Side by side</h2>"),
+            Markup('<p class="muted">Differences are against the baseline: percent for images/s and latency, '
+                   "points for accuracy.</p>"), table(head, rows, classes)]
     if kind == "perf":
-        body += ["<h2>Throughput</h2>", _compare_chart(labels, recs)]
+        body += [Markup("<h2>Throughput</h2>"), _compare_chart(labels, recs)]
     diff = result.get("plan_differences", []) + result["environment_differences"]
-    body += ["<h2>What differs between the runs</h2>",
-             table(["", *map(escape, labels)], [[escape(c) for c in r] for r in diff]) if diff
-             else "<p>Nothing in the plan or the recorded environment (versions, CPU, revision).</p>"]
-    body += ["<h2>Runs</h2>", table(["", "folder", "command"], [
-        [escape(lbl), f"<code>{escape(f)}</code>", f"<code>{escape(str(r.get('command') or '–'))}</code>"]
+    body += [Markup("<h2>What differs between the runs</h2>"),
+             table(["", *labels], [[str(c) for c in r] for r in diff]) if diff
+             else Markup("<p>Nothing in the plan or the recorded environment (versions, CPU, revision).</p>")]
+    code = "<code>{{ c }}</code>"
+    body += [Markup("<h2>Runs</h2>"), table(["", "folder", "command"], [
+        [lbl, T(code, c=f), T(code, c=str(r.get("command") or "–"))]
         for (lbl, f), r in zip(result["runs"].items(), recs)])]
-    return page(f"clsbench comparison · {len(labels)} runs", f"baseline: {escape(result['baseline'])}", body)
+    return page(f"clsbench comparison · {len(labels)} runs", T("baseline: {{ b }}", b=result["baseline"]), body)
 
 
 def _compare_chart(labels: list[str], recs: list[dict]) -> str:

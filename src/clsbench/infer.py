@@ -381,7 +381,7 @@ def _finish(ctx: _Run, st: StageTimes, lat: LatencyLog, mode) -> dict:
         "failed": [{"file": f, "error": e} for f, e in source.failed],
         "batch_size": ctx.batch_size, "device_id": ctx.device_id, "outfmt": ctx.out.outfmt,
         "warmup_runs": 1, "input": source.where, "outputs": str(ctx.out.dir.resolve()),
-        "stages": st.rates() if st.samples else {},
+        "stages": st.record() if st.samples else {},
         "compute_latency_ms_per_batch": latency_stats(ms, ctx.percentiles),
         # compute images/s over consecutive windows of the batches: is the figure steady?
         "compute_stability": stability(ms, ctx.batch_size) if ms else None,

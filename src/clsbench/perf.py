@@ -198,6 +198,11 @@ class StageTimes:
     infer_s: float
     post_s: float
 
+    def record(self) -> dict:
+        """rates() for a JSON record: a stage that took no measurable time has no rate (null),
+        where the vendor's text file writes inf."""
+        return {stage: {k: v if v != float("inf") else None for k, v in f.items()} for stage, f in self.rates().items()}
+
     def rates(self) -> dict:
         def rate(n, s):
             return n / s if s > 0 else float("inf")

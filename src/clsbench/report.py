@@ -37,7 +37,9 @@ def perf_rows(record: dict) -> list[tuple[str, str, str]]:
     rows = []
     for stage, fields in record.get("stages", {}).items():
         for k, v in fields.items():
-            if "throughput" in k.lower():
+            if v is None:
+                rows.append((stage, k, "– (no measurable time)"))
+            elif "throughput" in k.lower():
                 rows.append((stage, k, f"{v:,.2f} images/s"))
             else:  # the vendor's fields: latency of the whole stage, moduleLatency per image
                 rows.append((stage, k, f"{v:,.2f} ms" + ("" if k == "latency" else " per image")))

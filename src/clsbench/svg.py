@@ -7,7 +7,7 @@ horizontal bar (where the time of a run went).
 from __future__ import annotations
 
 import math
-from html import escape
+from markupsafe import Markup, escape  # the escaping the report's templates use (Jinja2's)
 
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D1F", "#000000")
@@ -61,13 +61,13 @@ class _Axis:
 
 
 def line_chart(series: list[dict], *, xlabel: str, ylabel: str, title: str, xticks: list[float],
-               width: int = 760, height: int = 400) -> str:
+               width: int = 760, height: int = 400) -> Markup:
     """series: {name, points: [(x, y, tooltip, flagged)], dashed, colour}. x is drawn on a
     log axis with a tick at each of `xticks`; y on a log axis when it spans more than 20x.
     A flagged point (an unstable measurement) is drawn hollow with a red ring."""
     pts = [(p[0], p[1]) for s in series for p in s["points"] if p[1] and p[1] > 0]
     if not pts:
-        return ""
+        return Markup("")
     left, right, top, bottom = 70, width - 230, 34, height - 48
     xs, ys = [p[0] for p in pts] + list(xticks), [p[1] for p in pts]
     logy = max(ys) / min(ys) > 20
@@ -89,7 +89,7 @@ def line_chart(series: list[dict], *, xlabel: str, ylabel: str, title: str, xtic
     for i, s in enumerate(series):
         out += _series(s, X, Y, right + 14, top + 6 + 18 * i)
     out.append("</svg>")
-    return "\n".join(out)
+    return Markup("\n".join(out))  # every text in it went through escape()
 
 
 def _series(s: dict, X, Y, lx: float, ly: float) -> list[str]:
@@ -109,13 +109,13 @@ def _series(s: dict, X, Y, lx: float, ly: float) -> list[str]:
     return out
 
 
-def stacked_bar(parts: list[tuple[str, float]], *, unit: str, title: str, width: int = 760) -> str:
+def stacked_bar(parts: list[tuple[str, float]], *, unit: str, title: str, width: int = 760) -> Markup:
     """One horizontal bar split into its parts (label, value), each labelled with its value
     and share; parts too narrow for a label are named in the legend below."""
     parts = [(k, v) for k, v in parts if v and v > 0]
     total = sum(v for _, v in parts)
     if not total:
-        return ""
+        return Markup("")
     left, right, height = 10, width - 10, 96
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
            f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
@@ -142,4 +142,4 @@ def stacked_bar(parts: list[tuple[str, float]], *, unit: str, title: str, width:
     out[0] = out[0].replace(f'0 0 {width} {height}"', f'0 0 {width} {ly + 20}"').replace(
         f'height="{height}"', f'height="{ly + 20}"')
     out.append("</svg>")
-    return "\n".join(out)
+    return Markup("\n".join(out))  # every text in it went through escape()
