@@ -24,6 +24,43 @@ class ConflictError(ClsbenchError):
     advice = "conflict"
 
 
+def regular_file(path: str | os.PathLike, what: str = "file") -> str:
+    """`path` if it is a regular file (after symlinks); a FIFO, device or socket would block or
+    stream forever when read, a directory is not a file: one-line errors, before opening."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ClsbenchError(f"{path}: {what} not found") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ClsbenchError(f"{path}: is a directory, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise ClsbenchError(f"{path}: not a regular file (a FIFO, device or socket); clsbench reads a {what} "
+                            f"only from a regular file")
+    return os.fspath(path)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux MemAvailable; elsewhere the free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse up front what cannot fit, instead of a MemoryError traceback after the slow steps."""
+    have = available_memory()
+    if nbytes > have:
+        raise ClsbenchError(f"{what} needs {nbytes / 2**30:,.1f} GiB, more than the {have / 2**30:,.1f} GiB of "
+                            f"memory available")
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -54,10 +91,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, tmp_dir: str | os.P
     out of a folder that another program lists."""
     path = os.fspath(path)
     head, name = os.path.split(path)
-    # the pid keeps two processes apart; one process writes a given name from one thread at a time
-    tmp = os.path.join(os.fspath(tmp_dir) if tmp_dir else head, f".{name}.{os.getpid()}.tmp")
+    tmp = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd, tmp = exclusive_temp(os.fspath(tmp_dir) if tmp_dir else head or ".", name)
         try:
             view = memoryview(data)
             while view:
@@ -66,8 +102,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, tmp_dir: str | os.P
             os.close(fd)
         os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(e, OSError) and e.filename is None:  # os.write names no file: say which
             raise OSError(e.errno, e.strerror, path) from e
         raise
@@ -81,8 +118,63 @@ def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> N
     atomic_write_text(path, json.dumps(obj, indent=indent) + ("\n" if indent else ""))
 
 
+def worker_start(parent: int) -> None:
+    """First thing in every worker process clsbench starts: Ctrl-C is the parent's to handle,
+    and the worker dies with its parent (Linux PR_SET_PDEATHSIG; elsewhere a check that the
+    parent is still there), so a killed run leaves no process writing outside its lock."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def exclusive_temp(directory: str, name: str) -> tuple[int, str]:
+    """(fd, path) of a new temp file for `name` in `directory`, created exclusively
+    (O_CREAT|O_EXCL under a random name: a file or symlink planted there is never opened);
+    `.<name>.<pid>.<random>.tmp`, the pid telling `remove_dead_temps` whose it is."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=directory)
+    os.fchmod(fd, 0o644)
+    return fd, tmp
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temps(directory: str | os.PathLike) -> int:
+    """Delete the temp files of writers that no longer run (a killed run's, named by
+    `exclusive_temp` with their pid); a live process's are left alone. Returns the count."""
+    import re
+
+    n = 0
+    for p in Path(directory).glob("*.tmp"):  # hidden ones too; 0.1 named them <file>.<pid>.tmp
+        m = re.fullmatch(r".+\.(\d+)(\.[A-Za-z0-9_]+)?\.tmp", p.name)
+        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def remove_stale_temps(directory: str | os.PathLike) -> int:
-    """Delete temp files left by a killed writer; returns how many were removed."""
+    """Delete temp files left by a killed writer in a folder this process holds the lock of
+    (so none is in use); returns how many were removed."""
     n = 0
     for p in Path(directory).glob(".*.tmp"):
         p.unlink(missing_ok=True)
@@ -204,7 +296,8 @@ def folder_lock(folder: str | os.PathLike):
     the folder and the lock dies with the process (flock), so a kill leaves nothing stale."""
     import fcntl
 
-    path = _beside(folder, ".{}.lock")
+    path = Path(os.path.realpath(folder))  # the folder itself, however it is spelled (symlinks)
+    path = path.parent / f".{path.name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

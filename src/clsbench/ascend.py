@@ -54,6 +54,9 @@ def _check(onnx_path: str) -> int:
 def compile_om(onnx_path: str, *, output_dir: str, precision: str = "fp16", batches=GUIDE_BATCHES,
                soc_version: str = "Ascend710", log=None) -> dict:
     """One .om per batch size, named as the guide's (<stem>_bs<N>.om); returns the record."""
+    from .modelfile import check_external_data
+
+    check_external_data(onnx_path)  # atc would read any file the model points at into the .om
     size = _check(onnx_path)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +66,9 @@ def compile_om(onnx_path: str, *, output_dir: str, precision: str = "fp16", batc
         target = out / f"{stem}_bs{bs}"
         cmd = atc_command(os.path.abspath(onnx_path), str(target), bs, size, soc_version, precision)
         if log:
-            log(" ".join(cmd))
+            import shlex
+
+            log(shlex.join(cmd))  # a line the user can paste
         t0 = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         om = target.with_suffix(".om")

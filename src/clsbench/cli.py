@@ -49,6 +49,11 @@ def _preprocessing(a, base, base_source: str):
     return resolve_preset(base, base_source, _overrides(a)).pp
 
 
+def _add_ray_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray-timeout", type=float, default=30.0,
+                   help="seconds to reach --ray-address before giving up (default 30; Ray itself retries forever)")
+
+
 def _pairs_help() -> str:
     from .backends import TARGETS
 
@@ -287,6 +292,7 @@ def _parser_perf(command) -> None:
                    help="ray: each cell a Ray task reserving --threads CPUs (default a whole node's), so cells "
                         "run on every node at once and never share one node's cores; merged into one table")
     p.add_argument("--ray-address", default=None, help="with --engine ray: join this cluster (default: start one)")
+    _add_ray_timeout(p)
 
 
 def _parser_zoo(command) -> None:
@@ -398,6 +404,7 @@ def _add_run_args(p, weights_required: bool) -> None:
                         "of inference actors (--workers actors, default one per CPU but one, each reserving one CPU and "
                         "running --threads threads, default 1), same outputs and "
                         "result.json; implies --stream; needs pip install 'clsbench[ray]'")
+    _add_ray_timeout(p)
     p.add_argument("--ray-address", default=None,
                    help="with --engine ray: join this cluster (e.g. 10.0.0.1:6379); without it a local "
                         "instance is started. Images and model must be at the same path on every node")
@@ -423,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rich.markup import escape as rich_escape
 
-    from .ui import console, install_log_handler
+    from .ui import console, install_log_handler, printable
 
     # clsbench itself issues no Python warnings; the libraries' (torch FutureWarnings,
     # export tracer notes) are noise to a user, and some give unsafe advice
@@ -433,13 +440,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.cmd](args)
     except ClsbenchError as e:
         advice = ADVICE.get(args.cmd) if getattr(e, "advice", None) == "conflict" else None
-        console.print(f"[bold red]error:[/] {rich_escape(str(e))}" + (f"; {advice}" if advice else ""),
+        console.print(f"[bold red]error:[/] {rich_escape(printable(str(e)))}" + (f"; {advice}" if advice else ""),
                       soft_wrap=True)
         return 2
     except OSError as e:  # unwritable folder, full disk...: name the file, no traceback
         where = e.filename or ""
-        console.print(f"[bold red]error:[/] {rich_escape(str(where))}: {rich_escape(e.strerror or str(e))}",
-                      soft_wrap=True)
+        console.print(f"[bold red]error:[/] {rich_escape(printable(str(where)))}: "
+                      f"{rich_escape(printable(e.strerror or str(e)))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         from .ui import current
@@ -607,7 +614,8 @@ def _run_options(a):
                       stream=a.stream, calib_data=a.calib_data, calib_images=a.calib_images,
                       decode=a.decode, cuda_mode=a.cuda_mode, openvino_hint=a.openvino_hint,
                       show_progress=not a.quiet, command=command_line(),
-                      percentiles=parse_percentiles(a.percentiles), engine=a.engine, ray_address=a.ray_address)
+                      percentiles=parse_percentiles(a.percentiles), engine=a.engine, ray_address=a.ray_address,
+                      ray_timeout=a.ray_timeout)
 
 
 def _dry_run(a, weights: str, data: str) -> int:
@@ -730,7 +738,7 @@ def cmd_perf(a) -> int:
                  compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
                  warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint,
                  repeats=a.repeats, percentiles=a.percentiles, command=command_line(), engine=a.engine,
-                 ray_address=a.ray_address)
+                 ray_address=a.ray_address, ray_timeout=a.ray_timeout)
     out.print(r["markdown"], markup=False)
     f = r["files"]
     out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))

@@ -91,8 +91,30 @@ def _why_not_loadable(path, e: Exception) -> str:
     return "not a PyTorch weights file (torch.save of a state dict)"
 
 
+def check_archive(path: str) -> None:
+    """A .pth is a zip that torch.save writes uncompressed: an archive that declares far more
+    bytes than it holds (a zip bomb) is refused from its directory, before anything is inflated."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            declared = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # torch.load names what is wrong with it
+    size = os.path.getsize(path)
+    if declared > 4 * size + (64 << 20):
+        raise ClsbenchError(f"{path}: the archive declares {declared:,} bytes inside {size:,} (torch.save stores "
+                            f"tensors uncompressed): refused unread, a compressed bomb or not a state dict")
+
+
 def load_state_dict(path: str | os.PathLike) -> dict:
+    from ._io import regular_file
+
     torch, _ = _torch()
+    regular_file(path, "weights file")
+    check_archive(str(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -334,8 +356,9 @@ def export_onnx(weights: str, output: str, *, model: str | None = None, opset: i
     spec = get_model(model or DEFAULT_MODEL)
     if parity_batch < 1:
         raise ClsbenchError(f"--parity-batch must be >= 1, got {parity_batch}")
-    if not os.path.isfile(weights):
-        raise ClsbenchError(f"{weights}: weights file not found")
+    from ._io import regular_file
+
+    regular_file(weights, "weights file")
     ident = identify_weights(weights, spec)
     provenance = provenance or weights_provenance(ident, stand_in=False)
     if provenance not in PROVENANCE:

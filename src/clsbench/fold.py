@@ -52,5 +52,18 @@ def fold_normalization(src: str, dst: str, pp) -> dict:
 
 
 def folded(meta: dict) -> dict | None:
-    """The mean/std a model folded in, from its metadata; None for a float-input model."""
-    return json.loads(meta[FOLDED_KEY]) if FOLDED_KEY in meta else None
+    """The mean/std a model folded in, from its metadata; None for a float-input model. The
+    metadata is untrusted: anything but {"mean": [3 numbers], "std": [3 numbers], ...} is an error."""
+    if FOLDED_KEY not in meta:
+        return None
+    try:
+        f = json.loads(meta[FOLDED_KEY])
+        ok = isinstance(f, dict) and all(isinstance(f.get(k), list) and len(f[k]) == 3 and
+                                         all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in f[k])
+                                         for k in ("mean", "std"))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ClsbenchError(f"model metadata clsbench.{FOLDED_KEY}: not the mean and std a folded model records "
+                            f"({meta[FOLDED_KEY]!r:.60})")
+    return f

@@ -197,6 +197,7 @@ class InferOptions:
     percentiles: tuple = DEFAULT_PERCENTILES
     engine: str = "local"
     ray_address: str | None = None
+    ray_timeout: float = 30.0  # seconds to reach --ray-address
     labels: dict | None = None  # image key -> class: the label column of `outfmt="parquet"` outputs
     # False (a `run`'s own work dir): outputs of another input folder are replaced like those of
     # a changed file, instead of refused
@@ -226,10 +227,14 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
     one with nothing left returns the earlier record, marked `from_earlier_run`. An output is
     reused only when it was computed from the very input file it has now (_io.still_valid).
     Settings: InferOptions (or its fields as keywords)."""
+    from ._io import check_memory
+
     o = options or InferOptions(**kw)
     o.check(info)
+    check_memory(3 * o.batch_size * 3 * 224 * 224 * 4, f"--batch-size {o.batch_size}")
     rt = open_backend(o.backend, model, batch_size=o.batch_size, threads=o.threads, device_id=o.device_id,
                       precision=o.precision, **o.backend_options)
+    check_memory(3 * o.batch_size * int(np.prod(rt.input_shape)) * 4, f"{model}: a batch of {o.batch_size}")
     source = _open_source(rt, info, o.store, o.images, o.preprocessing)
     out = open_outputs(o.output, o.device_id, o.outfmt, o.labels)
     names = [out.name(key) for key, _ in source.items]
@@ -327,14 +332,14 @@ def _stream(ctx: _Run, pending, model) -> dict:
 def _ray(ctx: _Run, pending, model) -> dict:
     """The same streaming run on Ray Data (engines/raydata.py): decode tasks feeding an actor
     pool, outputs written here, so the record below is built as the local engine's."""
-    from .engines.raydata import run_ray
+    from .engines.raydata import Cluster, run_ray
     from .ui import progress
 
     o = ctx.options
     t_start = time.perf_counter()
     with progress(len(pending), f"ray bs{ctx.batch_size} → {ctx.out.dir}", o.show_progress) as advance:
         r = run_ray(pending, _job(ctx, model, o.threads), ctx.out, workers=o.workers, strict=o.strict,
-                    advance=advance, address=o.ray_address)
+                    advance=advance, cluster=Cluster(o.ray_address, o.ray_timeout))
     wall = time.perf_counter() - t_start
     ctx.source.failed = r["failed"]
     ctx.description.update(engine="ray", threads=r["threads"], processes=r["workers"],

@@ -15,14 +15,11 @@ META_PREFIX = "clsbench."
 
 def kind(path: str | os.PathLike) -> str:
     """'pth', 'onnx' or 'ir', from the bytes (the extension may lie)."""
-    path = str(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except FileNotFoundError:
-        raise ClsbenchError(f"{path}: model file not found") from None
-    except IsADirectoryError:
-        raise ClsbenchError(f"{path}: is a directory, not a model file") from None
+    from ._io import regular_file
+
+    path = regular_file(str(path), "model file")
+    with open(path, "rb") as f:
+        head = f.read(512)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save: zip, or a bare pickle
         return "pth"
     text = head.lstrip()
@@ -61,6 +58,7 @@ def read_metadata(path: str | os.PathLike, file_kind: str | None = None) -> dict
     if file_kind == "ir":
         import openvino as ov
 
+        check_ir_weights(path)
         model = ov.Core().read_model(str(path))
         if not model.has_rt_info(["clsbench"]):
             return {}
@@ -121,6 +119,24 @@ def check_external_data(path: str | os.PathLike) -> None:
             raise ClsbenchError(f"{path}: external data file {loc!r} of tensor {t.name!r} is missing")
 
 
+def check_ir_weights(path: str | os.PathLike) -> None:
+    """An OpenVINO IR is untrusted as an ONNX is: its weights file (`<stem>.bin` beside the
+    .xml, which OpenVINO reads) must be a regular file inside the model's folder, not a
+    symlink leading out of it; checked before OpenVINO opens it."""
+    path = Path(path)
+    base = path.resolve().parent
+    weights = path.with_suffix(".bin")
+    if not os.path.lexists(weights):
+        return  # OpenVINO names what is missing
+    target = weights.resolve()
+    if target.parent != base and base not in target.parents:
+        raise ClsbenchError(f"{path}: its weights {weights.name} lead to {target}, outside the model's folder "
+                            f"{base}; refused (untrusted model)")
+    from ._io import regular_file
+
+    regular_file(target, "model weights file")
+
+
 def identity_of(path: str | os.PathLike, file_kind: str | None = None):
     """(ModelSpec or None, Preprocessing or None) recorded in a model file by clsbench."""
     import json
@@ -130,13 +146,30 @@ def identity_of(path: str | os.PathLike, file_kind: str | None = None):
     file_kind = file_kind or kind(path)
     if file_kind == "pth":
         return None, None
-    meta = read_metadata(path, file_kind)
-    pp = Preprocessing.from_dict(json.loads(meta["preprocessing"])) if "preprocessing" in meta else None
+    meta = read_metadata(path, file_kind)  # untrusted: a file from elsewhere may say anything
+    where = f"{path}: metadata {META_PREFIX}"
+    pp = None
+    if "preprocessing" in meta:
+        try:
+            raw = json.loads(meta["preprocessing"])
+        except ValueError as e:
+            raise ClsbenchError(f"{where}preprocessing is not JSON ({e})") from None
+        pp = Preprocessing.from_dict(raw, f"{where}preprocessing")
     if "weights_tag" not in meta:
         return None, pp
-    if meta["architecture"].startswith("timm:"):  # the file says all there is: no timm needed
+    arch = meta.get("architecture")
+    if not arch:
+        raise ClsbenchError(f"{where}weights_tag {meta['weights_tag']!r} without {META_PREFIX}architecture")
+    if arch.startswith("timm:"):  # the file says all there is: no timm needed
         from .models import ModelSpec
 
-        return ModelSpec(meta["architecture"], meta["weights_tag"], pp, None, None,
-                         int(meta.get("num_classes", 1000))), pp
-    return get_model(f"{meta['architecture']}:{meta['weights_tag']}"), pp
+        classes = meta.get("num_classes", "1000")
+        if not classes.isdigit() or not 1 <= int(classes) <= 1_000_000:
+            raise ClsbenchError(f"{where}num_classes {classes!r:.40} is not a class count")
+        if pp is None:
+            raise ClsbenchError(f"{where}preprocessing missing for the timm model {arch}")
+        return ModelSpec(arch, meta["weights_tag"], pp, None, None, int(classes)), pp
+    try:
+        return get_model(f"{arch}:{meta['weights_tag']}"), pp
+    except ClsbenchError as e:
+        raise ClsbenchError(f"{where}architecture/weights_tag: {e}") from None

@@ -41,8 +41,28 @@ class Preprocessing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
-        return cls(**{**d, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
+    def from_dict(cls, d, where: str = "preprocessing") -> "Preprocessing":
+        """From a record or a model file's metadata (untrusted): every field checked, an
+        unknown or wrongly typed one is a one-line error naming `where` and the field."""
+        if not isinstance(d, dict):
+            raise ClsbenchError(f"{where}: expected an object of preprocessing fields, got {type(d).__name__}")
+        fields = {"resize": int, "crop": int, "mean": list, "std": list, "interpolation": str, "layout": str,
+                  "dtype": str, "exif_transpose": bool}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ClsbenchError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(fields)})")
+        for k, kind in fields.items():
+            v = d.get(k)
+            if k in ("resize", "crop", "mean", "std") and v is None:
+                raise ClsbenchError(f"{where}: field {k!r} missing")
+            if v is not None and (not isinstance(v, kind) or (kind is int and isinstance(v, bool))):
+                raise ClsbenchError(f"{where}: field {k!r} is {type(v).__name__} {v!r:.40}, expected {kind.__name__}")
+        for k in ("mean", "std"):
+            if len(d[k]) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in d[k]):
+                raise ClsbenchError(f"{where}: field {k!r} must be three numbers, got {d[k]!r:.60}")
+        if d.get("layout", "NCHW") != "NCHW" or d.get("dtype", "float32") != "float32":
+            raise ClsbenchError(f"{where}: layout {d.get('layout')!r} / dtype {d.get('dtype')!r}: only NCHW float32")
+        return cls(**{**d, "mean": tuple(float(x) for x in d["mean"]), "std": tuple(float(x) for x in d["std"])})
 
     @property
     def bin_bytes(self) -> int:

@@ -50,12 +50,34 @@ def is_dataset(folder: str | os.PathLike) -> bool:
     return str(folder).rstrip("/").endswith(".parquet") or bool(list_parts(folder))
 
 
+def _check_schema(pf, part: Path, columns: list[str]) -> None:
+    """A part from elsewhere (untrusted) must have clsbench's columns with clsbench's types."""
+    pa, _ = _pa()
+    schema = pf.schema_arrow
+    want = {"image": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+            "logits": lambda t: pa.types.is_fixed_size_list(t) and pa.types.is_floating(t.value_type),
+            "label": pa.types.is_integer,
+            "top5": lambda t: pa.types.is_fixed_size_list(t) and pa.types.is_integer(t.value_type)}
+    for c in columns:
+        i = schema.get_field_index(c)
+        if i < 0:
+            raise ClsbenchError(f"{part}: no column {c!r}: not a clsbench Parquet part (columns: "
+                                f"{', '.join(schema.names)[:200]})")
+        if not want[c](schema.field(i).type):
+            raise ClsbenchError(f"{part}: column {c!r} is {schema.field(i).type}, not what clsbench writes")
+
+
 def _batches(part: Path, columns: list[str]):
     """The part's record batches; anything pyarrow cannot read is one error naming the part."""
     _, pq = _pa()
     try:
-        yield from pq.ParquetFile(part).iter_batches(batch_size=1024, columns=columns)
+        pf = pq.ParquetFile(part)
     except Exception as e:  # pyarrow's errors name no file; ours do
+        raise ClsbenchError(f"{part}: not a readable clsbench Parquet part ({e})") from None
+    _check_schema(pf, part, columns)
+    try:
+        yield from pf.iter_batches(batch_size=1024, columns=columns)
+    except Exception as e:
         raise ClsbenchError(f"{part}: not a readable clsbench Parquet part ({e})") from None
 
 

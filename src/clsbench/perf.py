@@ -144,8 +144,12 @@ class LatencyLog:
     def __init__(self, path: str | os.PathLike | None, column: str = "ms_per_batch"):
         self.path, self.values, self._f = path, [], None
         if path:
-            self._tmp = f"{path}.{os.getpid()}.tmp"
-            self._f = open(self._tmp, "w", buffering=1 << 16)
+            from ._io import exclusive_temp, remove_dead_temps
+
+            folder, name = os.path.split(os.fspath(path))
+            remove_dead_temps(folder or ".")  # a killed run's half-written CSVs
+            fd, self._tmp = exclusive_temp(folder or ".", name)
+            self._f = os.fdopen(fd, "w", buffering=1 << 16)
             self._f.write(column + "\n")
 
     def add(self, ms: float) -> None:

@@ -74,6 +74,7 @@ class RunOptions:
     percentiles: tuple = DEFAULT_PERCENTILES  # latency percentiles per batch
     engine: str = "local"  # local (this machine's cores) or ray (Ray Data; implies streaming)
     ray_address: str | None = None  # with engine ray: join this cluster (None: start a local instance)
+    ray_timeout: float = 30.0  # seconds to reach ray_address before giving up
 
 
 @dataclass
@@ -227,7 +228,7 @@ def _infer(runnable, val, rep, work: Path, plan, o: RunOptions, timer, labels) -
         with timer("preprocess+infer"):
             perf = infer_offline(runnable, images=str(val), preprocessing=plan.preset.pp,
                                  workers=o.workers, strict=o.strict, decode=o.decode, engine=plan.engine,
-                                 ray_address=o.ray_address, **common)
+                                 ray_address=o.ray_address, ray_timeout=o.ray_timeout, **common)
     else:
         info_path = work / "prep_bin.info"
         log.info(f"[3/5] dataset info → {info_path}")

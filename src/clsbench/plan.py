@@ -349,7 +349,12 @@ def check_input_shape(weights: str, kind: str, crop: int, batch_size: int, prese
     if len(dims) != 4:
         raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has {len(dims)} dimensions; an image "
                             f"classifier takes (N, 3, H, W)")
-    n, _, h, w = dims
+    n, c, h, w = dims
+    if h and w:
+        from ._io import check_memory
+
+        # the batch buffer, the runtime's input copy and its output: three batches' worth at least
+        check_memory(3 * batch_size * (c or 3) * h * w * 4, f"{weights}: a batch of {batch_size} inputs of {h}x{w}")
     if n is not None and n != batch_size:
         raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has a fixed batch of {n}; use "
                             f"--batch-size {n} (or export with a dynamic batch)")
@@ -372,6 +377,8 @@ def check_options(o) -> None:
         raise ClsbenchError(f"--engine must be local or ray, got {o.engine!r}")
     if o.ray_address and o.engine != "ray":
         raise ClsbenchError("--ray-address needs --engine ray")
+    if not o.ray_timeout > 0:
+        raise ClsbenchError(f"--ray-timeout must be > 0 seconds, got {o.ray_timeout:g}")
 
 
 def resolve(weights: str, data: str, o) -> Plan:
@@ -380,6 +387,9 @@ def resolve(weights: str, data: str, o) -> Plan:
     from .modelfile import identity_of, kind, read_metadata
 
     check_options(o)
+    from ._io import check_memory
+
+    check_memory(3 * o.batch_size * 3 * max(o.crop or 224, 224) ** 2 * 4, f"--batch-size {o.batch_size}")
     if not os.path.exists(weights):
         raise ClsbenchError(f"{weights}: weights/model file not found")
     if not os.path.isfile(weights):

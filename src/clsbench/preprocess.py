@@ -31,6 +31,16 @@ _FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Ima
 _WIDE_GRAY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
+MAX_IMAGE_BYTES = 256 << 20  # no photo a classifier is evaluated on comes near it
+
+
+def check_image_size(path: str | os.PathLike, size: int) -> None:
+    """The one size rule of both engines (the Ray engine reads files whole, before decoding)."""
+    if size > MAX_IMAGE_BYTES:
+        raise ClsbenchError(f"{path}: {size:,} bytes, larger than any image clsbench decodes "
+                            f"({MAX_IMAGE_BYTES >> 20} MB); skipped unread")
+
+
 def load_rgb(path: str | os.PathLike, exif_transpose: bool = False) -> Image.Image:
     """Decode and convert to RGB as the reference does: Image.open(p).convert('RGB').
 
@@ -40,6 +50,8 @@ def load_rgb(path: str | os.PathLike, exif_transpose: bool = False) -> Image.Ima
     exception: PIL's convert clips it at 255 (an almost white image), so it is scaled to
     8 bits instead.
     """
+    if isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
+        check_image_size(path, os.path.getsize(path))
     try:
         with Image.open(path) as im:
             im.load()  # decode now, so a truncated file fails here and names itself
@@ -126,12 +138,6 @@ class PreprocessReport:
     removed: int = 0  # .bin files of images no longer in the source, removed
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C goes to the whole process group; only the parent decides what happens
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
 
 @contextlib.contextmanager
 def sigint_ignored():
@@ -160,7 +166,10 @@ def parallel_map(fn, jobs: list, workers: int | None):
     if workers == 1 or len(jobs) < 8:
         yield map(fn, jobs)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_ignore_sigint)
+    from ._io import worker_start
+
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_start,
+                               initargs=(os.getpid(),))
     try:
         with sigint_ignored():  # map submits every chunk now, which starts every worker
             results = pool.map(fn, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))

@@ -218,7 +218,7 @@ def accuracy_title(s: dict) -> str:
 
 def print_run_summary(s: dict, spec: ModelSpec) -> None:
     """The end of `clsbench run`: accuracy table, throughput, unreadable files, stage times, files."""
-    from .ui import out
+    from .ui import out, printable
 
     out.print()
     acc = s["accuracy"]
@@ -248,14 +248,14 @@ def print_run_summary(s: dict, spec: ModelSpec) -> None:
         out.print(f"[bold yellow]{len(bad)} unreadable images skipped[/] (not counted in the accuracy):",
                   soft_wrap=True)
         for b in bad:
-            out.print(f"  {b['error']}", soft_wrap=True, markup=False)
+            out.print(f"  {printable(b['error'])}", soft_wrap=True, markup=False)
     if acc["labels_without_output"] or acc["outputs_without_label"]:
         out.print(f"{acc['labels_without_output']} labelled images without output, "
                   f"{acc['outputs_without_label']} outputs without label (not counted)")
     out.print("Stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in s["stage_seconds"].items()))
     out.print("Files:")
     for k, v in s["files"].items():
-        out.print(f"  {k:<13} {v}", markup=False)
+        out.print(f"  {k:<13} {printable(str(v))}", markup=False)
 
 
 def print_proxy_demo(d: dict) -> None:

@@ -55,10 +55,9 @@ def _eager_options(model: str, item: str) -> tuple:
 
 def sweep(configs: list[Config], batches: list[int], timing: Timing = Timing(), *, pool: np.ndarray | None = None,
           progress_cb=None, checkpoint: str | None = None, latencies_dir: str | None = None,
-          ray_address: str | bool | None = None) -> dict:
+          cluster=None) -> dict:
     """Every configuration x batch size (x random/real input when a pool is given); with
-    `ray_address` (True: a local Ray instance), the cells run as Ray tasks across the
-    cluster (engines/raydata.py).
+    `cluster` (engines.raydata.Cluster), the cells run as Ray tasks across it.
 
     With `checkpoint`, each finished cell is saved at once and a rerun with the same
     settings measures only the cells still missing (a sweep can take many minutes).
@@ -78,10 +77,10 @@ def sweep(configs: list[Config], batches: list[int], timing: Timing = Timing(), 
     todo = [cell for cell, k in zip(cells, keys) if k not in done]
     for _ in range(len(cells) - len(todo) if progress_cb else 0):
         progress_cb()
-    if ray_address:  # one cell per task across the cluster; latencies written here
+    if cluster is not None:  # one cell per task across the cluster; latencies written here
         from .engines.raydata import measure_cells
 
-        results = measure_cells(todo, timing, latencies_dir, address=ray_address if isinstance(ray_address, str) else None)
+        results = measure_cells(todo, timing, latencies_dir, cluster=cluster)
     else:
         results = (perf.measure(c, bs, timing, pool=p, latencies_dir=latencies_dir) for c, bs, p in todo)
     for row in results:
@@ -124,6 +123,7 @@ class PerfOptions:
     command: str | None = None
     engine: str = "local"
     ray_address: str | None = None
+    ray_timeout: float = 30.0
 
     def timing(self) -> Timing:
         pct = parse_percentiles(self.percentiles) if isinstance(self.percentiles, str) else tuple(self.percentiles)
@@ -148,7 +148,7 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
     with folder_lock(out), progress(cells, "perf sweep", o.show_progress) as advance:
         result = sweep(cfgs, sizes, timing, pool=pool, progress_cb=advance,
                        checkpoint=os.path.join(out, ".perf.partial.json"), latencies_dir=os.path.join(out, "latencies"),
-                       ray_address=(o.ray_address or True) if o.engine == "ray" else None)
+                       cluster=_cluster(o) if o.engine == "ray" else None)
         result.update(model=model_identity(model), command=o.command)
         md = perf_markdown(result)
         atomic_write_json(os.path.join(out, "perf.json"), result)
@@ -159,6 +159,14 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
                        "png": png, "html": html}
     result["markdown"] = md
     return result
+
+
+def _cluster(o: PerfOptions):
+    from .engines.raydata import Cluster
+
+    if o.ray_timeout <= 0:
+        raise ClsbenchError(f"--ray-timeout must be > 0 seconds, got {o.ray_timeout:g}")
+    return Cluster(o.ray_address, o.ray_timeout)
 
 
 def model_identity(path: str) -> dict:

@@ -48,6 +48,15 @@ def progress(total: int, description: str, enabled: bool = True):
         yield advance
 
 
+def printable(text: str) -> str:
+    """`text` with control characters shown as escapes (\\x1b, \\x07, \\u009b…): a file name
+    from a data set may carry terminal escape sequences; they are shown, never obeyed."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def warn(msg: str) -> None:
     log.warning(msg)
 
@@ -58,7 +67,7 @@ def info(msg: str) -> None:
 
 class _RichHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        msg = escape(record.getMessage())
+        msg = escape(printable(record.getMessage()))
         if record.levelno >= logging.WARNING:
             msg = f"[bold yellow]warning:[/] {msg}"
         console.print(msg)

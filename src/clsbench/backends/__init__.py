@@ -144,11 +144,13 @@ def resolve(model: str, backend: str | None = None, precision: str | None = None
     """(backend, precision) for running `model`: unset values come from the file itself
     (its kind, the precision clsbench recorded in it, int8 if it is quantized); values given
     that contradict the file are errors."""
-    from ..modelfile import check_external_data, kind, read_metadata, stored_precision
+    from ..modelfile import check_external_data, check_ir_weights, kind, read_metadata, stored_precision
 
     k = kind(model)
     if k == "onnx":
         check_external_data(model)
+    elif k == "ir":
+        check_ir_weights(model)
     meta = read_metadata(model, k)
     backend = backend or meta.get("backend") or {"pth": "torch", "ir": "openvino"}.get(k, "onnxruntime")
     stored = stored_precision(model, k)

@@ -22,10 +22,10 @@ from .. import ClsbenchError
 _PP: dict = {}
 
 
-def _init(pp) -> None:
-    import signal
+def _init(pp, parent: int) -> None:
+    from .._io import worker_start
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    worker_start(parent)  # Ctrl-C is the parent's; dies with it
     _PP["pp"] = pp
 
 
@@ -90,7 +90,7 @@ def _cpu_chunks(pending, pp, workers, strict, chunk, stats, shape):
     slots = _Slots(depth, chunk, shape)
     view = slots.open()
     with sigint_ignored():  # workers start with SIGINT ignored
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init, initargs=(pp,))
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init, initargs=(pp, os.getpid()))
     try:
         window: deque = deque()
         free = list(range(depth))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,13 +49,40 @@ def import_ray(start_local: bool):
     return ray
 
 
-def connect(ray, address: str | None) -> bool:
+@dataclass(frozen=True)
+class Cluster:
+    """Where to run on Ray: `address` of a head node (None: start a local instance), and how
+    long to try to reach it."""
+
+    address: str | None = None
+    timeout: float = 30.0
+
+
+def probe(address: str, timeout: float) -> None:
+    """Ray retries an unreachable GCS forever: the address is tried first, bounded by
+    `timeout` seconds (an unresolvable host fails at once, an unroutable one after it)."""
+    import socket
+
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClsbenchError(f"--ray-address {address!r}: expected HOST:PORT (the head node's GCS port, e.g. 6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ClsbenchError(f"--ray-address {address}: cannot reach the head node within {timeout:g} s "
+                            f"({e.strerror or e}); check the address, or raise --ray-timeout") from None
+
+
+def connect(ray, address: str | None, timeout: float = 30.0) -> bool:
     """Join the cluster at `address`, or start a local instance; True when started here
     (and so to be shut down here)."""
     if ray.is_initialized():
         return False
     kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address:
+        probe(address, timeout)
         try:
             ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -200,24 +228,27 @@ def build(ray, paths: list[str], job, actors: int):
                           max_restarts=-1, max_task_retries=-1)  # a dead actor is replaced, its batch redone
 
 
-def run_ray(pending, job, out, *, workers, strict, advance, address=None) -> dict:
+def run_ray(pending, job, out, *, workers, strict, advance, cluster: Cluster = Cluster()) -> dict:
     """Process `pending` (key, path) items into the prepared output `out` on Ray with `job`
     (stages.Job; its threads per actor, default 1); returns the same totals as the local
     engine's `stream.run_stream`."""
     import dataclasses
 
-    ray = import_ray(start_local=not address)
+    ray = import_ray(start_local=not cluster.address)
     t0 = time.perf_counter()
-    started = connect(ray, address)
+    started = connect(ray, cluster.address, cluster.timeout)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))
         job = dataclasses.replace(job, threads=job.threads or 1, model=os.path.abspath(job.model))
         n = plan_actors(cpus, workers)
+        pending, too_big = _within_size(pending, strict)
         keys = {os.path.abspath(p): k for k, p in pending}
         check_visible(ray, [job.model, *sorted({os.path.dirname(p) for p in keys})])
         ds = build(ray, list(keys), job, n)
         startup = time.perf_counter() - t0
-        totals = sink(ds, keys, out, strict, advance)
+        totals = sink(ds, keys, out, strict, advance, {os.path.abspath(p): p for _, p in pending})
+        totals["failed"] = sorted(totals["failed"] + too_big)
+        advance(len(too_big))
         totals["operators"] = operators(ds)
     except ray.exceptions.RayError as e:
         raise ClsbenchError(f"Ray run failed: {str(e).strip().splitlines()[-1]}") from None
@@ -227,6 +258,23 @@ def run_ray(pending, job, out, *, workers, strict, advance, address=None) -> dic
     return {**totals, "workers": n, "threads": job.threads, "cluster_cpus": cpus, "startup_s": startup}
 
 
+def _within_size(pending, strict: bool):
+    """Ray reads every file whole: files above the size any image has are listed as failed
+    here, unread, with the local engine's message (preprocess.check_image_size)."""
+    from ..preprocess import check_image_size
+
+    ok, bad = [], []
+    for key, path in pending:
+        try:
+            check_image_size(path, os.path.getsize(path))
+            ok.append((key, path))
+        except ClsbenchError as e:
+            if strict:
+                raise
+            bad.append((path, str(e)))
+    return ok, bad
+
+
 def operators(ds) -> list[str]:
     """The executed operators, from Ray Data's own statistics (fused ones show as 'A->B')."""
     import re
@@ -234,8 +282,10 @@ def operators(ds) -> list[str]:
     return re.findall(r"^Operator \d+ (.+?): ", ds.stats(), flags=re.M)
 
 
-def sink(ds, keys: dict, out, strict: bool, advance) -> dict:
-    """The driver: each row's output written once, in the dataset's order; bad files listed."""
+def sink(ds, keys: dict, out, strict: bool, advance, shown: dict | None = None) -> dict:
+    """The driver: each row's output written once, in the dataset's order; bad files listed
+    by the path the user gave (`shown`: absolute path -> that path), as the local engine does."""
+    shown = shown or {}
     t = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0, "duplicates": 0}
     seen: set[str] = set()
     for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -251,9 +301,11 @@ def sink(ds, keys: dict, out, strict: bool, advance) -> dict:
                 continue
             seen.add(key)
             if err:
+                given = shown.get(os.path.abspath(path), path)
+                err = str(err).replace(path, given)
                 if strict:
-                    raise ClsbenchError(str(err))
-                t["failed"].append((path, str(err)))
+                    raise ClsbenchError(err)
+                t["failed"].append((given, err))
             else:
                 ok.append((i, key))
         if ok:
@@ -281,7 +333,7 @@ def _measure_cell(cfg, batch, pool, timing) -> dict:
     return row
 
 
-def measure_cells(cells, timing, latencies_dir: str | None, *, address: str | None = None):
+def measure_cells(cells, timing, latencies_dir: str | None, *, cluster: Cluster = Cluster()):
     """`perf --engine ray`: each (config, batch, input) cell one Ray task, reserving its
     threads' CPUs — by default a whole node's (the runtime's default threads), so two cells
     never share a node's cores and contaminate each other's figures; the cells of a sweep run
@@ -289,8 +341,8 @@ def measure_cells(cells, timing, latencies_dir: str | None, *, address: str | No
     raw latencies are written here, in `latencies_dir`."""
     from ..perf import Config, LatencyLog, latencies_name
 
-    ray = import_ray(start_local=not address)
-    started = connect(ray, address)
+    ray = import_ray(start_local=not cluster.address)
+    started = connect(ray, cluster.address, cluster.timeout)
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         check_visible(ray, sorted({os.path.abspath(c.model) for c, _, _ in cells}))

@@ -21,10 +21,10 @@ from .. import ClsbenchError
 _W: dict = {}  # per worker process: its batch step and settings
 
 
-def _init(job, out) -> None:
-    import signal
+def _init(job, out, parent: int) -> None:
+    from .._io import worker_start
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    worker_start(parent)  # Ctrl-C is the parent's; dies with it
     rt, step = job.open(threads=1)
     _W.update(step=step, shape=rt.input_shape, pp=job.pp, out=out, bs=job.batch_size)
 
@@ -78,7 +78,7 @@ def run_stream(pending, job, out, *, workers, strict, advance) -> dict:
     chunks = [pending[i:i + chunk] for i in range(0, len(pending), chunk)]
     totals = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                               initargs=(job, None if out.central else out))
+                               initargs=(job, None if out.central else out, os.getpid()))
     try:
         window: deque = deque()
         todo = iter(chunks)
