@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from helpers import ROOT, run_cli, stamped, tiny_classifier
+from helpers import run_cli, stamped, tiny_classifier
 
 
 def one_line_error(p, *needles):
