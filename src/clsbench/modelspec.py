@@ -46,8 +46,8 @@ class Preprocessing:
         unknown or wrongly typed one is a one-line error naming `where` and the field."""
         if not isinstance(d, dict):
             raise ClsbenchError(f"{where}: expected an object of preprocessing fields, got {type(d).__name__}")
-        fields = {"resize": int, "crop": int, "mean": list, "std": list, "interpolation": str, "layout": str,
-                  "dtype": str, "exif_transpose": bool}
+        fields = {"resize": int, "crop": int, "mean": (list, tuple), "std": (list, tuple), "interpolation": str,
+                  "layout": str, "dtype": str, "exif_transpose": bool}
         unknown = sorted(set(d) - set(fields))
         if unknown:
             raise ClsbenchError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(fields)})")
@@ -56,7 +56,8 @@ class Preprocessing:
             if k in ("resize", "crop", "mean", "std") and v is None:
                 raise ClsbenchError(f"{where}: field {k!r} missing")
             if v is not None and (not isinstance(v, kind) or (kind is int and isinstance(v, bool))):
-                raise ClsbenchError(f"{where}: field {k!r} is {type(v).__name__} {v!r:.40}, expected {kind.__name__}")
+                want = "a list" if isinstance(kind, tuple) else kind.__name__
+                raise ClsbenchError(f"{where}: field {k!r} is {type(v).__name__} {v!r:.40}, expected {want}")
         for k in ("mean", "std"):
             if len(d[k]) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in d[k]):
                 raise ClsbenchError(f"{where}: field {k!r} must be three numbers, got {d[k]!r:.60}")

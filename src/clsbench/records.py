@@ -102,7 +102,8 @@ PCT, FRAC = Num(0, 100), Num(0, 1)
 POS = Num(0)
 TEXT, OPT_TEXT = Str(), Str(none=True)
 PCT_KEY = Str(r"p\d+(\.\d+)?")  # a percentile's name, used as a table header
-LATENCY = {"count": INT0, "min?": POS, "mean?": POS, "max?": POS, "percentiles?": ListOf(PCT_KEY),
+# latency_stats: {} when nothing was timed
+LATENCY = {"count?": INT0, "min?": POS, "mean?": POS, "max?": POS, "percentiles?": ListOf(PCT_KEY),
            "unresolved?": ListOf(PCT_KEY), "*": Num(0, none=True)}
 STABILITY = {"repeats": INT0, "stable": Bool(none=True), "spread?": Num(0, none=True),
              "median?": Num(0, none=True), "reason?": OPT_TEXT}
@@ -139,7 +140,7 @@ PERF = {
     "rows": ListOf({"backend": TEXT, "precision": TEXT, "batch_size": INT1, "input": TEXT, "iterations": INT0,
                     "throughput_compute": Num(0, none=True), "throughput_e2e": POS,
                     "stability?": Maybe(STABILITY),
-                    "latency_ms?": Maybe({**{k: v for k, v in LATENCY.items() if k != "count"}, "count?": INT0}),
+                    "latency_ms?": Maybe(LATENCY),
                     "latencies_csv?": OPT_TEXT, "runtime": RUNTIME, "*": Any_()}),
     "configs": ListOf({"backend": TEXT, "precision": TEXT, "*": Any_()}),
     "batches": ListOf(INT1), "warmup": INT0, "min_iterations": INT1, "duration_s": POS, "repeats?": INT1,
