@@ -231,7 +231,6 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
 
     o = options or InferOptions(**kw)
     o.check(info)
-    check_memory(3 * o.batch_size * 3 * 224 * 224 * 4, f"--batch-size {o.batch_size}")
     rt = open_backend(o.backend, model, batch_size=o.batch_size, threads=o.threads, device_id=o.device_id,
                       precision=o.precision, **o.backend_options)
     check_memory(3 * o.batch_size * int(np.prod(rt.input_shape)) * 4, f"{model}: a batch of {o.batch_size}")
