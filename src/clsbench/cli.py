@@ -217,6 +217,16 @@ def _parser_eval(command) -> None:
                    help="exit 1 when Top-1 is more than --tolerance points below the reference")
     p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
     p.add_argument("--strict", action="store_true", help="fail on outputs without labels and labels without outputs")
+    _add_scoring_args(p)
+
+
+def _add_scoring_args(p) -> None:
+    p.add_argument("--real-labels", action="store_true",
+                   help="also ImageNet-ReaL Top-1/Top-5 (Beyer et al. 2020; labels shipped, from timm): images "
+                        "keyed by ImageNet's validation names, those without a ReaL label left out and counted")
+    p.add_argument("--label-set", choices=("imagenet-a", "imagenet-r"), default=None,
+                   help="score 1000-class outputs on the 200 classes of ImageNet-A or ImageNet-R, as timm does "
+                        "(labels: ImageNet-1k indices, e.g. from val/<wnid>/ folders)")
 
 
 def _parser_compile(command) -> None:
@@ -405,6 +415,7 @@ def _add_run_args(p, weights_required: bool) -> None:
                         "running --threads threads, default 1), same outputs and "
                         "result.json; implies --stream; needs pip install 'clsbench[ray]'")
     _add_ray_timeout(p)
+    _add_scoring_args(p)
     p.add_argument("--ray-address", default=None,
                    help="with --engine ray: join this cluster (e.g. 10.0.0.1:6379); without it a local "
                         "instance is started. Images and model must be at the same path on every node")
@@ -561,10 +572,15 @@ def cmd_eval(a) -> int:
     from .report import accuracy_table
     from .ui import out, warn
 
+    from .evaluate import Scoring
+
     if a.check and not a.model:
         raise ClsbenchError("--check judges against a reference: name it with --model NAME[:TAG]")
-    ref = reference_for(a.model) if a.model else None
-    acc = evaluate(a.result_dir, a.labels, strict=a.strict)
+    scoring = Scoring(a.label_set, a.real_labels)
+    if a.check and a.label_set:
+        raise ClsbenchError(f"--check: the reference is ImageNet-1k's validation accuracy, not {a.label_set}'s")
+    ref = reference_for(a.model) if a.model and not a.label_set else None
+    acc = evaluate(a.result_dir, a.labels, strict=a.strict, scoring=scoring)
     path = write_result(acc, a.out_dir, a.name)
     if acc.unlabelled_outputs:
         warn(f"{len(acc.unlabelled_outputs)} outputs have no label and are not counted, "
@@ -572,9 +588,15 @@ def cmd_eval(a) -> int:
     if acc.labels_without_output:
         warn(f"{acc.labels_without_output} labelled images have no output and are not counted")
     title = (f"Accuracy vs {ref.reference_source}" if ref and ref.reference_top1 is not None
+             else f"Accuracy on {a.label_set} (no reference)" if a.label_set
              else "Accuracy (no reference named: give --model NAME[:TAG] to compare)")
     out.print(accuracy_table(acc, ref.spec if ref else None, title))
     out.print(f"wrote {path}")
+    if acc.real:
+        r = acc.real
+        out.print(f"ReaL: Top-1 {r['top1']:.2f} %, Top-5 {r['top5']:.2f} % on {r['images']} images "
+                  f"({r['without_real_label']} without a ReaL label left out, {r['not_validation_names']} "
+                  f"not named as ImageNet validation images)")
     if not a.check:
         return 0
     return _check(a, judge_accuracy(ref, acc.percent(1), acc.images, a.tolerance))
@@ -615,7 +637,7 @@ def _run_options(a):
                       decode=a.decode, cuda_mode=a.cuda_mode, openvino_hint=a.openvino_hint,
                       show_progress=not a.quiet, command=command_line(),
                       percentiles=parse_percentiles(a.percentiles), engine=a.engine, ray_address=a.ray_address,
-                      ray_timeout=a.ray_timeout)
+                      ray_timeout=a.ray_timeout, real_labels=a.real_labels, label_set=a.label_set)
 
 
 def _dry_run(a, weights: str, data: str) -> int:

@@ -33,6 +33,8 @@ class Accuracy:
     hits: list[int]  # hits[k-1]: images whose label ranks exactly k-th
     unlabelled_outputs: list[str] = field(default_factory=list)
     labels_without_output: int = 0
+    label_set: str | None = None  # scored on this subset's classes (labelsets.LABEL_SETS)
+    real: dict | None = None  # ReaL Top-1/Top-5 over the same images (labelsets.RealTally.record)
 
     @property
     def topk(self) -> list[float]:
@@ -52,13 +54,20 @@ class Accuracy:
 
 class _Tally:
     """Hits per rank over scored images, with the reference's rules (one output per image,
-    one class count, labels in range, a 1001-class output shifts labels by one)."""
+    one class count, labels in range, a 1001-class output shifts labels by one); optionally
+    restricted to a label set's classes, and ReaL's figures over the same images."""
 
-    def __init__(self, labels: dict[str, int], label_file, exclude: set[str] | None):
+    def __init__(self, labels: dict[str, int], label_file, exclude: set[str] | None, scoring: "Scoring"):
         self.labels, self.label_file, self.exclude = labels, label_file, exclude or set()
         self.hits, self.count, self.n_classes = [0] * TOPK, 0, None
         self.unlabelled: list[str] = []
         self.seen: set[str] = set()
+        self.scoring, self.subset = scoring, None
+        self.real = None
+        if scoring.real_labels:
+            from .labelsets import RealTally
+
+            self.real = RealTally()
 
     def wanted(self, key: str, name: str) -> bool:
         """False for an excluded image or an output without label (recorded)."""
@@ -69,12 +78,11 @@ class _Tally:
             return False
         return True
 
-    def add(self, where, keys: list[str], scores: np.ndarray) -> None:
-        """`scores`: (len(keys), classes), each row one image's output, read from `where`."""
+    def _check(self, where, keys: list[str], width: int) -> int:
         if self.n_classes is None:
-            self.n_classes = scores.shape[1]
-        elif scores.shape[1] != self.n_classes:
-            raise ClsbenchError(f"{where}: {scores.shape[1]} scores, other outputs have {self.n_classes}")
+            self.n_classes = width
+        elif width != self.n_classes:
+            raise ClsbenchError(f"{where}: {width} scores, other outputs have {self.n_classes}")
         shift = 1 if self.n_classes == 1001 else 0
         for key in keys:
             if key in self.seen:
@@ -83,7 +91,20 @@ class _Tally:
             if self.labels[key] + shift >= self.n_classes:
                 raise ClsbenchError(f"{self.label_file}: label {self.labels[key]} of {key!r} is out of range "
                                     f"for a {self.n_classes}-class output")
-        label = np.array([self.labels[k] + shift for k in keys])
+        return shift
+
+    def add(self, where, keys: list[str], scores: np.ndarray) -> None:
+        """`scores`: (len(keys), classes), each row one image's output, read from `where`."""
+        shift = self._check(where, keys, scores.shape[1])
+        if self.real is not None:
+            self.real.add(keys, top5(scores), shift)
+        if self.scoring.label_set:
+            from .labelsets import Subset
+
+            self.subset = self.subset or Subset(self.scoring.label_set, self.n_classes, self.label_file)
+            scores, label = scores[:, self.subset.columns], self.subset.labels(keys, self.labels)
+        else:
+            label = np.array([self.labels[k] + shift for k in keys])
         ranked = top5(scores)
         _, rank = np.nonzero(ranked == label[:, None])
         for r in rank:
@@ -91,58 +112,86 @@ class _Tally:
         self.count += len(keys)
 
 
-def _from_files(tally: _Tally, result_dir: Path) -> int:
-    files = sorted(n for n in os.listdir(result_dir) if n.endswith(SUFFIXES) and not n.startswith("."))
-    if not files:
-        raise ClsbenchError(f"{result_dir}: holds no output files (*.txt, *.bin, *.npy)")
-    for name in files:
-        key = image_key(name)
-        if tally.wanted(key, name):
-            tally.add(result_dir / name, [key], load_scores(result_dir / name)[None, :])
-    return len(files)
+@dataclass(frozen=True)
+class Scoring:
+    """How outputs are scored beyond the original labels (timm's rules, see labelsets)."""
+
+    label_set: str | None = None  # imagenet-a | imagenet-r: 1000-class outputs on the subset's 200
+    real_labels: bool = False  # ImageNet-ReaL Top-1/Top-5 beside the original labels'
+
+    def __post_init__(self):
+        if self.label_set and self.real_labels:
+            raise ClsbenchError("--real-labels are ImageNet-2012 validation labels: they do not apply "
+                                f"with --label-set {self.label_set}")
+        if self.label_set:
+            from .labelsets import subset_indices
+
+            subset_indices(self.label_set)  # a bad name stops here, before any slow step
 
 
-def _from_parquet(tally: _Tally, result_dir: Path) -> int:
-    from .parquet_out import iter_rows
+class Outputs:
+    """A result folder's outputs: per-image files (the guide's dumpOutput_device<N>/) or a
+    Parquet dataset (`--outfmt parquet`), read in batches of (where, keys, scores)."""
 
-    total = 0
-    for part, keys, logits in iter_rows(result_dir):
-        total += len(keys)
-        keep = [i for i, k in enumerate(keys) if tally.wanted(k, k)]
-        if not np.all(np.isfinite(logits[keep])):
-            raise ClsbenchError(f"{part}: holds NaN or infinite scores")
-        if keep:
-            tally.add(part, [keys[i] for i in keep], logits[keep])
-    if not total:
-        raise ClsbenchError(f"{result_dir}: holds no output rows (part-*.parquet)")
-    return total
+    def __init__(self, result_dir: str | os.PathLike):
+        from .parquet_out import is_dataset
+
+        self.dir = Path(result_dir)
+        if not self.dir.is_dir():
+            raise ClsbenchError(f"{self.dir}: result directory not found")
+        self.parquet = is_dataset(self.dir)
+        self.total = 0
+
+    def batches(self, want=lambda key, name: True):
+        """Only the outputs `want(key, name)` accepts are read (files are not even opened)."""
+        yield from (self._parquet(want) if self.parquet else self._files(want))
+
+    def _files(self, want):
+        files = sorted(n for n in os.listdir(self.dir) if n.endswith(SUFFIXES) and not n.startswith("."))
+        if not files:
+            raise ClsbenchError(f"{self.dir}: holds no output files (*.txt, *.bin, *.npy)")
+        self.total = len(files)
+        for name in files:
+            key = image_key(name)
+            if want(key, name):
+                yield self.dir / name, [key], load_scores(self.dir / name)[None, :]
+
+    def _parquet(self, want):
+        from .parquet_out import iter_rows
+
+        for part, keys, logits in iter_rows(self.dir):
+            self.total += len(keys)
+            keep = [i for i, k in enumerate(keys) if want(k, k)]
+            if not np.all(np.isfinite(logits[keep])):
+                raise ClsbenchError(f"{part}: holds NaN or infinite scores")
+            if keep:
+                yield part, [keys[i] for i in keep], logits[keep]
+        if not self.total:
+            raise ClsbenchError(f"{self.dir}: holds no output rows (part-*.parquet)")
 
 
 def evaluate(result_dir: str | os.PathLike, label_file: str | os.PathLike, *,
-             strict: bool = False, exclude: set[str] | None = None) -> Accuracy:
-    """Accuracy over the outputs that have a label: per-image files (the guide's
-    dumpOutput_device<N>/) or a Parquet dataset (`--outfmt parquet`); `exclude`: image keys
-    left out (e.g. the calibration images of a quantized model)."""
-    from .parquet_out import is_dataset
-
-    result_dir = Path(result_dir)
-    if not result_dir.is_dir():
-        raise ClsbenchError(f"{result_dir}: result directory not found")
+             strict: bool = False, exclude: set[str] | None = None, scoring: Scoring | None = None) -> Accuracy:
+    """Accuracy over the outputs that have a label (`Outputs`); `exclude`: image keys left
+    out (e.g. the calibration images of a quantized model); `scoring`: a label set, ReaL."""
+    outputs = Outputs(result_dir)
     labels = read_labels(label_file)
     if exclude:
         labels = {k: v for k, v in labels.items() if k not in exclude}
-    tally = _Tally(labels, label_file, exclude)
-    parquet = is_dataset(result_dir)
-    total = (_from_parquet if parquet else _from_files)(tally, result_dir)
+    tally = _Tally(labels, label_file, exclude, scoring or Scoring())
+    for where, keys, scores in outputs.batches(tally.wanted):
+        tally.add(where, keys, scores)
     if tally.unlabelled and strict:
-        where = tally.unlabelled[0] if parquet else result_dir / tally.unlabelled[0]
+        where = tally.unlabelled[0] if outputs.parquet else outputs.dir / tally.unlabelled[0]
         raise ClsbenchError(f"{label_file}: no label for {len(tally.unlabelled)} outputs, e.g. {where}")
     if tally.count == 0:
-        raise ClsbenchError(f"{label_file}: none of the {total} outputs in {result_dir} has a label")
+        raise ClsbenchError(f"{label_file}: none of the {outputs.total} outputs in {outputs.dir} has a label")
     missing = len(labels) - tally.count
     if missing and strict:
-        raise ClsbenchError(f"{result_dir}: {missing} labelled images have no output")
-    return Accuracy(tally.count, tally.n_classes, tally.hits, tally.unlabelled, missing)
+        raise ClsbenchError(f"{outputs.dir}: {missing} labelled images have no output")
+    width = len(tally.subset.columns) if tally.subset else tally.n_classes
+    return Accuracy(tally.count, width, tally.hits, tally.unlabelled, missing, scoring.label_set if scoring else None,
+                    tally.real.record(label_file) if tally.real is not None else None)
 
 
 def write_result(acc: Accuracy, out_dir: str | os.PathLike, name: str = "result.json") -> Path:

@@ -199,7 +199,7 @@ def run_page(s: dict) -> str:
     env = dict(perf.get("environment", {}))
     pp = s.get("preprocessing", {})
     extra = {"preprocessing": ", ".join(f"{k} {v}" for k, v in pp.items()),
-             "data": s["dataset"]["images"], "labels": s["dataset"]["labels"],
+             "data": s["dataset"]["images"], "labels": s["dataset"]["labels"] or "none (predictions only)",
              "weights": f"{s['weights'].get('path')} (sha256 {str(s['weights'].get('sha256', ''))[:16]}…)"}
     body += environment_section(env, b, s.get("command"), extra)
     body += [Markup("<h2>Files</h2>"), table(None, [[k, T("<code>{{ v }}</code>", v=str(v))]
@@ -209,6 +209,12 @@ def run_page(s: dict) -> str:
 
 def run_verdicts(s: dict) -> list:
     acc, out = s["accuracy"], []
+    if acc is None:
+        p = s.get("predictions") or {}
+        out.append(verdict("info", "Accuracy", T("no labels: predictions only, no accuracy ({{ n }} images, "
+                                                 "top-5 each in {{ f }})", n=p.get("images", 0),
+                                                 f=str(p.get("file", "predictions.csv")))))
+        return out + _run_verdicts_rest(s)
     top1 = num("accuracy/top1", acc["top1"], ".2f", suffix=" %")
     if acc.get("within_tolerance") is None:
         why = acc.get("reference_source") or "no reference accuracy for this model to judge it against"
@@ -226,7 +232,11 @@ def run_verdicts(s: dict) -> list:
             allowed=num("accuracy/allowed_drop", acc.get("allowed_drop", acc["tolerance"]), ".2f"),
             tol=num("accuracy/tolerance", acc["tolerance"], "g"), n=acc["images"],
             weights=s["weights"].get("verdict", "a model file"))))
-    out.append(parity_verdict(s))
+    return out + _run_verdicts_rest(s)
+
+
+def _run_verdicts_rest(s: dict) -> list:
+    out = [parity_verdict(s)]
     stab = s["performance"].get("compute_stability")
     if stab and stab.get("stable") is not None:
         out.append(verdict("pass" if stab["stable"] else "warn", "Measurement",
@@ -248,7 +258,7 @@ def parity_verdict(s: dict) -> Markup:
                        agree=num("parity/top1_agreement", p["top1_agreement"], ".1f", 100, " %")))
     q = (comp or {}).get("parity", {}).get("accuracy")
     if q:
-        ok = q["top1_drop"] <= s["accuracy"]["tolerance"]
+        ok = q["top1_drop"] <= (s["accuracy"] or {}).get("tolerance", 1.0)
         state = "fail" if not ok else ("pass" if state != "fail" else state)
         parts.append(T("{{ precision }} vs fp32: Top-1 drop {{ drop }} points on {{ n }} held-out labelled images",
                        precision=comp["precision"], n=q["labelled_images"],
@@ -258,23 +268,51 @@ def parity_verdict(s: dict) -> Markup:
     return verdict(state, "Parity", join(parts, "; "))
 
 
+def predictions_section(s: dict) -> list:
+    p = s["predictions"]
+    rows = [[r["image"], *(T("{{ n }} <span class=\"muted\">{{ c }}</span>", n=c["name"] or "", c=c["class"])
+                           for c in r["top5"][:3]),
+             *(num(f"predictions/shown/{i}/top5/{j}/prob", c["prob"], ".1f", 100, " %") for j, c in enumerate(r["top5"][:3]))]
+            for i, r in enumerate(p["shown"])]
+    return [Markup("<h2>Predictions</h2>"),
+            T("<p>No labels: predictions only, no accuracy. {{ n }} images{% if more %}, the first {{ shown }} "
+              "shown{% endif %}; each image's top-5 classes and probabilities (softmax of the outputs) are in "
+              "<code>{{ f }}</code>.</p>", n=p["images"], more=p["images"] > len(p["shown"]),
+              shown=len(p["shown"]), f=str(p["file"])),
+            table(["image", "#1", "#2", "#3", "p #1", "p #2", "p #3"], rows)]
+
+
 def accuracy_section(s: dict) -> list:
     acc = s["accuracy"]
+    if acc is None:
+        return predictions_section(s) + _unreadable(s)
     rows = []
     for k in range(1, 6):
         ref = acc.get(f"reference_top{k}") if k in (1, 5) else None
         rows.append([f"Top-{k}", num(f"accuracy/top{k}", acc[f"top{k}"], ".2f"),
                      num(f"accuracy/reference_top{k}", ref, ".3f") if ref is not None else "",
                      f"{acc[f'top{k}'] - ref:+.2f}" if ref is not None else ""])
+    real = acc.get("real")
+    if real:
+        rows += [[f"ReaL Top-{k}", num(f"accuracy/real/top{k}", real[f"top{k}"], ".2f"), "", ""] for k in (1, 5)]
+    scope = (T("the {{ c }} classes of {{ s }}", c=acc["classes"], s=acc["label_set"]) if acc.get("label_set")
+             else T("{{ c }} classes", c=acc["classes"]))
     out = [Markup("<h2>Accuracy</h2>"),
-           T("<p>{{ n }} images counted, {{ classes }} classes; {{ lwo }} labelled images without output and "
-             "{{ owl }} outputs without label (not counted).</p>", n=num("accuracy/images", acc["images"], "d"),
-             classes=acc["classes"], lwo=acc["labels_without_output"], owl=acc["outputs_without_label"]),
+           T("<p>{{ n }} images counted, {{ scope }}; {{ lwo }} labelled images without output and "
+             "{{ owl }} outputs without label (not counted).{% if real %} ReaL: {{ real.images }} of them with a "
+             "ReaL label ({{ real.without_real_label }} without one, left out).{% endif %}</p>",
+             n=num("accuracy/images", acc["images"], "d"), scope=scope, real=real,
+             lwo=acc["labels_without_output"], owl=acc["outputs_without_label"]),
            table(["", "measured %", "reference %", "difference"], rows)]
     o = acc.get("outside_calibration")
     if o:
         out.append(T("<p>Top-1 on the {{ n }} images outside the calibration set: {{ top1 }}</p>", n=o["images"],
                      top1=num("accuracy/outside_calibration/top1", o["top1"], ".2f", suffix=" %")))
+    return out + _unreadable(s)
+
+
+def _unreadable(s: dict) -> list:
+    out = []
     bad = s["dataset"]["unreadable"]
     if bad:
         out.append(T("<details open><summary>{{ n }} unreadable image(s) skipped</summary><ul>"
@@ -429,7 +467,7 @@ def plan_fields(r: dict, kind: str) -> dict:
     return {"model": str((plan.get("model") or {}).get("key") or f"{r['model']}:{r.get('weights_tag', '')}"),
             "weights": str(r["weights"].get("sha256", "?"))[:16],
             "preset": ", ".join(f"{k} {v}" for k, v in pp.items()),
-            "data": f"{r['dataset']['images']} ({r['dataset'].get('fingerprint') or r['accuracy']['images']})",
+            "data": f"{r['dataset']['images']} ({r['dataset'].get('fingerprint') or (r['accuracy'] or {}).get('images')})",
             "batch": str(r["performance"]["batch_size"]), "backend": f"{b['runtime']} {b['precision']}"}
 
 
@@ -493,11 +531,10 @@ def _cell(value, base, *, higher_is_better=True, percent=True, limit=None, unsta
     delta = (value - base) / base * 100 if percent and base else value - base
     worse = -delta if higher_is_better else delta
     cell = {"value": value, "delta": delta, **({} if percent else {"points": True})}
-    if limit is not None and worse > limit:
-        if unstable:
-            cell["unstable"] = True  # not judged: the figures themselves moved by more than that
-        else:
-            cell["regression"] = True
+    if limit is not None and unstable and abs(delta) > limit:
+        cell["unstable"] = True  # a gain or a drop, not judged: the figures themselves moved by more than that
+    elif limit is not None and worse > limit:
+        cell["regression"] = True
     return cell
 
 
@@ -505,13 +542,14 @@ def _run_rows(recs: list[dict], threshold: float, judge: bool = True) -> list[di
     def fig(r, name):
         st = r["performance"].get("stages", {})
         lat = r["performance"].get("compute_latency_ms_per_batch") or {}
-        return {"Top-1 %": r["accuracy"]["top1"], "Top-5 %": r["accuracy"]["top5"],
-                "images counted": r["accuracy"]["images"],
+        acc = r["accuracy"] or {}
+        return {"Top-1 %": acc.get("top1"), "Top-5 %": acc.get("top5"),
+                "images counted": acc.get("images", (r.get("predictions") or {}).get("images")),
                 "images/s compute": st.get("infer", {}).get("Interface throughputRate"),
                 "images/s end to end": st.get("e2e", {}).get("throughputRate"),
                 "p50 ms per batch": lat.get("p50"), "p99 ms per batch": lat.get("p99")}[name]
 
-    same_data = judge and len({(r["dataset"]["images"], r["accuracy"]["images"]) for r in recs}) == 1
+    same_data = judge and len({(r["dataset"]["images"], fig(r, "images counted")) for r in recs}) == 1
     unstable = [(r["performance"].get("compute_stability") or {}).get("stable") is False for r in recs]
     limit = threshold if judge else None
     rules = {"Top-1 %": dict(percent=False, limit=0.1 if same_data else None),

@@ -75,6 +75,8 @@ class RunOptions:
     engine: str = "local"  # local (this machine's cores) or ray (Ray Data; implies streaming)
     ray_address: str | None = None  # with engine ray: join this cluster (None: start a local instance)
     ray_timeout: float = 30.0  # seconds to reach ray_address before giving up
+    label_set: str | None = None  # imagenet-a | imagenet-r: score on that 200-class subset (labelsets)
+    real_labels: bool = False  # ImageNet-ReaL Top-1/Top-5 beside the original labels'
 
 
 @dataclass
@@ -119,10 +121,7 @@ def _run_locked(plan, o: RunOptions, work: Path) -> dict:
     timer = Timer()
     spec, t = plan.spec, target(plan.target.backend, plan.target.precision)
     val = Path(plan.data.images)
-    label_file = Path(plan.data.labels) if plan.data.labels else write_class_labels(val, work)
-    if not plan.data.labels:
-        log.info(f"labels: {val} has ImageNet class folders; wrote {label_file} from their wnids")
-    labels = read_labels(label_file, spec.num_classes)  # a bad label stops us before any slow step
+    label_file, labels = _labels(plan, val, work)
     with timer("export"):
         model_file, exported = _model_for(plan, work, val, o)
     with timer("compile" if plan.target.artifact == "compile" else "resolve"):
@@ -131,15 +130,22 @@ def _run_locked(plan, o: RunOptions, work: Path) -> dict:
     with timer("preprocess+infer" if plan.stream else "preprocess"):
         prep = _preprocess(val, work, plan, o)
     perf = _infer(runnable, val, prep, work, plan, o, timer, labels)
-    log.info("[5/5] evaluate")
-    with timer("eval"):
-        dump = dump_dir(work / "result", o.device_id, o.outfmt)
-        acc = evaluate(dump, label_file, strict=o.strict)
-        write_result(acc, work, "result.json")
-        outside = None
-        if compiled and compiled.get("calibrated_on_data"):
-            outside = evaluate(dump, label_file, exclude=set(compiled["calibration_names"]))
-    summary = _summary(plan, (exported, compiled), (prep, perf), (acc, outside, labels), label_file, o, timer)
+    dump = dump_dir(work / "result", o.device_id, o.outfmt)
+    if plan.data.labelled:
+        log.info("[5/5] evaluate")
+        with timer("eval"):
+            acc = evaluate(dump, label_file, strict=o.strict, scoring=plan.scoring)
+            write_result(acc, work, "result.json")
+            outside = None
+            if compiled and compiled.get("calibrated_on_data"):
+                outside = evaluate(dump, label_file, exclude=set(compiled["calibration_names"]),
+                                   scoring=plan.scoring)
+        scored = (acc, outside, labels)
+    else:
+        log.info("[5/5] predictions (no labels: no accuracy)")
+        with timer("predictions"):
+            acc, scored = None, _predictions(plan, dump, work)
+    summary = _summary(plan, (exported, compiled), (prep, perf), scored, label_file, o, timer)
     atomic_write_json(work / "summary.json", summary)
     atomic_write_text(work / "summary.md", summary_markdown(summary, acc, spec))
     from .htmlreport import write_report
@@ -147,6 +153,29 @@ def _run_locked(plan, o: RunOptions, work: Path) -> dict:
     write_report(str(work))
     summary["_accuracy"], summary["_spec"], summary["_plan"] = acc, spec, plan
     return summary
+
+
+def _labels(plan, val: Path, work: Path):
+    """(label file, labels) of the data, or (None, None) for predictions only."""
+    if not plan.data.labelled:
+        return None, None
+    label_file = Path(plan.data.labels) if plan.data.labels else write_class_labels(val, work)
+    if not plan.data.labels:
+        log.info(f"labels: {val} has ImageNet class folders; wrote {label_file} from their wnids")
+    return label_file, read_labels(label_file, plan.spec.num_classes)  # a bad label stops us here
+
+
+def _predictions(plan, dump: Path, work: Path) -> dict:
+    from .labelsets import class_names
+    from .predict import predictions, record, write_predictions
+
+    names = class_names(plan.model.num_classes, plan.model.provenance)
+    rows = predictions(dump, names)
+    path = write_predictions(rows, work / "predictions.csv")
+    names_from = (None if names is None else "the trained proxy's task" if plan.model.provenance == "proxy"
+                  else "ImageNet-1k (torchvision's class names)")
+    log.info(f"      {len(rows)} images → {path}")
+    return record(rows, path, names_from)
 
 
 def _model_for(plan, work: Path, val: Path, o: RunOptions):
@@ -244,15 +273,22 @@ def _infer(runnable, val, rep, work: Path, plan, o: RunOptions, timer, labels) -
     return perf
 
 
-def _accuracy(plan, acc, outside, o: RunOptions, labels: dict) -> dict:
+def _accuracy(plan, acc, outside, labels: dict, o: RunOptions) -> dict:
     from .plan import judge_accuracy
 
-    verdict = judge_accuracy(plan.model, acc.percent(1), acc.images, o.tolerance, max(labels.values()))
+    model = plan.model
+    if acc.label_set:
+        import dataclasses
+
+        model = dataclasses.replace(model, reference_top1=None, reference_top5=None,
+                                    reference_source=f"scored on {acc.label_set}: the reference is ImageNet-1k's")
+    verdict = judge_accuracy(model, acc.percent(1), acc.images, o.tolerance, max(labels.values()))
     on_task = verdict["judged"] and plan.model.reference_classes
     accuracy = {"images": acc.images, "classes": plan.model.reference_classes if on_task else acc.num_classes,
                 "output_width": acc.num_classes, **{f"top{k}": acc.percent(k) for k in range(1, 6)}, **verdict,
                 "labels_without_output": acc.labels_without_output,
-                "outputs_without_label": len(acc.unlabelled_outputs)}
+                "outputs_without_label": len(acc.unlabelled_outputs),
+                "label_set": acc.label_set, "real": acc.real}
     if outside is not None:
         accuracy["outside_calibration"] = {"images": outside.images,
                                            **{f"top{k}": outside.percent(k) for k in range(1, 6)}}
@@ -270,21 +306,26 @@ def _files(plan, exported, compiled, label_file, work: Path, result_json, o: Run
         files["compiled"] = compiled["artifact"]
     if not plan.stream:
         files.update(prep_dataset=str(work / "prep_dataset"), info=str(work / "prep_bin.info"))
-    files.update(labels=str(label_file), outputs=str(dump_dir(result, o.device_id, o.outfmt)),
-                 perf=str(result / perf_file_name(plan.batch_size, o.device_id)),
-                 result_json=str(result_json), summary_json=str(work / "summary.json"),
+    if label_file:
+        files["labels"] = str(label_file)
+    files.update(outputs=str(dump_dir(result, o.device_id, o.outfmt)),
+                 perf=str(result / perf_file_name(plan.batch_size, o.device_id)))
+    files.update({"result_json": str(result_json)} if label_file else {"predictions": str(work / "predictions.csv")})
+    files.update(summary_json=str(work / "summary.json"),
                  summary_md=str(work / "summary.md"), report=str(work / "report.html"))
     return files
 
 
-def _summary(plan, artifacts, stages, accuracy, label_file, o: RunOptions, timer) -> dict:
-    """summary.json: the plan, and what each stage made of it."""
-    (exported, compiled), (rep, perf), (acc, outside, labels) = artifacts, stages, accuracy
+def _summary(plan, artifacts, stages, scored, label_file, o: RunOptions, timer) -> dict:
+    """summary.json: the plan, and what each stage made of it (`scored`: (accuracy, accuracy
+    outside the calibration set, labels), or the predictions' record when there are no labels)."""
+    (exported, compiled), (rep, perf) = artifacts, stages
     work = Path(plan.work_dir)
     result_json = work / "result.json"
     failed = ([(f["file"], f["error"]) for f in perf["failed"]] if plan.stream else rep.failed)
     spec = plan.spec
     weights = plan.weights
+    labelled = plan.data.labelled
     return {
         "tool": f"clsbench {__version__}", "command": o.command, "plan": plan.as_dict(),
         "model": spec.name, "weights_tag": spec.tag,
@@ -293,12 +334,14 @@ def _summary(plan, artifacts, stages, accuracy, label_file, o: RunOptions, timer
         "parity": exported["parity"] if exported else None,
         "compiled": {k: v for k, v in compiled.items() if k != "calibration_names"} if compiled else None,
         "preprocessing": {"preset": plan.preset.describe(), **plan.preset.pp.as_dict()},
-        "dataset": {"images": plan.data.images, "labels": str(Path(label_file).resolve()),
+        "dataset": {"images": plan.data.images, "labels": str(Path(label_file).resolve()) if labelled else None,
                     "layout": plan.data.layout, "fingerprint": plan.data.fingerprint,
                     "preprocessed": None if plan.stream else len(rep.outputs), "streamed": plan.stream,
                     "unreadable": [{"file": f, "error": e} for f, e in failed],
                     "ignored": [] if plan.stream else rep.ignored},
-        "accuracy": _accuracy(plan, acc, outside, o, labels), "performance": perf, "stage_seconds": timer.seconds,
+        "accuracy": _accuracy(plan, *scored, o) if labelled else None,
+        "predictions": None if labelled else scored,
+        "performance": perf, "stage_seconds": timer.seconds,
         "files": _files(plan, exported, compiled, label_file, work, result_json, o),
     }
 
@@ -311,9 +354,18 @@ def summary_markdown(s: dict, acc, spec) -> str:
         lines.append(f"- parity vs PyTorch float64: rel. L2 error {s['parity']['rel_l2_error']:.2e}, "
                      f"top-1 agreement {s['parity']['top1_agreement']:.1%}")
     lines += [f"- preprocessing: {s['preprocessing']}", f"- measured with: {backend_line(perf)}",
-              f"- stage seconds: {s['stage_seconds']}", "",
-              "## Accuracy", "", accuracy_markdown(acc, spec),
-              "## Throughput", "", "| stage | figure | value |", "|---|---|---:|"]
+              f"- stage seconds: {s['stage_seconds']}", ""]
+    lines += ["## Accuracy", "", accuracy_markdown(acc, spec)] if acc else _predictions_markdown(s["predictions"])
+    lines += ["## Throughput", "", "| stage | figure | value |", "|---|---|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in perf_rows(perf)]
     lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in s["files"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _predictions_markdown(p: dict) -> list[str]:
+    lines = ["## Predictions (no labels: no accuracy)", "", f"{p['images']} images; all in `{p['file']}`.", "",
+             "| image | #1 | #2 | #3 |", "|---|---|---|---|"]
+    for row in p["shown"]:
+        lines.append(f"| {row['image']} | " + " | ".join(f"{c['name'] or c['class']} ({c['prob']:.1%})"
+                                                       for c in row["top5"][:3]) + " |")
+    return lines + [""]

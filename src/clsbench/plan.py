@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import ClsbenchError
 from ._io import file_fingerprint, fingerprint
+from .evaluate import Scoring
 from .models import ModelSpec, Preprocessing
 from .provenance import DEFAULT_MODEL, PROVENANCE, proxy_record, weights_provenance
 
@@ -85,10 +86,17 @@ class TargetPlan:
 @dataclass(frozen=True)
 class DataPlan:
     images: str  # resolved image folder
-    labels: str | None  # resolved label file, or None: labels from class folders (written in the work dir)
+    labels: str | None  # resolved label file, or None: labels from class folders, or no labels at all
     layout: str
     count: int
     fingerprint: str  # over every image's (relative path, size, mtime_ns) and the label file's bytes
+    labelled: bool = True  # False: no label file and no class folders: predictions only, no accuracy
+
+    @property
+    def label_text(self) -> str:
+        if not self.labelled:
+            return "none (predictions only, no accuracy)"
+        return self.labels or "from the class folders"
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,7 @@ class Plan:
     stream: bool
     outfmt: str
     work_dir: str  # resolved
+    scoring: Scoring = Scoring()  # label set, ReaL labels
 
     @property
     def spec(self) -> ModelSpec:
@@ -120,7 +129,8 @@ class Plan:
                 "target": {**dataclasses.asdict(self.target), "options": {
                     k: v.as_dict() if hasattr(v, "as_dict") else v for k, v in self.target.options}},
                 "data": dataclasses.asdict(self.data), "batch_size": self.batch_size, "engine": self.engine,
-                "stream": self.stream, "outfmt": self.outfmt, "work_dir": self.work_dir}
+                "stream": self.stream, "outfmt": self.outfmt, "work_dir": self.work_dir,
+                "scoring": dataclasses.asdict(self.scoring)}
 
     def describe(self) -> list[str]:
         m, t, d = self.model, self.target, self.data
@@ -132,10 +142,12 @@ class Plan:
                 f"target    {t.label} · {dict(ARTIFACTS)[t.artifact]}"
                 + (f" · options {', '.join(k for k, _ in t.options)}" if t.options else "") + f" · threads {t.threads or 'all'}",
                 f"data      {d.images} · {d.count} images ({d.layout}) · labels "
-                f"{d.labels or 'from the class folders'} · fingerprint {d.fingerprint}",
+                f"{d.label_text} · fingerprint {d.fingerprint}",
                 f"run       batch {self.batch_size} · engine {self.engine}"
                 + (" · streaming" if self.stream else " · .bin files") + f" · outputs {self.outfmt}"
-                + f" · work dir {self.work_dir}"]
+                + f" · work dir {self.work_dir}"
+                + (f" · scored on {self.scoring.label_set}" if self.scoring.label_set else "")
+                + (" · ReaL labels too" if self.scoring.real_labels else "")]
 
 
 ARTIFACTS = (("export", "the .pth exported to ONNX, checked against PyTorch"),
@@ -154,36 +166,39 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
     return fingerprint([str(rel), *file_fingerprint(folder / rel)[1:]] for rel in list_images(folder).images)
 
 
-def _data_plan(data: str, images: Path, labels: Path | None, layout: str, listing) -> DataPlan:
+def _data_plan(data: str, images: Path, labels: Path | None, layout: str, listing, labelled=True) -> DataPlan:
     rows = [[str(rel), *file_fingerprint(images / rel)[1:]] for rel in listing]
     if labels is not None:
         from ._io import file_sha256
 
         rows.append(["labels", file_sha256(labels)])
     return DataPlan(str(images.resolve()), str(labels.resolve()) if labels else None, layout, len(listing),
-                    fingerprint(rows))
+                    fingerprint(rows), labelled)
 
 
 def resolve_data(data: str) -> DataPlan:
-    """An ImageNet-layout directory: val/ + val_label.txt, or val/<wnid>/ class folders."""
+    """An ImageNet-layout directory (val/ + val_label.txt, or val/<wnid>/ class folders), or
+    any folder of images without labels: then predictions only."""
     from .dataset import list_images
 
     root = Path(data)
     if not root.is_dir():
         raise ClsbenchError(f"{data}: data directory not found")
     val = root / "val" if (root / "val").is_dir() else root
+    if root.name == "val" and (root.parent / "val_label.txt").is_file():
+        raise ClsbenchError(f"{data}: --data takes the folder above val/, where val_label.txt is: "
+                            f"--data {root.parent}")
     listing = list_images(val)
-    for cand in (root / "val_label.txt", val / "val_label.txt"):
-        if cand.is_file():
-            if not listing.images:
-                raise ClsbenchError(f"{val}: holds no images")
-            return _data_plan(data, val, cand, listing.layout, listing.images)
     if not listing.images:
         hint = f"; --data takes the folder above val/ ({root.parent})" if root.name == "val" else ""
         raise ClsbenchError(f"{val}: holds no images{hint}")
+    for cand in (root / "val_label.txt", val / "val_label.txt"):
+        if cand.is_file():
+            return _data_plan(data, val, cand, listing.layout, listing.images)
     if listing.layout == "class-folders":
         return _data_plan(data, val, None, listing.layout, listing.images)
-    raise ClsbenchError(f"{data}: no val_label.txt next to the images, and no class folders to derive labels from")
+    log.info(f"labels: {val} has no val_label.txt and no class folders: predictions only, no accuracy")
+    return _data_plan(data, val, None, listing.layout, listing.images, labelled=False)
 
 
 # ---------------------------------------------------------------- the model
@@ -412,8 +427,16 @@ def resolve(weights: str, data: str, o) -> Plan:
     check_input_shape(weights, k, preset.pp.crop, o.batch_size, preset)
     if model.reference_top1 is None and o.check:
         raise ClsbenchError(f"--check: no accuracy verdict for these weights ({model.reference_source})")
-    return Plan(weights, k, model, preset, t, resolve_data(data), o.batch_size, o.engine, stream, o.outfmt,
-                str(Path(o.work_dir).resolve()))
+    scoring = Scoring(o.label_set, o.real_labels)
+    if o.check and scoring.label_set:
+        raise ClsbenchError(f"--check: the reference is ImageNet-1k's validation accuracy, not {scoring.label_set}'s")
+    d = resolve_data(data)
+    if not d.labelled and (o.check or scoring != Scoring()):
+        flag = "--check" if o.check else "--label-set" if o.label_set else "--real-labels"
+        raise ClsbenchError(f"{flag} scores against labels: {data} has none (no val_label.txt, no class "
+                            f"folders); without it the run writes predictions only")
+    return Plan(weights, k, model, preset, t, d, o.batch_size, o.engine, stream, o.outfmt,
+                str(Path(o.work_dir).resolve()), scoring)
 
 
 # ---------------------------------------------------------------- the verdict

@@ -15,11 +15,15 @@ def accuracy_rows(acc: Accuracy, spec: ModelSpec | None) -> list[tuple[str, str,
         r = ref.get(k)
         rows.append((f"Top{k}", f"{got:.2f}", f"{r:.3f}" if r is not None else "",
                      f"{got - r:+.2f}" if r is not None else ""))
+    if acc.real:
+        rows += [(f"ReaL Top{k}", f"{acc.real[f'top{k}']:.2f}", "", "") for k in (1, 5)]
     return rows
 
 
 def accuracy_table(acc: Accuracy, spec: ModelSpec | None, title: str = "Accuracy", classes: int | None = None) -> Table:
-    t = Table(title=f"{title} ({acc.images} images, {classes or acc.num_classes} classes)")
+    scope = f"the {acc.num_classes} classes of {acc.label_set}" if acc.label_set else f"{classes or acc.num_classes} classes"
+    real = (f"; ReaL: {acc.real['images']} of them with a ReaL label" if acc.real else "")
+    t = Table(title=f"{title} ({acc.images} images, {scope}{real})")
     for col in ("", "measured %", "reference %", "diff"):
         t.add_column(col, justify="right")
     for row in accuracy_rows(acc, spec):
@@ -216,11 +220,24 @@ def accuracy_title(s: dict) -> str:
     return f"Accuracy of {key} vs {acc.get('reference_source') or 'its reference'}"
 
 
-def print_run_summary(s: dict, spec: ModelSpec) -> None:
-    """The end of `clsbench run`: accuracy table, throughput, unreadable files, stage times, files."""
-    from .ui import out, printable
+def predictions_table(p: dict) -> Table:
+    """The first predictions of a run without labels: image, then each of the top-5."""
+    more = p["images"] - len(p["shown"])
+    t = Table(title=f"Predictions (no labels: no accuracy) — {p['images']} images"
+                    + (f", the first {len(p['shown'])} shown" if more > 0 else ""),
+              caption=f"all of them: {p['file']}" + ("" if p.get("class_names") else
+                                                     " (class names unknown for this model: indices only)"))
+    t.add_column("image")
+    for r in range(1, 4):
+        t.add_column(f"#{r}")
+    for row in p["shown"]:
+        t.add_row(row["image"], *(f"{c['name'] or c['class']} {c['prob']:.1%}" for c in row["top5"][:3]))
+    return t
 
-    out.print()
+
+def print_accuracy(s: dict, spec: ModelSpec) -> None:
+    from .ui import out
+
     acc = s["accuracy"]
     out.print(accuracy_table(s["_accuracy"], spec, accuracy_title(s), acc.get("classes")))
     if acc.get("judged"):
@@ -233,6 +250,21 @@ def print_run_summary(s: dict, spec: ModelSpec) -> None:
     if "outside_calibration" in acc:
         o = acc["outside_calibration"]
         out.print(f"Top-1 on the {o['images']} images outside the calibration set: {o['top1']:.2f} %")
+    if acc["labels_without_output"] or acc["outputs_without_label"]:
+        out.print(f"{acc['labels_without_output']} labelled images without output, "
+                  f"{acc['outputs_without_label']} outputs without label (not counted)")
+
+
+def print_run_summary(s: dict, spec: ModelSpec) -> None:
+    """The end of `clsbench run`: accuracy table (or predictions), throughput, unreadable
+    files, stage times, files."""
+    from .ui import out, printable
+
+    out.print()
+    if s["accuracy"] is None:
+        out.print(predictions_table(s["predictions"]))
+    else:
+        print_accuracy(s, spec)
     comp = s.get("compiled")
     if comp and comp.get("parity", {}).get("accuracy"):
         q = comp["parity"]["accuracy"]
@@ -249,9 +281,6 @@ def print_run_summary(s: dict, spec: ModelSpec) -> None:
                   soft_wrap=True)
         for b in bad:
             out.print(f"  {printable(b['error'])}", soft_wrap=True, markup=False)
-    if acc["labels_without_output"] or acc["outputs_without_label"]:
-        out.print(f"{acc['labels_without_output']} labelled images without output, "
-                  f"{acc['outputs_without_label']} outputs without label (not counted)")
     out.print("Stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in s["stage_seconds"].items()))
     out.print("Files:")
     for k, v in s["files"].items():

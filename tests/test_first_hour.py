@@ -1,0 +1,248 @@
+"""A user's first hour: predictions on a folder without labels, ReaL labels and the
+ImageNet-A/-R label sets, each against an independent reference (torchvision's own
+preprocessing and class names, onnxruntime called directly, timm's RealLabelsImagenet)."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import PHOTO_CASES, photo, run_cli, run_options, stamped
+
+TIMM_INFO = Path(__import__("timm").__file__).parent / "data" / "_info"
+
+
+def _photos(folder: Path, n: int = 4) -> Path:
+    folder.mkdir(parents=True)
+    for name, src, size in PHOTO_CASES[:n]:
+        photo(src).resize(size).save(folder / name)
+    return folder
+
+
+def _reference_top5(model: Path, folder: Path, key: str):
+    """Independent: torchvision's weights.transforms() on PIL, onnxruntime on the result,
+    softmax in float64, the class names torchvision's weights metadata carries."""
+    import onnxruntime as ort
+    import torch
+    from PIL import Image
+    from torchvision.models import get_model_weights
+
+    name, tag = key.split(":")
+    weights = get_model_weights(name)[tag]
+    tf = weights.transforms()
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    out = {}
+    for f in sorted(folder.iterdir()):
+        with Image.open(f) as im:
+            x = tf(im.convert("RGB"))[None].numpy()
+        logits = sess.run(None, {"image": x})[0][0].astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = np.argsort(-logits, kind="stable")[:5]
+        out[f.name.split(".")[0]] = [(int(c), weights.meta["categories"][c], float(p[c])) for c in top]
+    assert torch  # the reference needs torchvision's transforms
+    return out
+
+
+@pytest.mark.parametrize("key", ["resnet18:IMAGENET1K_V1", "efficientnet_b0:IMAGENET1K_V1"])
+def test_predictions_without_labels_equal_torchvision_and_onnxruntime(tmp_path, key):
+    from clsbench.pipeline import run
+
+    photos = _photos(tmp_path / "photos")
+    model = stamped(tmp_path / "m.onnx", key)
+    s = run(str(model), str(photos), run_options(work_dir=str(tmp_path / "w"), batch_size=3))
+    assert s["accuracy"] is None and s["plan"]["data"]["labelled"] is False
+    ref = _reference_top5(model, photos, key)
+    with open(s["files"]["predictions"], newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:4] == ["image", "class1", "name1", "prob1"] and len(rows[0]) == 16
+    assert {r[0] for r in rows[1:]} == set(ref)
+    for r in rows[1:]:
+        got = [(int(r[1 + 3 * i]), r[2 + 3 * i], float(r[3 + 3 * i])) for i in range(5)]
+        assert [c for c, _, _ in got] == [c for c, _, _ in ref[r[0]]]
+        assert [n for _, n, _ in got] == [n for _, n, _ in ref[r[0]]]
+        assert np.allclose([p for *_, p in got], [p for *_, p in ref[r[0]]], atol=2e-6)
+    shown = s["predictions"]["shown"]
+    assert [x["image"] for x in shown] == sorted(ref)
+    assert not (tmp_path / "w" / "result.json").exists()
+
+
+def test_predictions_cli_terminal_and_report(tmp_path):
+    photos = _photos(tmp_path / "photos", 3)
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    p = run_cli("run", "--weights", model, "--data", photos, "--work-dir", tmp_path / "w", "-q",
+                env={"COLUMNS": "160"})
+    text = p.stdout + p.stderr
+    assert "predictions only, no accuracy" in text
+    ref = _reference_top5(model, photos, "resnet18:IMAGENET1K_V1")
+    for image, top in ref.items():
+        assert re.search(rf"{re.escape(image)}\s+│\s+{re.escape(top[0][1])}", text), text
+    html = (tmp_path / "w" / "report.html").read_text()
+    assert "Predictions" in html and ref["portrait"][0][1] in html
+    # a report rebuilt from the record (records are read back through the schema)
+    run_cli("report", tmp_path / "w")
+
+
+def test_data_given_as_the_val_folder_says_to_give_the_folder_above(tmp_path):
+    d = tmp_path / "imagenet"
+    _photos(d / "val", 2)
+    (d / "val_label.txt").write_text("short256_landscape 1\nshort256_portrait 2\n")
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    p = run_cli("run", "--weights", model, "--data", d / "val", "--work-dir", tmp_path / "w", check=False)
+    text = " ".join((p.stdout + p.stderr).split())
+    assert p.returncode == 2 and "Traceback" not in text
+    assert f"--data takes the folder above val/, where val_label.txt is: --data {d}" in text
+
+
+def test_scoring_flags_need_labels(tmp_path):
+    photos = _photos(tmp_path / "photos", 2)
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    for flag in (["--real-labels"], ["--label-set", "imagenet-r"]):
+        p = run_cli("run", "--weights", model, "--data", photos, "--work-dir", tmp_path / "w", *flag, check=False)
+        assert p.returncode == 2 and f"{flag[0]} scores against labels" in " ".join(p.stderr.split()), p.stderr
+
+
+def test_shipped_label_data_equals_its_sources():
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    from clsbench.labelsets import imagenet_names, real_labels, subset_indices
+
+    assert list(imagenet_names()) == list(_IMAGENET_CATEGORIES)
+    assert [list(x) for x in real_labels()] == json.loads((TIMM_INFO / "imagenet_real_labels.json").read_text())
+    for name in ("a", "r"):
+        want = [int(x) for x in (TIMM_INFO / f"imagenet_{name}_indices.txt").read_text().split()]
+        assert subset_indices(f"imagenet-{name}").tolist() == want
+
+
+def _outputs(folder: Path, keys: list[str], logits: np.ndarray) -> Path:
+    folder.mkdir(parents=True)
+    for k, row in zip(keys, logits):
+        np.save(folder / f"{k}_1.npy", row.astype(np.float32))
+    return folder
+
+
+def test_real_labels_equal_timm_real_labels_imagenet(tmp_path):
+    """timm's RealLabelsImagenet itself is the reference, fed the same outputs in order."""
+    import torch
+    from timm.data import RealLabelsImagenet
+
+    from clsbench.evaluate import Scoring, evaluate
+
+    rng = np.random.default_rng(3)
+    real = json.loads((TIMM_INFO / "imagenet_real_labels.json").read_text())
+    idx = sorted(rng.choice(2000, 300, replace=False).tolist()) + [0, 21]  # 0 and 21: no ReaL label
+    idx = sorted(set(idx))
+    keys = [f"ILSVRC2012_val_{i + 1:08d}" for i in idx]
+    logits = rng.standard_normal((len(keys), 1000)).astype(np.float32)
+    for j, i in enumerate(idx):  # make some predictions right, at rank 1 or within 5
+        if real[i] and j % 3 == 0:
+            logits[j, real[i][0]] += 10
+        elif real[i] and j % 3 == 1:
+            logits[j, real[i][-1]] = np.sort(logits[j])[-3] + 1e-3
+    (tmp_path / "l.txt").write_text("".join(f"{k} {int(rng.integers(1000))}\n" for k in keys))
+    acc = evaluate(_outputs(tmp_path / "out", keys, logits), tmp_path / "l.txt", scoring=Scoring(real_labels=True))
+
+    every = [f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(len(real))]  # timm insists on all 50,000
+    ref = RealLabelsImagenet(every, real_json=str(TIMM_INFO / "imagenet_real_labels.json"))
+    ref.filenames = [k + ".JPEG" for k in keys]  # then scores the outputs it is given, in this order
+    ref.add_result(torch.from_numpy(logits))
+    assert acc.real["images"] == sum(1 for i in idx if real[i])
+    assert acc.real["without_real_label"] == sum(1 for i in idx if not real[i]) >= 2
+    assert acc.real["top1"] == pytest.approx(ref.get_accuracy(k=1))
+    assert acc.real["top5"] == pytest.approx(ref.get_accuracy(k=5))
+    assert 20 < acc.real["top1"] < 60  # the test's outputs are neither all right nor all wrong
+
+
+def test_real_labels_need_validation_names(tmp_path):
+    from clsbench import ClsbenchError
+    from clsbench.evaluate import Scoring, evaluate
+
+    out = _outputs(tmp_path / "out", ["cat", "dog"], np.zeros((2, 1000)))
+    (tmp_path / "l.txt").write_text("cat 1\ndog 2\n")
+    with pytest.raises(ClsbenchError, match="ILSVRC2012_val_00000001.*not 'cat'"):
+        evaluate(out, tmp_path / "l.txt", scoring=Scoring(real_labels=True))
+
+
+@pytest.mark.parametrize("label_set", ["imagenet-a", "imagenet-r"])
+def test_label_set_scores_like_timm_masking_the_logits(tmp_path, label_set):
+    """timm's validate.py with a 200-class subset: output[:, indices], top-k on that, labels
+    the positions in the subset. Computed here with torch.topk, independently."""
+    import torch
+
+    from clsbench.evaluate import Scoring, evaluate
+
+    name = label_set.split("-")[1]
+    indices = [int(x) for x in (TIMM_INFO / f"imagenet_{name}_indices.txt").read_text().split()]
+    rng = np.random.default_rng(5)
+    n = 240
+    keys = [f"img{i:04d}" for i in range(n)]
+    labels = rng.choice(indices, n)
+    logits = rng.standard_normal((n, 1000)).astype(np.float32)
+    logits[np.arange(n)[::4], labels[::4]] += 3  # some right
+    # a class outside the subset scoring highest must not count as a prediction
+    outside = [c for c in range(1000) if c not in set(indices)]
+    logits[np.arange(n)[1::4], rng.choice(outside, len(range(1, n, 4)))] += 20
+    (tmp_path / "l.txt").write_text("".join(f"{k} {int(c)}\n" for k, c in zip(keys, labels)))
+    acc = evaluate(_outputs(tmp_path / "out", keys, logits), tmp_path / "l.txt", scoring=Scoring(label_set=label_set))
+
+    sub = torch.from_numpy(logits)[:, indices]
+    target = torch.tensor([indices.index(int(c)) for c in labels])
+    top5 = sub.topk(5, dim=1).indices
+    for k in (1, 5):
+        want = (top5[:, :k] == target[:, None]).any(dim=1).float().mean().item() * 100
+        assert acc.percent(k) == pytest.approx(want)
+    assert acc.num_classes == 200 and 5 < acc.percent(1) < 95
+    assert '"Number of classes", "value": "200"' in acc.result_json()
+
+
+def test_label_set_refuses_a_label_outside_it(tmp_path):
+    from clsbench import ClsbenchError
+    from clsbench.evaluate import Scoring, evaluate
+    from clsbench.labelsets import subset_indices
+
+    outside = next(c for c in range(1000) if c not in set(subset_indices("imagenet-a").tolist()))
+    out = _outputs(tmp_path / "out", ["a"], np.zeros((1, 1000)))
+    (tmp_path / "l.txt").write_text(f"a {outside}\n")
+    with pytest.raises(ClsbenchError, match=rf"l.txt: label {outside} of 'a' is not one of the 200 classes of imagenet-a"):
+        evaluate(out, tmp_path / "l.txt", scoring=Scoring(label_set="imagenet-a"))
+
+
+def test_eval_cli_real_labels_and_label_set(tmp_path):
+    rng = np.random.default_rng(1)
+    keys = [f"ILSVRC2012_val_{i:08d}" for i in range(1, 41)]
+    out = _outputs(tmp_path / "out", keys, rng.standard_normal((40, 1000)))
+    (tmp_path / "l.txt").write_text("".join(f"{k} 6\n" for k in keys))
+    p = run_cli("eval", out, tmp_path / "l.txt", tmp_path, "r.json", "--real-labels")
+    assert re.search(r"ReaL: Top-1 \d+\.\d\d %, Top-5 \d+\.\d\d % on \d+ images \(\d+ without a ReaL label", p.stdout)
+    p = run_cli("eval", out, tmp_path / "l.txt", tmp_path, "a.json", "--label-set", "imagenet-a")
+    assert "200 classes of imagenet-a" in p.stdout
+    p = run_cli("eval", out, tmp_path / "l.txt", tmp_path, "x.json", "--label-set", "imagenet-a", "--real-labels",
+                check=False)
+    assert p.returncode == 2 and "do not apply with --label-set" in " ".join(p.stderr.split())
+
+
+def test_run_real_labels_into_the_record_terminal_and_report(tmp_path):
+    """ReaL through `run`: images named as ImageNet's validation files; the first has no
+    ReaL label (left out and counted); the figures equal evaluate's on the same outputs."""
+    from clsbench.evaluate import Scoring, evaluate
+
+    d = tmp_path / "data"
+    (d / "val").mkdir(parents=True)
+    for i, (_, src, size) in enumerate(PHOTO_CASES[:4], start=1):
+        photo(src).resize(size).save(d / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (d / "val_label.txt").write_text("".join(f"ILSVRC2012_val_{i:08d}.JPEG {c}\n" for i, c in
+                                             zip(range(1, 5), (65, 970, 230, 809))))
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    p = run_cli("run", "--weights", model, "--data", d, "--work-dir", tmp_path / "w", "--real-labels", "-q",
+                env={"COLUMNS": "160"})
+    s = json.loads((tmp_path / "w" / "summary.json").read_text())
+    real = s["accuracy"]["real"]
+    assert real["images"] == 3 and real["without_real_label"] == 1
+    want = evaluate(s["files"]["outputs"], d / "val_label.txt", scoring=Scoring(real_labels=True)).real
+    assert real == want
+    assert "ReaL Top1" in p.stdout and "3 of them with a ReaL label" in " ".join(p.stdout.split())
+    assert "ReaL Top-1" in (tmp_path / "w" / "report.html").read_text()
