@@ -25,6 +25,19 @@ PROBE = """() => ({
   regressions: document.querySelectorAll('[data-regression]').length,
   tables: [...document.querySelectorAll('table')].map(t => [...t.rows].map(
       r => [...r.cells].map(c => c.innerText.trim()))),
+  geometry: [...document.querySelectorAll('svg.chart')].map(svg => ({
+      title: svg.getAttribute('aria-label'),
+      plot: (svg.dataset.plot || '').split(' ').filter(x => x).map(Number),
+      series: [...svg.querySelectorAll('g.series')].map(g => ({
+          name: g.dataset.series,
+          dash: (g.querySelector('line') || {getAttribute: () => ''}).getAttribute('stroke-dasharray') || '',
+          stroke: (g.querySelector('line') || {getAttribute: () => ''}).getAttribute('stroke') || '',
+          circles: [...g.querySelectorAll('circle')].map(c => [c.cx.baseVal.value, c.cy.baseVal.value,
+                                                               c.r.baseVal.value])})),
+      onbar: [...svg.querySelectorAll('text.onbar')].map(t => ({
+          text: t.textContent, width: t.getComputedTextLength(),
+          room: t.previousElementSibling.x.baseVal.value + t.previousElementSibling.width.baseVal.value
+                - t.x.baseVal[0].value}))})),
   title: document.title,
   location: document.location.href,
   active: document.querySelectorAll('script, img, iframe, object, embed, link, base, form, meta[http-equiv="refresh" i]').length,

@@ -164,6 +164,23 @@ def reports(tmp_path_factory, proxy_weights, proxy_dataset, onnx_model, prep):
     return tmp
 
 
+def check_charts(page: dict) -> None:
+    """What a person sees in the charts: every point of every series inside the plot area
+    (none under the axis), the guide's reference series told apart by their dashes, and
+    every label written on a bar fitting inside its bar (measured by Chromium's layout)."""
+    for chart in page["geometry"]:
+        if chart["plot"]:
+            left, top, right, bottom = chart["plot"]
+            for s in chart["series"]:
+                for x, y, r in s["circles"]:
+                    assert left <= x <= right and top <= y <= bottom, (chart["title"], s["name"], x, y)
+            refs = [s for s in chart["series"] if s["name"].endswith("(guide)")]
+            assert len({(s["dash"], s["stroke"]) for s in refs}) == len(refs), refs
+            assert len({s["dash"] for s in refs}) == len(refs), refs
+        for t in chart["onbar"]:
+            assert t["width"] + 4 <= t["room"], t
+
+
 def test_run_report_in_chromium(reports):
     pages = render(reports, reports / "run" / "report.html", screenshot=reports / "run.png")
     page = pages["run"]
@@ -175,6 +192,10 @@ def test_run_report_in_chromium(reports):
     assert {"accuracy/top1", "accuracy/top5", "parity/rel_l2_error", "performance/compute_latency_ms_per_batch/p99.9",
             "performance/stages/infer/Interface throughputRate"} <= fields
     assert page["charts"] == 3  # images/s at the run's batch, time per stage, pipeline steps
+    check_charts(page)
+    own = [s for s in page["geometry"][0]["series"] if not s["name"].endswith("(guide)")]
+    assert len(own) == 2 and all(len(s["circles"]) == 1 and s["circles"][0][2] >= 6 for s in own), own
+    assert len([s for s in page["geometry"][0]["series"] if s["name"].endswith("(guide)")]) == 3
     assert dict(page["verdicts"])["Accuracy"] == ("pass" if summary["accuracy"]["within_tolerance"] else "fail")
     assert dict(page["verdicts"])["Parity"] == "pass"
     for name in ("proxy_2024_000900.JPEG", "proxy_2024_000901.JPEG"):  # the skipped files, listed
@@ -192,6 +213,7 @@ def test_perf_report_in_chromium(reports):
     # beside the guide's model
     assert page["series"]["onnxruntime fp32"] == 2 and page["series"]["onnxruntime fp32 (real data)"] == 2
     assert page["series"]["Ascend 710 (guide)"] == 6
+    check_charts(page)
     assert all(f"rows/{i}/latency_ms/p99.9" in {f["field"] for f in page["fields"]} for i in range(4))
 
 
@@ -310,3 +332,26 @@ def test_wrongly_typed_perf_record_refused_in_one_line(reports, tmp_path, field,
     (tmp_path / "perf.json").write_text(json.dumps(rec))
     p = run_cli("report", reports / "perf", tmp_path, "--output", tmp_path / "c.html", check=False)
     assert p.returncode == 2 and "Traceback" not in p.stderr and field in p.stderr, p.stderr
+
+
+def test_bar_labels_fit_their_bars_as_chromium_lays_them_out(tmp_path):
+    """Bars whose share sits where the old width estimate (5.6 px a character) put a label
+    that Chromium draws wider than the bar ("infer: 3.33 s (15" cut): each label on a bar
+    must fit it, the others go to the legend. And a lone point per series is drawn large,
+    with its value beside it."""
+    from clsbench.htmlreport import page
+    from clsbench.svg import line_chart, stacked_bar
+
+    bars = [stacked_bar([("infer", 3.33), ("preprocess+infer", 18.9)], unit="s", title="steps"),
+            stacked_bar([("read/decode", 1.2), ("preprocess", 2.1), ("inference", 3.3), ("write", 0.4)],
+                        unit="ms", title="stages"),
+            stacked_bar([("export", 36.2), ("compile", 5.5), ("preprocess", 6.1), ("infer", 3.3), ("eval", 0.1)],
+                        unit="s", title="run")]
+    chart = line_chart([{"name": "one", "colour": "#0072B2", "points": [(16, 211.4, "t", False)]}],
+                       xlabel="batch", ylabel="images/s", title="lone", xticks=[16])
+    html = tmp_path / "bars.html"
+    html.write_text(page("bars", "", [*bars, chart]))
+    got = render(tmp_path, html)["bars.html"]
+    check_charts(got)
+    assert sum(len(c["onbar"]) for c in got["geometry"]) >= 3  # some labels are on their bars
+    assert "211.4" in got["text"]

@@ -274,7 +274,7 @@ def _parser_perf(command) -> None:
                 description="Throughput in images/s (compute-only and end to end) and latency per batch "
                             "(min, mean, --percentiles, max) per batch size for each backend:precision. Each "
                             "cell's images/s is the median of --repeats consecutive windows of its timed runs; "
-                            "a spread over 10 %% is marked UNSTABLE. Writes perf.md (laid out like the guide's "
+                            "a spread over 10 % is marked UNSTABLE. Writes perf.md (laid out like the guide's "
                             "§7.3 with its Ascend/T4 figures for reference), perf.json (with the environment and "
                             "the command), perf.png, report.html (self-contained, opens offline) and each cell's "
                             "raw latencies in latencies/*.csv. With --data, real-data figures are reported "
@@ -332,7 +332,8 @@ def _parser_models(command) -> None:
                 description="Every torchvision classification architecture and weights entry: the preset "
                             "of its weights.transforms(), reference Top-1/Top-5, GFLOPS, parameters. "
                             "Any NAME[:TAG] works with --model in export, preprocess, run, compile, perf.")
-    p.add_argument("filter", nargs="?", default="", help="show only names containing this")
+    p.add_argument("filter", nargs="?", default="",
+                   help="show only NAME:TAG with a word starting with this ('vit', 'b0', 'v2'; words split at _ and :)")
     p.add_argument("--json", action="store_true", help="machine-readable rows")
 
 
@@ -438,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
 
     global _ARGV
     _ARGV = argv
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), sys.argv[1:] if argv is None else list(argv))
     from rich.markup import escape as rich_escape
 
     from .ui import console, install_log_handler, printable
@@ -469,6 +470,28 @@ def main(argv: list[str] | None = None) -> int:
                       f"  clsbench {rich_escape(' '.join(argv if argv is not None else sys.argv[1:]))}",
                       soft_wrap=True)
         return 130
+
+
+def _parse(ap: argparse.ArgumentParser, argv: list[str]):
+    """parse_args, but a mistyped command or option is answered by the parser it belongs to
+    (the subcommand's usage, not the top-level one) with the nearest spelling."""
+    import difflib
+
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    first = next((x for x in argv if not x.startswith("-")), None)
+    if first is not None and first not in sub.choices:
+        near = difflib.get_close_matches(first, sub.choices, n=1)
+        ap.error(f"no command {first!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+                 + f" (commands: {', '.join(sub.choices)})")
+    args, extra = ap.parse_known_args(argv)
+    if extra:
+        p = sub.choices[args.cmd]
+        options = [o for a in p._actions for o in a.option_strings]
+        flag = next((x for x in extra if x.startswith("-")), None)
+        near = difflib.get_close_matches(flag.split("=")[0], options, n=1, cutoff=0.6) if flag else []
+        p.error(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}"
+                + (f"; did you mean {near[0]}?" if near else f"; `clsbench {args.cmd} --help` lists them"))
+    return args
 
 
 # ---------------------------------------------------------------- commands
@@ -732,6 +755,9 @@ def cmd_models(a) -> int:
     from .ui import out
 
     rows = all_models(a.filter)
+    if not rows:
+        raise ClsbenchError(f"no model matches {a.filter!r} (a filter matches from the start of a word of "
+                            f"NAME:TAG: 'vit' finds vit_b_16, not maxvit_t); `clsbench models` lists all")
     if a.json:
         out.print_json(data=models_json(rows))
     else:

@@ -16,6 +16,9 @@ data it was calibrated with.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import dataclasses
 import json
 import os
@@ -88,11 +91,13 @@ def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: lis
         import nncf
 
         ds = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-        if max_drop is None:
-            model = nncf.quantize(model, ds, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
-            notes.append(f"NNCF post-training quantization (MIXED preset) over {len(calib)} images")
-        else:
-            model = _ov_accuracy_control(model, ds, len(calib), tune, max_drop, notes)
+        # NNCF draws its own "Statistics collection" bars on stdout (rich's console): kept out of ours
+        with contextlib.redirect_stdout(io.StringIO()):
+            if max_drop is None:
+                model = nncf.quantize(model, ds, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+                notes.append(f"NNCF post-training quantization (MIXED preset) over {len(calib)} images")
+            else:
+                model = _ov_accuracy_control(model, ds, len(calib), tune, max_drop, notes)
     elif precision == "bf16":
         notes.append("same IR as fp32; bf16 is OpenVINO's run-time INFERENCE_PRECISION_HINT")
     for k, v in meta.items():

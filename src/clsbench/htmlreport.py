@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from . import ClsbenchError
 from .models import GUIDE_MODEL  # the guide's reference devices are drawn only beside this model
-from .svg import PALETTE, REFERENCE_GREY, line_chart, stacked_bar
+from .svg import PALETTE, REFERENCE_STYLES, line_chart, stacked_bar
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,7 +56,7 @@ th{background:#f3f5f8;font-weight:600}td.n{text-align:right;white-space:nowrap}t
 .regress{color:#b00020;font-weight:600}.better{color:#137333}.muted{color:#7a8190}
 pre{background:#f3f5f8;padding:10px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 svg.chart{max-width:100%;height:auto;font:12px system-ui,sans-serif;fill:#1d2330}
-svg .grid{stroke:#e6e8ec}svg .title{font-weight:600;font-size:13px}svg .onbar{fill:#fff;font-weight:600}
+svg .grid{stroke:#e6e8ec}svg .title{font-weight:600;font-size:13px}svg .onbar{fill:#fff;font-weight:600}svg .value{font-weight:600}
 details{margin:.3em 0}code{font-size:.92em}.scroll{overflow-x:auto}td .num+b,td b.regress{white-space:nowrap}
 """
 
@@ -170,10 +170,10 @@ def reference_series(model_name: str | None) -> list[dict]:
         return []
     from .perf import GUIDE_REFERENCE
 
-    return [{"name": f"{name} (guide)", "colour": REFERENCE_GREY, "dashed": True,
+    return [{"name": f"{name} (guide)", "colour": colour, "dashed": dash,
              "points": [(b, v, f"{name}, batch {b}: {v:,.1f} images/s (the guide's figure)", False)
                         for b, v in d.items()]}
-            for name, d in GUIDE_REFERENCE.items()]
+            for (name, d), (colour, dash) in zip(GUIDE_REFERENCE.items(), REFERENCE_STYLES)]
 
 
 def throughput_chart(series: list[dict], batches: list[int], model_name: str | None, title: str) -> str:

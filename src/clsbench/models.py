@@ -73,11 +73,16 @@ def get_model(name: str) -> ModelSpec:
 
 
 def all_models(filter_text: str = "") -> list[ModelSpec]:
-    """Every (architecture, weights) in the table whose key contains filter_text."""
+    """Every (architecture, weights) in the table whose NAME:TAG has a word starting with
+    filter_text (words split at '_' and ':'): 'vit' finds vit_b_16, not maxvit_t; 'b0'
+    finds efficientnet_b0; 'v2' every weights tag V2."""
+    import re
+
+    word = re.compile(r"(^|[_:])" + re.escape(filter_text.lower()))
     out = []
     for arch, m in table()["models"].items():
         for tag, e in m["weights"].items():
-            if filter_text.lower() in f"{arch}:{tag}".lower():
+            if word.search(f"{arch}:{tag}".lower()):
                 out.append(_spec(arch, tag, e))
     return out
 

@@ -11,7 +11,9 @@ from markupsafe import Markup, escape  # the escaping the report's templates use
 
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D1F", "#000000")
-REFERENCE_GREY = "#8a8a8a"
+# reference series (the guide's devices) are grey and told apart by their dashes and greys
+REFERENCE_STYLES = (("#5f5f5f", "7 4"), ("#8a8a8a", "2 3"), ("#a0a0a0", "12 3 3 3"), ("#777777", "4 2 1 2"))
+CHAR_WIDTH = 7.4  # px per character of the 12-13 px sans-serif labels, wide letters included
 
 
 def _fmt(v: float) -> str:
@@ -75,7 +77,8 @@ def line_chart(series: list[dict], *, xlabel: str, ylabel: str, title: str, xtic
     Y = _Axis(min(ys), max(ys), bottom, top, logy)
     yt = log_ticks(Y.lo, Y.hi) if logy else linear_ticks(Y.lo, Y.hi)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
+           f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
+           f'data-plot="{left} {top} {right} {bottom}">',
            f'<text x="{left}" y="18" class="title">{escape(title)}</text>']
     for v in yt:
         out.append(f'<line x1="{left}" x2="{right}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" class="grid"/>'
@@ -94,7 +97,8 @@ def line_chart(series: list[dict], *, xlabel: str, ylabel: str, title: str, xtic
 
 def _series(s: dict, X, Y, lx: float, ly: float) -> list[str]:
     c = escape(s["colour"])
-    dash = ' stroke-dasharray="6 4"' if s.get("dashed") else ""
+    dashed = s.get("dashed")
+    dash = f' stroke-dasharray="{escape(dashed if isinstance(dashed, str) else "6 4")}"' if dashed else ""
     pts = [p for p in s["points"] if p[1] and p[1] > 0]
     path = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y, *_ in pts)
     out = [f'<g class="series" data-series="{escape(s["name"])}">']
@@ -102,8 +106,11 @@ def _series(s: dict, X, Y, lx: float, ly: float) -> list[str]:
         out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="2"{dash}/>')
     for x, y, tip, flagged in pts:
         fill, ring = ("white", ' stroke="#c00" stroke-width="2.5"') if flagged else (c, "")
-        out.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="{3 if s.get("dashed") else 4.5}" fill="{fill}"'
+        r = 3 if dashed else 4.5 if len(pts) > 1 else 6  # a lone measurement stands out from the lines
+        out.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="{r}" fill="{fill}"'
                    f'{ring}><title>{escape(tip)}</title></circle>')
+        if len(pts) == 1 and not dashed:  # its value beside it: no line to follow to the legend
+            out.append(f'<text x="{X(x) + 10:.1f}" y="{Y(y) + 4:.1f}" class="value" fill="{c}">{_fmt(round(y, 1))}</text>')
     out.append(f'<line x1="{lx}" x2="{lx + 22}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"{dash}/>'
                f'<text x="{lx + 28}" y="{ly + 4}">{escape(s["name"])}</text></g>')
     return out
@@ -127,7 +134,7 @@ def stacked_bar(parts: list[tuple[str, float]], *, unit: str, title: str, width:
         c = PALETTE[i % len(PALETTE)]
         label = f"{k}: {v:,.3g} {unit} ({v / total:.0%})"
         out.append(f'<rect x="{x:.1f}" y="26" width="{w:.1f}" height="30" fill="{c}"><title>{escape(label)}</title></rect>')
-        if w > 9 * len(label) * 0.62:
+        if w > len(label) * CHAR_WIDTH + 10:
             out.append(f'<text x="{x + 5:.1f}" y="46" class="onbar">{escape(label)}</text>')
         legend.append((c, label))
         x += w

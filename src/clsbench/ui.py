@@ -32,12 +32,12 @@ def progress(total: int, description: str, enabled: bool = True):
     def count(n=1):
         current["done"] += n
 
-    if not enabled or total <= 0:
+    if not enabled or total <= 0 or not console.is_terminal:  # piped: no bar, no blank lines
         yield count
         return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                   console=console, transient=not console.is_terminal, disable=False)
+                   console=console, disable=False)
     with bar:
         task = bar.add_task(description, total=total)
 
