@@ -246,3 +246,45 @@ def test_run_real_labels_into_the_record_terminal_and_report(tmp_path):
     assert real == want
     assert "ReaL Top1" in p.stdout and "3 of them with a ReaL label" in " ".join(p.stdout.split())
     assert "ReaL Top-1" in (tmp_path / "w" / "report.html").read_text()
+
+
+def test_a_mistyped_option_gets_the_subcommands_usage_and_the_nearest_spelling():
+    p = run_cli("run", "--weights", "w.pth", "--data", "d", "--batchsize", "16", check=False)
+    assert p.returncode == 2 and p.stderr.startswith("usage: clsbench run ")
+    assert "unrecognized argument --batchsize; did you mean --batch-size?" in p.stderr
+    p = run_cli("perf", "--modle", "m.onnx", check=False)
+    assert p.returncode == 2 and "usage: clsbench perf" in p.stderr and "did you mean --model?" in p.stderr
+    p = run_cli("rnu", check=False)
+    assert p.returncode == 2 and "no command 'rnu'; did you mean 'run'?" in p.stderr
+
+
+def test_models_filter_matches_words_and_says_when_nothing_matches():
+    from clsbench.models import all_models, default_tag
+
+    keys = {s.key for s in all_models("vit")}
+    assert "vit_b_16:IMAGENET1K_V1" in keys and not any(k.startswith("maxvit") for k in keys)
+    assert {s.name for s in all_models("b0")} == {"efficientnet_b0"}
+    assert any(s.name == "wide_resnet50_2" for s in all_models("resnet"))
+    p = run_cli("models", "nothingmatches", check=False)
+    assert p.returncode == 2 and "no model matches 'nothingmatches'" in " ".join(p.stderr.split())
+    p = run_cli("models", "resnet18", env={"COLUMNS": "200"})
+    row = next(line for line in p.stdout.splitlines() if "resnet18" in line)
+    assert f"{default_tag('resnet18')} (default)" in row
+    rows = [r for r in json.loads(run_cli("models", "resnet50", "--json").stdout) if r["name"] == "resnet50"]
+    assert len(rows) == 2 and [r["default"] for r in rows].count(True) == 1
+
+
+def test_perf_help_shows_percent_signs_once():
+    p = run_cli("perf", "--help")
+    assert "%%" not in p.stdout and "10 %" in " ".join(p.stdout.split())
+
+
+def test_piped_output_has_no_progress_bars_or_blank_lines_and_idle_stages_say_so(tmp_path):
+    """stderr piped: no bar is drawn (nothing to redraw), so no blank lines are left; the
+    .bin flow's [preprocess] stage (done beforehand) is not shown as millions of images/s."""
+    photos = _photos(tmp_path / "photos", 3)
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    p = run_cli("run", "--weights", model, "--data", photos, "--work-dir", tmp_path / "w", env={"COLUMNS": "160"})
+    assert "\n\n\n" not in p.stderr and "━" not in p.stderr, p.stderr
+    assert "no work in this step here" in p.stdout
+    assert not re.search(r"\d{1,3}(,\d{3}){2,}\.\d\d images/s", p.stdout), p.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import os
 
 import numpy as np
@@ -138,3 +139,18 @@ def test_report_refuses_what_it_cannot_read(tmp_path, onnx_model):
     (empty / "perf.json").write_text("{not json")
     p = run_cli("report", empty, check=False)
     assert p.returncode == 2 and "perf.json: not a readable clsbench record" in p.stderr
+
+
+def test_an_unstable_baseline_is_marked_on_a_gain_as_on_a_drop(tmp_path):
+    """+213 % over an unstable baseline is no more a measured gain than -25 % is a measured
+    regression: both 'unstable: not judged', in the JSON and on the page."""
+    base, new = tmp_path / "base", tmp_path / "new"
+    for d, rows in ((base, [(1, 100.0, False), (8, 200.0, True)]), (new, [(1, 313.0, True), (8, 203.0, True)])):
+        d.mkdir()
+        (d / "perf.json").write_text(json.dumps(_perf_record(rows)))
+    run_cli("report", base, new, "--output", tmp_path / "c.html")
+    rec = json.loads((tmp_path / "c.json").read_text())
+    gain, small = rec["rows"][0]["cells"][1], rec["rows"][1]["cells"][1]
+    assert gain["delta"] == pytest.approx(213.0) and gain["unstable"] and "regression" not in gain
+    assert small["delta"] == pytest.approx(1.5) and "unstable" not in small
+    assert "+213.00 %, unstable: not judged" in re.sub(r"<[^>]+>", "", (tmp_path / "c.html").read_text())

@@ -483,6 +483,8 @@ def _parse(ap: argparse.ArgumentParser, argv: list[str]):
         near = difflib.get_close_matches(first, sub.choices, n=1)
         ap.error(f"no command {first!r}" + (f"; did you mean {near[0]!r}?" if near else "")
                  + f" (commands: {', '.join(sub.choices)})")
+    if first is not None:
+        _check_options(sub.choices[first], argv[argv.index(first) + 1:], first)
     args, extra = ap.parse_known_args(argv)
     if extra:
         p = sub.choices[args.cmd]
@@ -492,6 +494,29 @@ def _parse(ap: argparse.ArgumentParser, argv: list[str]):
         p.error(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}"
                 + (f"; did you mean {near[0]}?" if near else f"; `clsbench {args.cmd} --help` lists them"))
     return args
+
+
+def _check_options(p: argparse.ArgumentParser, argv: list[str], cmd: str) -> None:
+    """A --flag the command does not have (nor abbreviates) is refused first, before argparse
+    would complain of a missing required one that it was a misspelling of."""
+    import difflib
+
+    def flags(q):
+        for a in q._actions:
+            yield from (o for o in a.option_strings if o.startswith("--"))
+            for sub in (a.choices.values() if isinstance(a, argparse._SubParsersAction) else ()):
+                yield from flags(sub)  # `info bin --width`: the nested command's flags
+
+    options = sorted(set(flags(p)))
+    for x in argv:
+        if x == "--":
+            return
+        name = x.split("=")[0]
+        if not name.startswith("--") or any(o.startswith(name) for o in options):
+            continue
+        near = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        p.error(f"unrecognized argument {x}" + (f"; did you mean {near[0]}?" if near
+                                                 else f"; `clsbench {cmd} --help` lists them"))
 
 
 # ---------------------------------------------------------------- commands
