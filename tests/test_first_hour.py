@@ -288,3 +288,45 @@ def test_piped_output_has_no_progress_bars_or_blank_lines_and_idle_stages_say_so
     assert "\n\n\n" not in p.stderr and "━" not in p.stderr, p.stderr
     assert "no work in this step here" in p.stdout
     assert not re.search(r"\d{1,3}(,\d{3}){2,}\.\d\d images/s", p.stdout), p.stdout
+
+
+@pytest.mark.parametrize("model", ["resnet18", "efficientnet_b0"])
+def test_demo_runs_any_model_with_its_own_preset_and_advice(tmp_path, model):
+    from clsbench.models import get_model
+
+    spec = get_model(model)
+    p = run_cli("demo", "--model", model, "--per-class", "3", "--work-dir", tmp_path / "d", "-q",
+                env={"COLUMNS": "200"})
+    text = " ".join((p.stdout + p.stderr).split())
+    s = json.loads((tmp_path / "d" / "photos" / "summary.json").read_text())
+    assert s["plan"]["model"]["key"] == spec.key and s["plan"]["model"]["provenance"] == "stand-in"
+    pp = s["plan"]["preset"]
+    assert (pp["resize"], pp["crop"], pp["interpolation"]) == (spec.preprocessing.resize, spec.preprocessing.crop,
+                                                               spec.preprocessing.interpolation)
+    assert f"--weights {spec.official.filename}" in text
+    assert "not run for" in text and not (tmp_path / "d" / "proxy").exists()
+    assert s["accuracy"]["judged"] is False
+
+
+def test_default_demo_proxy_table_compares_like_with_like(tmp_path):
+    """Each reduced precision beside fp32 on the very images it was judged on; calibration
+    said only where there was one; the gap to the training figure explained with its margin."""
+    p = run_cli("demo", "--per-class", "3", "--work-dir", tmp_path / "d", "-q", env={"COLUMNS": "200"})
+    text = " ".join((p.stdout + p.stderr).split())
+    assert "compile openvino bf16 (no calibration" in text and "compile openvino bf16 (calibration" not in text
+    rows = {}
+    for line in p.stdout.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 7 and cells[0] and cells[0] != "configuration":
+            rows[cells[0]] = cells
+    s = json.loads((tmp_path / "d" / "proxy" / "fp32" / "summary.json").read_text())
+    for name in ("ORT int8", "OpenVINO int8", "OpenVINO bf16"):
+        images, fp32, top1, delta = rows[name][1:5]
+        assert float(delta) == pytest.approx(float(top1) - float(fp32), abs=0.011), rows[name]
+    assert rows["OpenVINO bf16"][6].startswith("none") and rows["ORT int8"][6].startswith("32 images")
+    assert int(rows["ORT int8"][1]) == s["accuracy"]["images"] - 32
+    acc = s["accuracy"]
+    assert acc["reference_images"] == 256
+    want = 196 * np.sqrt(acc["reference_top1"] / 100 * (1 - acc["reference_top1"] / 100) * (1 / acc["images"] + 1 / 256))
+    assert acc["sampling_margin"] == pytest.approx(want, abs=1e-3)
+    assert f"the 95 % margin of two samples ({acc['sampling_margin']:.2f}" in text

@@ -136,14 +136,19 @@ def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
     except ClsbenchError:
         log.warning("openvino is not installed: the demo shows ONNX Runtime int8 only")
     for backend, precision in pairs:
-        log.info(f"compile {backend} {precision} (calibration: the first {calib} images; judged on the rest)")
+        how = (f"calibration: the first {calib} images; judged on the rest" if precision == "int8"
+               else "no calibration: a run-time precision, judged on every image")
+        log.info(f"compile {backend} {precision} ({how})")
         rec = compile_model(s["files"]["onnx"], backend=backend, precision=precision,
                             output_dir=os.path.join(root, "compiled"), data=os.path.join(root, "data", "val"),
                             calib_images=calib, parity_images=200, labels=labels)
         p = rec["parity"]
         rows.append({"config": f"{backend} {precision}", **p["accuracy"], "agreement": p["top1_agreement"],
                      "calibration_images": rec["calibration_images"]})
-    return {"summary": s, "reference": record["task_accuracy"] * 100, "precisions": rows}
+    from .plan import PROXY_EVAL_IMAGES
+
+    return {"summary": s, "reference": record["task_accuracy"] * 100, "reference_images": PROXY_EVAL_IMAGES,
+            "precisions": rows}
 
 
 def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) -> int:
@@ -157,6 +162,7 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
     from .report import print_proxy_demo, print_run_summary
 
     log = logging.getLogger("clsbench")
+    from .models import GUIDE_MODEL
     from .plan import DEFAULT_MODEL
 
     spec = get_model(options.model or DEFAULT_MODEL)
@@ -168,15 +174,21 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
         weights = os.path.join(work_dir, f"realistic_random_{spec.name}.pth")
         if not os.path.exists(weights):
             save_realistic_weights(spec, calibration_batch(spec.preprocessing), weights)
+        official = getattr(spec, "official", None)
+        advice = (f"--weights {official.filename} (torchvision's file for {spec.key})" if official
+                  else f"the trained weights of {spec.key} as --weights")
         log.warning(f"NO REAL WEIGHTS: using realistic *random* weights ({weights}): the accuracy of the "
                     f"photo run is meaningless; the pipeline, file formats and throughput are real. Pass "
-                    f"--weights mnasnet1.0_top1_73.512-f206786ef8.pth for real accuracy.")
+                    f"{advice} for real accuracy.")
     s = run(weights, str(data), dataclasses.replace(options, work_dir=os.path.join(work_dir, "photos"),
                                                     stand_in_weights=options.stand_in_weights or not real,
                                                     check=options.check and bool(real)))
     print_run_summary(s, s["_spec"])
-    if not real:
+    if not real and spec.name == GUIDE_MODEL:  # the trained proxy is a MnasNet1.0
         print_proxy_demo(proxy_demo(work_dir, options))
+    elif not real:
+        log.info(f"the trained proxy (meaningful reduced-precision figures) is a {GUIDE_MODEL}: "
+                 f"not run for {spec.key}")
     from .ui import out
 
     out.print(f"\nreport (open it in a browser; it loads nothing from anywhere): {s['files']['report']}",

@@ -47,6 +47,9 @@ class ModelPlan:
     num_classes: int  # the classes labels may name: the model's outputs
     reference_classes: int | None = None  # the classes its reference was measured over (16 for the proxy's task)
     spec: ModelSpec | None = field(default=None, compare=False)  # the table's entry, for export/torch
+    # the images its reference was measured on, when those were a sample of their own (the proxy's
+    # 256 draws, scripts/make_proxy_weights.py); None: the published figure of these exact weights
+    reference_images: int | None = None
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -203,6 +206,9 @@ def resolve_data(data: str) -> DataPlan:
 
 # ---------------------------------------------------------------- the model
 
+PROXY_EVAL_IMAGES = 256  # scripts/make_proxy_weights.py: proxy_task.batch(256, seed=99_999)
+
+
 def _judged(spec: ModelSpec | None, provenance: str, sha: str | None) -> ModelPlan:
     """The reference a run is judged against, by provenance."""
     key = spec.key if spec else None
@@ -210,7 +216,9 @@ def _judged(spec: ModelSpec | None, provenance: str, sha: str | None) -> ModelPl
     if provenance == "proxy":
         rec = proxy_record()
         return ModelPlan(key, provenance, sha, round(rec["task_accuracy"] * 100, 3), None,
-                         "the proxy's training record, its own 16-class task", classes, 16, spec)
+                         f"the proxy's training record: {PROXY_EVAL_IMAGES} other draws of its own 16-class task "
+                         f"(256×256, not JPEG-compressed)", classes, 16, spec,
+                         reference_images=PROXY_EVAL_IMAGES)
     if provenance == "official" and spec and spec.top1 is not None:
         return ModelPlan(key, provenance, sha, spec.top1, spec.top5, f"torchvision's table for {key}", classes,
                          classes, spec)
@@ -445,8 +453,9 @@ def judge_accuracy(model: ModelPlan, top1: float, images: int, tolerance: float,
                    max_label: int | None = None) -> dict:
     """The accuracy verdict, only where the reference means something (official weights, the
     proxy on its own task: labels below its reference_classes). The allowed drop is
-    --tolerance, widened to the 95 % sampling margin of a binomial proportion over `images`
-    when that is larger (29 images cannot tell 1 point)."""
+    --tolerance, widened to the 95 % sampling margin when that is larger: of a binomial
+    proportion over `images` (29 images cannot tell 1 point), and, for a reference measured
+    on a sample of its own (the proxy's 256 draws), of the difference of the two."""
     why = model.reference_source
     off_task = (max_label is not None and model.reference_classes is not None
                 and max_label >= model.reference_classes)
@@ -459,10 +468,12 @@ def judge_accuracy(model: ModelPlan, top1: float, images: int, tolerance: float,
     import math
 
     p = min(max(model.reference_top1 / 100, 0.0), 1.0)
-    margin = 196 * math.sqrt(p * (1 - p) / images) if images else math.inf
+    ref_var = p * (1 - p) / model.reference_images if model.reference_images else 0.0
+    margin = 196 * math.sqrt(p * (1 - p) / images + ref_var) if images else math.inf
     allowed = max(tolerance, margin)
     drop = model.reference_top1 - top1
     return {"reference_top1": model.reference_top1, "reference_top5": model.reference_top5,
-            "reference_source": model.reference_source, "top1_drop": drop, "tolerance": tolerance,
+            "reference_source": model.reference_source, "reference_images": model.reference_images,
+            "top1_drop": drop, "tolerance": tolerance,
             "sampling_margin": round(margin, 3), "allowed_drop": round(allowed, 3),
             "within_tolerance": drop <= allowed, "judged": True}
