@@ -62,6 +62,15 @@ def machine(torch, device) -> dict:
     return m
 
 
+# --smoke: the script's every path on tiny work (a CPU check, not a measurement): runtimes of
+# this batch instead of 64, one timed repeat of a few runs, the profile at batch 1
+SMOKE = {"on": False, "batch": 8}
+
+
+def rt_batch(bs: int = 64) -> int:
+    return SMOKE["batch"] if SMOKE["on"] else bs
+
+
 def open_cuda(device, bs, precision, mode):
     from clsbench.backends import open_backend
 
@@ -108,7 +117,7 @@ def parity_section(device, n, workdir, workers) -> dict:
     rows = {"reference": f"PyTorch fp32 on the CPU, {n} proxy-task images (exact preprocessing)",
             "reference_top1": float((r.argmax(1) == y).mean() * 100)}
     for prec in ("fp32", "fp16", "bf16"):
-        got = logits_of(open_cuda(device, 64, prec, "graph" if device == "cuda" else "eager"), crops)
+        got = logits_of(open_cuda(device, rt_batch(), prec, "graph" if device == "cuda" else "eager"), crops)
         rows[prec] = {**parity(r, got), "top1": float((got.argmax(1) == y).mean() * 100)}
     return rows
 
@@ -118,13 +127,15 @@ def time_cell(torch, rt, device, min_s=0.25, repeats=3) -> dict:
     rt.in_u8.copy_(torch.randint(0, 256, rt.in_u8.shape, dtype=torch.uint8, device=rt.dev))
     run = rt._runner("u8")[0]
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(3):
+    if SMOKE["on"]:
+        min_s, repeats = 0.0, 1
+    for _ in range(1 if SMOKE["on"] else 3):
         run()
     sync()
     t0 = time.perf_counter()
     run()
     sync()
-    iters = max(3, min(2000, int(min_s / max(time.perf_counter() - t0, 1e-5))))
+    iters = max(1 if SMOKE["on"] else 3, min(2000, int(min_s / max(time.perf_counter() - t0, 1e-5))))
     rates, lat = [], []
     for _ in range(repeats):
         if device == "cuda":
@@ -183,11 +194,12 @@ def profile_section(torch, device, bs=256) -> dict:
     rt.in_u8.copy_(torch.randint(0, 256, rt.in_u8.shape, dtype=torch.uint8, device=rt.dev))
     run = rt._runner("u8")[0]
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for _ in range(3):
+    warm, reps = (1, 1) if SMOKE["on"] else (3, 5)
+    for _ in range(warm):
         run()
     sync()
     with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
-        for _ in range(5):
+        for _ in range(reps):
             run()
         sync()
     kinds: dict = {}
@@ -202,8 +214,8 @@ def profile_section(torch, device, bs=256) -> dict:
                 "batchnorm" if "batch_norm" in k or "bn_" in k or "batchnorm" in k else
                 "elementwise" if "elementwise" in k or "vectorized" in k or "unrolled" in k else "other")
         kinds.setdefault(kind, [0.0, 0, []])
-        kinds[kind][0] += us / 5
-        kinds[kind][1] += ev.count // 5
+        kinds[kind][0] += us / reps
+        kinds[kind][1] += ev.count // reps
         kinds[kind][2].append((us / 5, ev.key[:90]))
     total = sum(v[0] for v in kinds.values())
     return {"batch": bs, "precision": "fp16", "mode": "eager", "kernel_us_per_batch": total,
@@ -253,7 +265,7 @@ def decode_section(torch, device, data: Path, n, workers) -> dict:
            "p99_abs_diff": float(np.percentile(d, 99)), "values_differing": float((d > 0).mean()),
            "values_off_by_more_than_2": float((d > 2).mean())}
     for prec in ("fp32", "fp16"):
-        rt = open_cuda(device, 64, prec, "graph" if device == "cuda" else "eager")
+        rt = open_cuda(device, rt_batch(), prec, "graph" if device == "cuda" else "eager")
         a, b = logits_of(rt, exact), logits_of(rt, gpu)
         rec[f"top1_agreement_{prec}"] = float((a.argmax(1) == b.argmax(1)).mean())
     # decode throughput alone (files already in memory), the GPU path's ceiling
@@ -432,10 +444,11 @@ def main() -> int:
     cbatches, n_par = a.compile_batches, 512
     if a.smoke:
         a.batches, cbatches, n_par, a.eager_batches = (1, 4), (), 16, ()
+        SMOKE["on"] = True
     if a.device != "cuda":
         a.modes, cbatches = ("eager",), ()
     if a.smoke:
-        a.images, a.distinct = 48, 16
+        a.images, a.distinct = 24, 16
     rec = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": machine(torch, a.device),
            "skipped": []}
     log("machine:", json.dumps(rec["machine"]))
@@ -461,14 +474,14 @@ def main() -> int:
         if "compute" in want:
             section("compute", sweep_section, torch, a.device, plan, deadline - a.reserve_s)
         if "profile" in want:
-            section("profile", profile_section, torch, a.device, 4 if a.smoke else 256)
+            section("profile", profile_section, torch, a.device, 1 if a.smoke else 256)
         data = work / "jpegs"
         if want & {"decode", "e2e"}:
             section("jpegs", make_jpegs, data, a.images, a.distinct, workers)
         if "decode" in want:
             section("decode", decode_section, torch, a.device, data, min(a.distinct, 1024), workers)
         if "e2e" in want:
-            section("e2e", e2e_section, data, work, a.device, 16 if a.smoke else 256, deadline - 40)
+            section("e2e", e2e_section, data, work, a.device, 8 if a.smoke else 256, deadline - 40)
         if cbatches and "compiled" in want:
             section("compiled", sweep_section, torch, a.device,
                     [(p, "compile", b) for p in a.compile_precisions for b in cbatches], deadline)
