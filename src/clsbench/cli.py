@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _parser_run(command)
     _parser_demo(command)
     _parser_report(command)
+    _parser_loadgen(command)
     return ap
 
 
@@ -371,6 +372,45 @@ def _parser_report(command) -> None:
     p.add_argument("--threshold", type=float, default=5.0,
                    help="a throughput lower than the baseline's by more than this %% is a regression (default 5)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any figure regressed (for CI)")
+
+
+def _parser_loadgen(command) -> None:
+    p = command("loadgen", help="MLPerf scenarios (Offline, Server, SingleStream, MultiStream) through the real LoadGen",
+                description="Runs MLPerf Inference's LoadGen (pip install 'clsbench[loadgen]') against the model on "
+                            "any backend and precision `run` accepts. LoadGen's own logs land in --output untouched; "
+                            "clsbench reads them into loadgen.json, a table and report.html. VALID means LoadGen "
+                            "found every constraint of the scenario met (duration, query count, the latency bound "
+                            "at its percentile with early stopping).")
+    p.add_argument("--model", required=True, help="a model file (ONNX, IR, a compiled artifact) or a .pth with "
+                                                  "--backend torch/cuda")
+    p.add_argument("--data", required=True, help="an image folder (preprocessed into memory with the model's preset "
+                                                 "first), a compact store, or a folder of the guide's .bin tensors")
+    p.add_argument("--scenario", choices=("offline", "server", "single-stream", "multi-stream"), default="offline")
+    p.add_argument("--mode", choices=("performance", "accuracy", "both"), default="performance")
+    p.add_argument("--arch", default=None, help="NAME[:TAG] of a .pth's architecture (as run's --model)")
+    p.add_argument("--batch-size", type=int, default=8, help="offline/server: the largest batch (default 8)")
+    p.add_argument("--samples-per-query", type=int, default=8, help="multi-stream: samples per query (default 8)")
+    p.add_argument("--target-qps", type=float, default=None,
+                   help="server: the Poisson arrival rate (default: half the measured batch throughput); "
+                        "offline: the expected QPS LoadGen sizes its query by (default: measured)")
+    p.add_argument("--latency-bound-ms", type=float, default=None, help="server: the p99 bound (default 15, MLPerf's)")
+    p.add_argument("--max-wait-ms", type=float, default=None,
+                   help="server: how long the batcher waits for a batch to fill after its first sample "
+                        "(default a quarter of the bound)")
+    p.add_argument("--duration", type=float, default=5.0, help="minimum seconds of each LoadGen run (default 5)")
+    p.add_argument("--official-durations", action="store_true",
+                   help="MLPerf's own minimums: 600 s and the scenario's query count (hours on a CPU)")
+    p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                   help="a LoadGen user.conf key (min_duration, min_query_count, performance_sample_count_override, "
+                        "target_qps, target_latency, target_latency_percentile, samples_per_query, ...); repeatable")
+    p.add_argument("--find-peak", action="store_true",
+                   help="server: the highest target QPS LoadGen judges VALID at p99 <= --latency-bound-ms "
+                        "(doubling, then bisecting; each try a run of --duration)")
+    p.add_argument("--peak-steps", type=int, default=6, help="bisection steps of --find-peak (default 6)")
+    p.add_argument("--labels", default=None, help="accuracy mode: label file (default: the data's val_label.txt)")
+    p.add_argument("--output", default="loadgen", help="output folder (default ./loadgen)")
+    p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph")
+    _add_infer_args(p, None)
 
 
 def _add_run_args(p, weights_required: bool) -> None:
@@ -839,7 +879,32 @@ def cmd_report(a) -> int:
     return 1 if a.fail_on_regression and r["regressions"] else 0
 
 
-COMMANDS = {"report": cmd_report, "models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
+def cmd_loadgen(a) -> int:
+    from .loadgen import LoadgenOptions, loadgen
+    from .report import print_loadgen
+    from .ui import out
+
+    settings = {}
+    for kv in a.setting:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            raise ClsbenchError(f"--setting {kv!r}: give KEY=VALUE")
+        settings[k.strip()] = v.strip()
+    o = LoadgenOptions(scenario=a.scenario, mode=a.mode, batch_size=a.batch_size, backend=a.backend,
+                       precision=a.precision, threads=a.threads, model_name=a.arch, target_qps=a.target_qps,
+                       latency_bound_ms=a.latency_bound_ms, max_wait_ms=a.max_wait_ms,
+                       samples_per_query=a.samples_per_query, duration_s=a.duration,
+                       official_durations=a.official_durations, settings=settings, find_peak=a.find_peak,
+                       peak_steps=a.peak_steps, output=a.output, labels=a.labels, cuda_mode=a.cuda_mode,
+                       openvino_hint=a.openvino_hint, command=command_line())
+    rec = loadgen(a.model, a.data, o)
+    print_loadgen(rec)
+    out.print(f"report: {a.output}/report.html", markup=False)
+    runs = [r for r in rec["runs"].values() if "summary" in r]
+    return 0 if all(r["summary"]["valid"] for r in runs) else 1
+
+
+COMMANDS = {"loadgen": cmd_loadgen, "report": cmd_report, "models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
             "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
 
 if __name__ == "__main__":

@@ -194,6 +194,21 @@ def evaluate(result_dir: str | os.PathLike, label_file: str | os.PathLike, *,
                     tally.real.record(label_file) if tally.real is not None else None)
 
 
+def evaluate_scores(where, keys: list[str], scores: np.ndarray, label_file: str | os.PathLike,
+                    scoring: Scoring | None = None) -> Accuracy:
+    """Accuracy of outputs held in memory (e.g. decoded from LoadGen's accuracy log), by the
+    same rules as `evaluate`: each key one image, labels from `label_file`."""
+    labels = read_labels(label_file)
+    tally = _Tally(labels, label_file, None, scoring or Scoring())
+    have = [i for i, k in enumerate(keys) if tally.wanted(k, k)]
+    if not have:
+        raise ClsbenchError(f"{label_file}: none of the {len(keys)} outputs in {where} has a label")
+    tally.add(where, [keys[i] for i in have], scores[have])
+    width = len(tally.subset.columns) if tally.subset else tally.n_classes
+    return Accuracy(tally.count, width, tally.hits, tally.unlabelled, len(labels) - tally.count,
+                    scoring.label_set if scoring else None, tally.real.record(label_file) if tally.real else None)
+
+
 def write_result(acc: Accuracy, out_dir: str | os.PathLike, name: str = "result.json") -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ def write_report(folder: str) -> str:
     from ._io import atomic_write_text
 
     kind, rec = load(folder)
-    html = str(run_page(rec) if kind == "run" else perf_page(rec))
+    html = str({"run": run_page, "perf": perf_page, "loadgen": loadgen_page}[kind](rec))
     path = os.path.join(folder, "report.html")
     atomic_write_text(path, html)
     return path
@@ -486,6 +486,8 @@ def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
     if len(kinds) != 1:
         raise ClsbenchError(f"{', '.join(folders)}: cannot compare a run folder with a perf folder")
     kind = kinds.pop()
+    if kind == "loadgen":
+        raise ClsbenchError("report compares runs and perf sweeps; for LoadGen folders open each one's report.html")
     labels = _labels(folders)
     recs = [r for _, r in loaded]
     plans = [plan_fields(r, kind) for r in recs]
@@ -684,3 +686,115 @@ def compare_table(result: dict, labels: list[str]):
     for row in result.get("plan_differences", []):
         t.add_row("differs", *row)
     return t
+
+
+# ---------------------------------------------------------------- one LoadGen run
+
+LG_PERCENTILES = (50.0, 90.0, 95.0, 97.0, 99.0, 99.9)
+
+
+def loadgen_page(r: dict) -> str:
+    t = r["target"]
+    title = f"clsbench loadgen · {r['loadgen_scenario']} · {r['model'].get('key') or os.path.basename(r['model']['path'])}"
+    sub = T("{{ rt.runtime }} {{ rt.version }} {{ t.precision }}, batch {{ t.batch_size }} · {{ n }} samples in "
+            "memory ({{ source }}) · MLPerf LoadGen · {{ tool }}", rt=t["runtime"], t=t, n=r["data"]["samples"],
+            source=r["data"]["source"], tool=r.get("tool", ""))
+    cards, body = [], []
+    for mode, run in r["runs"].items():
+        cards.append(_lg_card(mode, run, r["scenario"]))
+        body += _lg_run_section(mode, run)
+    if r.get("peak"):
+        cards.append(_lg_peak_card(r["peak"]))
+        body += _lg_peak_section(r["peak"])
+    body = [T('<div class="verdicts">{{ v }}</div>', v=join(cards))] + body
+    body += environment_section(dict(r["environment"]), t["runtime"], r.get("command"),
+                                {"model": r["model"]["path"], "data": r["data"]["source"],
+                                 "scenario": r["scenario"], "mode": r["mode"]})
+    return page(title, sub, body)
+
+
+def _lg_card(mode: str, run: dict, scenario: str) -> Markup:
+    if mode == "accuracy":
+        a = run.get("accuracy") or {}
+        if a.get("top1") is None:
+            return verdict("info", "Accuracy", T("{{ n }} responses logged, not scored (no labels)", n=a.get("images", 0)))
+        return verdict("info", "Accuracy", T("Top-1 {{ t1 }}, Top-5 {{ t5 }} over {{ n }} LoadGen responses "
+                                             "(the logits the SUT returned, decoded)",
+                                             t1=num(f"runs/{mode}/accuracy/top1", a["top1"], ".2f", suffix=" %"),
+                                             t5=num(f"runs/{mode}/accuracy/top5", a["top5"], ".2f", suffix=" %"),
+                                             n=a["images"]))
+    sm = run["summary"]
+    f = sm["fields"]
+    head = next((k for k in ("Samples per second", "Completed samples per second", "Samples per query")
+                 if k in f), None)
+    why = "; ".join(sm["reasons"]) or "every constraint LoadGen checks is satisfied"
+    return verdict("pass" if sm["valid"] else "fail", f"LoadGen {f.get('Scenario', scenario)}",
+                   T("{{ result }}{% if head %}: {{ head }} {{ v }}{% endif %} — {{ why }}", result=sm["result"] or "?",
+                     head=head, v=num(f"runs/{mode}/summary/fields/{head}", f[head], ",.2f") if head else "", why=why))
+
+
+def _lg_latency_points(f: dict) -> list:
+    pts = []
+    for p in LG_PERCENTILES:
+        v = f.get(f"{p:.2f} percentile latency (ns)")
+        if isinstance(v, (int, float)) and v > 0:
+            pts.append((100 / (100 - p), v / 1e6, f"p{p:g}: {v / 1e6:.3f} ms", False))
+    return pts
+
+
+def _lg_run_section(mode: str, run: dict) -> list:
+    out = [T("<h2>{{ m }} run</h2>", m=mode.capitalize()),
+           T("<p>LoadGen's own logs: <code>{{ d }}</code> (mlperf_log_summary.txt, mlperf_log_detail.txt, "
+             "mlperf_log_accuracy.json, and the user.conf it ran with). {{ n }} batches, mean size {{ mean }}"
+             "{% if wait %}, the batcher waiting at most {{ wait }} ms for a batch to fill{% endif %}.</p>",
+             d=run["folder"], n=run["batches"].get("count", 0), mean=run["batches"].get("mean", "–"),
+             wait=run.get("max_wait_ms"))]
+    sm = run.get("summary")
+    if not sm:
+        return out
+    rows = [[k, num(f"runs/{mode}/summary/fields/{k}", v, ",.2f" if isinstance(v, float) else ",d")
+             if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)]
+            for k, v in sm["fields"].items()]
+    pts = _lg_latency_points(sm["fields"])
+    if pts:
+        ticks = [x for x, *_ in pts]
+        out.append(line_chart([{"name": "latency", "colour": PALETTE[0], "points": pts}],
+                              xlabel="percentile", ylabel="ms", title="Latency distribution (LoadGen)",
+                              xticks=ticks, xtick_labels={x: f"p{100 - 100 / x:g}" for x in ticks}))
+    if sm["notes"]:
+        out.append(T("<ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>", notes=sm["notes"]))
+    out.append(T("<details><summary>Every field of mlperf_log_summary.txt</summary>{{ t }}</details>",
+                 t=table(None, rows)))
+    return out
+
+
+def _lg_peak_card(pk: dict) -> Markup:
+    if pk["peak_qps"] is None:
+        return verdict("fail", "Peak", T("no target QPS was VALID at p99 ≤ {{ b }} ms ({{ n }} tries)",
+                                         b=pk["latency_bound_ms"], n=len(pk["tries"])))
+    return verdict("pass", "Peak", T("{{ q }} QPS, the highest VALID Server load at p99 ≤ {{ b }} ms "
+                                     "(next try {{ hi }} INVALID; {{ n }} LoadGen runs)",
+                                     q=num("peak/peak_qps", pk["peak_qps"], ",.2f"), b=pk["latency_bound_ms"],
+                                     hi=pk["bracket"][1] if pk["bracket"][1] is not None else "–",
+                                     n=len(pk["tries"])))
+
+
+def _lg_peak_section(pk: dict) -> list:
+    tries = sorted(pk["tries"], key=lambda t: t["target_qps"])
+    pts = [(t["target_qps"], t["p99_ms"], f"{t['target_qps']:g} QPS: p99 {t['p99_ms']} ms, "
+            f"{'VALID' if t['valid'] else 'INVALID'}", not t["valid"]) for t in tries if t["p99_ms"]]
+    xs = [p[0] for p in pts]
+    series = [{"name": "p99 latency (hollow: INVALID)", "colour": PALETTE[0], "points": pts}]
+    if xs:
+        series.append({"name": f"bound {pk['latency_bound_ms']:g} ms", "colour": PALETTE[3], "dashed": "4 3",
+                       "points": [(min(xs), pk["latency_bound_ms"], "bound", False),
+                                  (max(xs), pk["latency_bound_ms"], "bound", False)]})
+    rows = [[num(f"peak/tries/{i}/target_qps", t["target_qps"], ",.2f"),
+             "VALID" if t["valid"] else "INVALID", num(f"peak/tries/{i}/completed_qps", t["completed_qps"], ",.2f"),
+             num(f"peak/tries/{i}/p99_ms", t["p99_ms"], ".3f"), "; ".join(t["reasons"])]
+            for i, t in enumerate(pk["tries"])]
+    return [Markup("<h2>Peak search (Server)</h2>"),
+            line_chart(series, xlabel="offered QPS (log scale)", ylabel="p99 ms", title="p99 latency against offered load",
+                       xticks=sorted(set(round(x) for x in xs)) if xs else [1]),
+            table(["target QPS", "LoadGen", "completed QPS", "p99 ms", "why INVALID"], rows,
+                  ["" if t["valid"] else "bad" for t in pk["tries"]])]

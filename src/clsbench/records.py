@@ -156,6 +156,27 @@ PERF = {
     "command?": OPT_TEXT, "*": Any_(),
 }
 
+LG_SUMMARY = {"fields": MapOf(Scalar()), "valid": Bool(), "result": OPT_TEXT, "notes": ListOf(TEXT),
+              "reasons": ListOf(TEXT)}
+LG_RUN = {"mode": TEXT, "folder": TEXT, "user_conf": MapOf(Num()), "wall_s": POS,
+          "batches": {"count": INT0, "*": Any_()}, "summary?": LG_SUMMARY,
+          "accuracy?": {"images": INT0, "top1?": PCT, "top5?": PCT, "result_json": OPT_TEXT, "*": Any_()},
+          "*": Any_()}
+LOADGEN = {
+    "scenario": Str(r"offline|server|single-stream|multi-stream"), "loadgen_scenario": TEXT, "mode": TEXT,
+    "command?": OPT_TEXT, "tool?": TEXT,
+    "model": {"path": TEXT, "key": OPT_TEXT, "provenance": TEXT, "*": Any_()},
+    "target": {"backend": TEXT, "precision": TEXT, "batch_size": INT1, "runtime": RUNTIME, "*": Any_()},
+    "data": {"source": TEXT, "samples": INT0, "labels": OPT_TEXT},
+    "measured_batch_ms": POS, "runs": MapOf(LG_RUN),
+    "peak": Maybe({"peak_qps": Num(0, none=True), "bracket": ListOf(Num(0, none=True)),
+                   "step": Num(0, none=True), "latency_bound_ms": POS,
+                   "tries": ListOf({"target_qps": POS, "valid": Bool(), "reasons": ListOf(TEXT),
+                                    "completed_qps": Num(0, none=True), "p99_ms": Num(0, none=True),
+                                    "folder": TEXT, "*": Any_()})}),
+    "environment": ENVIRONMENT, "*": Any_(),
+}
+
 
 def _check(v, spec, field: str) -> None:
     """Raises ValueError('field: expected ...') at the first field that does not fit."""
@@ -206,9 +227,11 @@ def validate(record, schema: dict, path: str) -> dict:
 
 
 def load_record(folder: str) -> tuple[str, dict]:
-    """('run', summary.json) or ('perf', perf.json) of a folder, each field the report reads
-    checked (records are untrusted: reports are sent, run folders compared)."""
-    for kind, name, schema in (("run", "summary.json", RUN), ("perf", "perf.json", PERF)):
+    """('run', summary.json), ('perf', perf.json) or ('loadgen', loadgen.json) of a folder,
+    each field the report reads checked (records are untrusted: reports are sent, run
+    folders compared)."""
+    for kind, name, schema in (("run", "summary.json", RUN), ("perf", "perf.json", PERF),
+                               ("loadgen", "loadgen.json", LOADGEN)):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             try:
@@ -217,8 +240,8 @@ def load_record(folder: str) -> tuple[str, dict]:
             except (OSError, ValueError) as e:
                 raise ClsbenchError(f"{path}: not a readable clsbench record ({e})") from None
             return kind, validate(rec, schema, path)
-    raise ClsbenchError(f"{folder}: no summary.json (a `clsbench run` folder) or perf.json "
-                        f"(a `clsbench perf` folder)")
+    raise ClsbenchError(f"{folder}: no summary.json (a `clsbench run` folder), perf.json "
+                        f"(a `clsbench perf` folder) or loadgen.json (a `clsbench loadgen` folder)")
 
 
 def _no_constant(name: str):

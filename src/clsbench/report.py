@@ -351,3 +351,41 @@ def models_table(specs) -> Table:
         t.add_row(s.name, tag, f"{p.resize}/{p.crop}", p.interpolation, norm, f"{s.top1:.3f}", f"{s.top5:.3f}",
                   f"{s.gflops:.2f}" if s.gflops else "", f"{s.params / 1e6:.1f} M" if s.params else "")
     return t
+
+
+def print_loadgen(rec: dict) -> None:
+    """The end of `clsbench loadgen`: LoadGen's verdict and figures, by its own field names."""
+    from .ui import out
+
+    for mode, run in rec["runs"].items():
+        if mode == "accuracy":
+            a = run.get("accuracy") or {}
+            if a.get("top1") is not None:
+                out.print(f"accuracy mode: Top-1 {a['top1']:.2f} %, Top-5 {a['top5']:.2f} % over {a['images']} "
+                          f"responses → {a['result_json']}", markup=False)
+            continue
+        sm = run["summary"]
+        f = sm["fields"]
+        t = Table(title=f"LoadGen {f.get('Scenario', rec['loadgen_scenario'])}: {sm['result']}"
+                        + (f" ({'; '.join(sm['reasons'])})" if sm["reasons"] else ""),
+                  caption=f"LoadGen's logs: {run['folder']}")
+        t.add_column("field (LoadGen's name)")
+        t.add_column("value", justify="right")
+        for k, v in f.items():
+            if k.startswith("target_latency") and not v:
+                continue  # a setting the scenario does not use
+            if "latency" in k or "per second" in k or "per query" in k or k.startswith(("Result", "Min ", "Early")):
+                t.add_row(k, f"{v / 1e6:,.3f} ms" if isinstance(v, (int, float)) and "(ns)" in k else str(v))
+        out.print(t)
+        for n in sm["notes"]:
+            out.print(f"  {n}", markup=False)
+    pk = rec.get("peak")
+    if pk:
+        t = Table(title=f"Peak search: highest VALID Server QPS at p99 <= {pk['latency_bound_ms']:g} ms: "
+                        f"{pk['peak_qps'] if pk['peak_qps'] is not None else 'none'}")
+        for col in ("target QPS", "LoadGen", "completed QPS", "p99 ms", "why"):
+            t.add_column(col, justify="right" if col != "why" else "left")
+        for x in pk["tries"]:
+            t.add_row(f"{x['target_qps']:,.2f}", "VALID" if x["valid"] else "INVALID",
+                      f"{x['completed_qps'] or 0:,.2f}", f"{x['p99_ms']}", "; ".join(x["reasons"]))
+        out.print(t)

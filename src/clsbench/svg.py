@@ -63,7 +63,7 @@ class _Axis:
 
 
 def line_chart(series: list[dict], *, xlabel: str, ylabel: str, title: str, xticks: list[float],
-               width: int = 760, height: int = 400) -> Markup:
+               width: int = 760, height: int = 400, xtick_labels: dict | None = None) -> Markup:
     """series: {name, points: [(x, y, tooltip, flagged)], dashed, colour}. x is drawn on a
     log axis with a tick at each of `xticks`; y on a log axis when it spans more than 20x.
     A flagged point (an unstable measurement) is drawn hollow with a red ring."""
@@ -85,7 +85,8 @@ def line_chart(series: list[dict], *, xlabel: str, ylabel: str, title: str, xtic
                    f'<text x="{left - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
     for v in xticks:
         out.append(f'<line x1="{X(v):.1f}" x2="{X(v):.1f}" y1="{top}" y2="{bottom}" class="grid"/>'
-                   f'<text x="{X(v):.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(v)}</text>')
+                   f'<text x="{X(v):.1f}" y="{bottom + 16}" text-anchor="middle">'
+                   f'{escape((xtick_labels or {}).get(v, _fmt(v)))}</text>')
     out.append(f'<text x="{(left + right) / 2}" y="{height - 10}" text-anchor="middle">{escape(xlabel)}</text>'
                f'<text transform="translate(16 {(top + bottom) / 2}) rotate(-90)" text-anchor="middle">'
                f'{escape(ylabel)}{" (log scale)" if logy else ""}</text>')
