@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import run_cli
@@ -355,3 +356,31 @@ def test_bar_labels_fit_their_bars_as_chromium_lays_them_out(tmp_path):
     check_charts(got)
     assert sum(len(c["onbar"]) for c in got["geometry"]) >= 3  # some labels are on their bars
     assert "211.4" in got["text"]
+
+
+def test_loadgen_report_in_chromium(tmp_path):
+    """A LoadGen Server run with a peak search: the verdict cards, every number shown equal
+    to loadgen.json's, the charts' points inside their plots, nothing loaded from outside."""
+    pytest.importorskip("mlperf_loadgen")
+    from helpers import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "m.onnx", size=32)
+    data = tmp_path / "bins"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(32):
+        rng.standard_normal((3, 32, 32)).astype(np.float32).tofile(data / f"img{i:03d}.bin")
+    run_cli("loadgen", "--model", model, "--data", data, "--scenario", "server", "--find-peak", "--peak-steps", "1",
+            "--duration", "1", "--latency-bound-ms", "50", "--output", tmp_path / "lg", check=False)
+    page = render(tmp_path, tmp_path / "lg" / "report.html")["lg"]
+    assert_clean(page, "lg/report.html")
+    rec = json.loads((tmp_path / "lg" / "loadgen.json").read_text())
+    assert check_numbers(page, rec) >= 5
+    states = dict(page["verdicts"])
+    assert states["Peak"] == ("pass" if rec["peak"]["peak_qps"] else "fail")
+    assert "Server" in page["title"] and "p99 latency against offered load" in page["text"]
+    check_charts(page)
+    tries = rec["peak"]["tries"]
+    peak_table = next(t for t in page["tables"] if t[0][:2] == ["target QPS", "LoadGen"])
+    assert len(peak_table) == len(tries) + 1  # one row per try, and the header
+    assert [r[1] for r in peak_table[1:]] == ["VALID" if t["valid"] else "INVALID" for t in tries]
