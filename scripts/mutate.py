@@ -167,6 +167,29 @@ CATALOGUE = [
              "_io.py", "return [os.path.realpath(path), st.st_size, st.st_mtime_ns]",
              "return [os.path.realpath(path), st.st_size]",
              ("tests/test_offpath.py::test_same_size_replacement_is_redone",)),
+    # the first hour: label sets and predictions
+    Mutation("real-top5-is-top1", "ReaL: right at 5 when any of the top-5 is a ReaL label", "labelsets.py",
+             "self.top5 += any(p in real for p in pred)", "self.top5 += pred[0] in real",
+             ("tests/test_first_hour.py::test_real_labels_equal_timm_real_labels_imagenet",)),
+    Mutation("real-counts-unlabelled", "ReaL: images without a ReaL label are left out", "labelsets.py",
+             "            if not real:\n                self.without_real += 1\n                continue\n",
+             "            if not real:\n                self.without_real += 1\n",
+             ("tests/test_first_hour.py::test_real_labels_equal_timm_real_labels_imagenet",)),
+    Mutation("label-set-not-masked", "--label-set scores on the subset's columns only", "evaluate.py",
+             "scores, label = scores[:, self.subset.columns], self.subset.labels(keys, self.labels)",
+             "label = self.subset.columns[self.subset.labels(keys, self.labels)]",
+             ("tests/test_first_hour.py::test_label_set_scores_like_timm_masking_the_logits",)),
+    Mutation("predictions-no-softmax", "predictions: probabilities are the softmax of the outputs", "predict.py",
+             "z = np.exp(z - z.max(axis=1, keepdims=True))", "z = z - z.min(axis=1, keepdims=True)",
+             ("tests/test_first_hour.py::test_predictions_without_labels_equal_torchvision_and_onnxruntime",)),
+    # LoadGen
+    Mutation("loadgen-invalid-read-as-valid", "loadgen: VALID is LoadGen's verdict", "loadgen.py",
+             'return {"fields": fields, "valid": result == "VALID",', 'return {"fields": fields, "valid": bool(result),',
+             ("tests/test_loadgen.py::test_a_slowed_backend_at_a_tight_bound_is_invalid_and_says_why",)),
+    Mutation("loadgen-responses-misordered", "loadgen: each response carries its own sample's logits", "loadgen.py",
+             "self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[i].ctypes.data, y[i].nbytes)",
+             "self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[-1 - i].ctypes.data, y[i].nbytes)",
+             ("tests/test_loadgen.py::test_accuracy_mode_equals_eval_and_the_logits_run_writes",)),
 ]
 
 

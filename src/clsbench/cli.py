@@ -901,7 +901,8 @@ def cmd_loadgen(a) -> int:
     print_loadgen(rec)
     out.print(f"report: {a.output}/report.html", markup=False)
     runs = [r for r in rec["runs"].values() if "summary" in r]
-    return 0 if all(r["summary"]["valid"] for r in runs) else 1
+    no_peak = rec["peak"] is not None and rec["peak"]["peak_qps"] is None
+    return 0 if all(r["summary"]["valid"] for r in runs) and not no_peak else 1
 
 
 COMMANDS = {"loadgen": cmd_loadgen, "report": cmd_report, "models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
