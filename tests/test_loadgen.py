@@ -148,3 +148,49 @@ def test_loadgen_refuses_bad_combinations_in_one_line(tmp_path, light):
                       (["--duration", "0"], "--duration must be > 0")):
         p = run_cli("loadgen", "--model", model, "--data", data, "--output", tmp_path / "x", *args, check=False)
         assert p.returncode == 2 and msg in " ".join(p.stderr.split()) and "Traceback" not in p.stderr, p.stderr
+
+
+def test_server_batches_run_on_the_smallest_backend_that_holds_them(tmp_path):
+    """Server keeps a backend per power of two up to --batch-size: a lone sample runs at
+    batch 1 (not padded to 8), three run padded to 4; every response is its own sample's."""
+    from clsbench.loadgen import LoadgenOptions, Samples, Sut, batch_sizes
+
+    assert batch_sizes(LoadgenOptions(scenario="server", batch_size=8)) == [1, 2, 4, 8]
+    assert batch_sizes(LoadgenOptions(scenario="server", batch_size=6)) == [1, 2, 4, 6]
+    assert batch_sizes(LoadgenOptions(scenario="single-stream", batch_size=8)) == [1]
+
+    class Echo:
+        def __init__(self, bs):
+            self.batch_size, self.calls = bs, []
+
+        def run(self, x):
+            assert len(x) == self.batch_size
+            self.calls.append(len(x))
+            return np.repeat(x[:, :1, 0, 0], 3, axis=1)  # each row: its sample's first value
+
+    done = []
+
+    class FakeLG:
+        class QuerySampleResponse:
+            def __init__(self, id, ptr, size):
+                import ctypes
+
+                self.id = id
+                self.value = np.frombuffer((ctypes.c_float * (size // 4)).from_address(ptr), np.float32).copy()
+
+        def QuerySamplesComplete(self, responses):
+            done.extend((r.id, float(r.value[0])) for r in responses)
+
+    class Q:
+        def __init__(self, i):
+            self.id, self.index = 100 + i, i
+
+    x = np.arange(8, dtype=np.float32)[:, None, None, None] * np.ones((8, 3, 2, 2), np.float32)
+    backends = {n: Echo(n) for n in (1, 2, 4, 8)}
+    sut = Sut(backends, Samples(x, [str(i) for i in range(8)], "t", None), "server", 8, 0.0)
+    sut.lg = FakeLG()
+    sut._run([Q(5)])
+    sut._run([Q(1), Q(2), Q(7)])
+    sut.stop()
+    assert backends[1].calls == [1] and backends[4].calls == [4] and not backends[8].calls
+    assert done == [(105, 5.0), (101, 1.0), (102, 2.0), (107, 7.0)]

@@ -162,11 +162,14 @@ def _read_bins(bins: list[Path]) -> np.ndarray:
 # ---------------------------------------------------------------- the system under test
 
 class Sut:
-    """One worker thread in front of the backend; LoadGen's threads only enqueue."""
+    """One worker thread in front of the backend(s); LoadGen's threads only enqueue. `backend`
+    is one backend, or {batch size: backend} (static shapes, as TensorRT profiles and
+    OpenVINO reshapes have them): a batch of n runs on the smallest size >= n, padded."""
 
     def __init__(self, backend, samples: Samples, scenario: str, max_batch: int, max_wait_s: float):
         self.lg = _lg()
-        self.backend, self.x = backend, samples.x
+        self.backends = backend if isinstance(backend, dict) else {backend.batch_size: backend}
+        self.x = samples.x
         self.scenario, self.max_batch, self.max_wait_s = scenario, max_batch, max_wait_s
         self.q: queue.Queue = queue.Queue()
         self.batch_sizes: list[int] = []
@@ -218,11 +221,12 @@ class Sut:
                 self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, 0, 0) for s in items])
 
     def _run(self, items: list) -> None:
-        n, bs = len(items), self.backend.batch_size
+        n = len(items)
+        bs = min((b for b in self.backends if b >= n), default=max(self.backends))
         x = self.x[[s.index for s in items]]
-        if n < bs:  # the backend runs its own batch size: pad with the last sample
+        if n < bs:  # each backend runs its own batch size: pad with the last sample
             x = np.concatenate([x, np.repeat(x[-1:], bs - n, axis=0)])
-        y = np.ascontiguousarray(self.backend.run(x)[:n], dtype=np.float32)
+        y = np.ascontiguousarray(self.backends[bs].run(x)[:n], dtype=np.float32)
         self.batch_sizes.append(n)
         self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[i].ctypes.data, y[i].nbytes)
                                       for i, s in enumerate(items)])
@@ -269,7 +273,7 @@ class Bench:
     """What every LoadGen run of a command shares: the backend, the samples, the settings
     the backend was measured at (expected QPS and latency, for LoadGen's schedules)."""
 
-    backend: object
+    backend: object  # a backend, or {batch size: backend} (Sut)
     samples: Samples
     o: LoadgenOptions
     expected_qps: float
@@ -441,6 +445,18 @@ def _ms(ns) -> float | None:
 
 # ---------------------------------------------------------------- the command
 
+def batch_sizes(o: LoadgenOptions) -> list[int]:
+    """The batch sizes the SUT keeps a backend for: the scenario's one, and for Server every
+    power of two below --batch-size too (a lone sample must not wait for a batch-8 compute)."""
+    if o.scenario == "single-stream":
+        return [1]
+    if o.scenario == "multi-stream":
+        return [o.samples_per_query]
+    if o.scenario == "offline":
+        return [o.batch_size]
+    return sorted({2 ** k for k in range(o.batch_size.bit_length()) if 2 ** k < o.batch_size} | {o.batch_size})
+
+
 def open_target(model: str, o: LoadgenOptions, batch: int):
     """The model through the same seam as `run`: plan's model, preset and target rules, then
     `open_backend`. Returns (backend, model plan, preset plan, target plan)."""
@@ -488,14 +504,16 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
     o = options or LoadgenOptions(**kw)
     check(o)
     _lg()
-    batch = {"single-stream": 1, "multi-stream": o.samples_per_query}.get(o.scenario, o.batch_size)
+    sizes = batch_sizes(o)
+    batch = sizes[-1]
     be, m, preset, t = open_target(model, o, batch)
     samples = load_samples(data, lambda: preset.pp, o.labels)
     if tuple(samples.x.shape[1:]) != tuple(be.input_shape):
         raise ClsbenchError(f"{data}: samples are {tuple(samples.x.shape[1:])}, the model takes "
                             f"{tuple(be.input_shape)} (preprocess the data with the model's preset)")
     lat = _latency_ms(be, samples.x)
-    b = Bench(be, samples, o, expected_qps=batch * 1e3 / lat, expected_latency_ms=lat)
+    backends = {batch: be, **{n: open_target(model, o, n)[0] for n in sizes[:-1]}}
+    b = Bench(backends, samples, o, expected_qps=batch * 1e3 / lat, expected_latency_ms=lat)
     log.info(f"loadgen {SCENARIOS[o.scenario]} · {t.label} · batch {batch} · {len(samples.names)} samples in "
              f"memory · one batch {lat:.2f} ms ({b.expected_qps:,.0f} samples/s back to back)")
     out = Path(o.output)
@@ -514,7 +532,7 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
                "scenario": o.scenario, "loadgen_scenario": SCENARIOS[o.scenario], "mode": o.mode,
                "model": {"path": os.path.abspath(model), "key": m.key, "provenance": m.provenance},
                "target": {"backend": t.backend, "precision": t.precision, "artifact": t.artifact,
-                          "batch_size": batch, "runtime": be.describe()},
+                          "batch_size": batch, "batch_sizes": sizes, "runtime": be.describe()},
                "preset": preset.as_dict(), "data": {"source": samples.source, "samples": len(samples.names),
                                                     "labels": samples.labels},
                "measured_batch_ms": round(lat, 4), "options": _options_record(o),
