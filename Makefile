@@ -1,5 +1,7 @@
 # Two commands for a fresh machine: `make demo` and `make test` (see README.md).
 PYTHON ?= python3
+# test processes (pytest-xdist): the suite is measured with 2 on the 2-core machine
+JOBS   ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 export ORT_DISABLE_TELEMETRY := 1
@@ -30,7 +32,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/clsbench demo
 
 test: $(VENV)/.installed-dev $(VENV)/.installed-browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py
