@@ -330,3 +330,53 @@ def test_default_demo_proxy_table_compares_like_with_like(tmp_path):
     want = 196 * np.sqrt(acc["reference_top1"] / 100 * (1 - acc["reference_top1"] / 100) * (1 / acc["images"] + 1 / 256))
     assert acc["sampling_margin"] == pytest.approx(want, abs=1e-3)
     assert f"the 95 % margin of two samples ({acc['sampling_margin']:.2f}" in text
+
+
+def test_nncf_draws_no_bars_of_its_own(tmp_path):
+    """OpenVINO int8 calibration goes through NNCF, which draws its own rich progress bars
+    ("Statistics collection") on stdout: none may reach clsbench's terminal."""
+    pytest.importorskip("nncf")
+    photos = _photos(tmp_path / "photos", 4)
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    p = run_cli("compile", "--model", model, "--backend", "openvino", "--precision", "int8", "--data", photos,
+                "--calib-images", "4", "--parity-images", "4", "--output", tmp_path / "c")
+    text = p.stdout + p.stderr
+    assert "Statistics collection" not in text and "━" not in text, text
+    assert list((tmp_path / "c").glob("*.xml"))
+
+
+def test_a_second_work_dir_copies_the_export_only_when_everything_matches(tmp_path, proxy_weights, proxy_dataset,
+                                                                          monkeypatch):
+    """The same weights on the same images in a new work dir: the export is copied from the
+    cache (same bytes, same parity); other images, a damaged entry, --overwrite or
+    CLSBENCH_CACHE=off: exported anew."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    env = {"CLSBENCH_CACHE": str(cache)}
+    first = run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", tmp_path / "a",
+                    env=env)
+    assert "export cache" not in first.stderr and len(list(cache.iterdir())) == 1
+    entry = next(cache.iterdir())
+    second = run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", tmp_path / "b",
+                     env=env)
+    assert "copied from the export cache" in " ".join(second.stderr.split())
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "model.onnx").read_bytes() == (b / "model.onnx").read_bytes()
+    pa, pb = (json.loads((d / "model.parity.json").read_text()) for d in (a, b))
+    assert pa["parity"] == pb["parity"] and pb["onnx"] == str(b / "model.onnx")
+    assert (a / "result.json").read_text() == (b / "result.json").read_text()
+    other = tmp_path / "other"
+    shutil.copytree(proxy_dataset, other)
+    (other / "val" / sorted((other / "val").iterdir())[0].name).unlink()
+    for args, extra_env in ((["--data", other], env), (["--data", proxy_dataset, "--overwrite"], env),
+                            (["--data", proxy_dataset], {"CLSBENCH_CACHE": "off"})):
+        work = tmp_path / f"w{len(list(tmp_path.iterdir()))}"
+        p = run_cli("run", "-q", "--weights", proxy_weights, *args, "--work-dir", work, env=extra_env)
+        assert "copied from the export cache" not in " ".join(p.stderr.split()), args
+    with open(entry / "model.onnx", "r+b") as f:  # damaged in the cache: not used
+        f.seek(200)
+        f.write(b"\0" * 16)
+    p = run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", tmp_path / "d", env=env)
+    text = " ".join(p.stderr.split())
+    assert "does not match its record; not used" in text and "copied from the export cache" not in text

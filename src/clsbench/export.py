@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from .models import ModelSpec, get_model
 
 FP32_MAX_REL_ERROR = 1e-5
 
+
+log = logging.getLogger("clsbench")
 
 def _torch():
     try:
@@ -408,3 +411,97 @@ def read_parity(onnx_path: str) -> dict | None:
         return json.loads(Path(parity_path(onnx_path)).read_text())
     except (OSError, ValueError):
         return None
+
+
+# ---------------------------------------------------------------- the export cache
+
+CACHE_KEEP = 8  # most recent exports kept
+
+
+def cache_dir() -> Path | None:
+    """Where passing exports are kept for other work dirs: $CLSBENCH_CACHE, else
+    $XDG_CACHE_HOME/clsbench/exports (~/.cache); CLSBENCH_CACHE=off: no cache."""
+    env = os.environ.get("CLSBENCH_CACHE")
+    if env == "off":
+        return None
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clsbench" / "exports"
+
+
+def cache_key(weights: str, spec: ModelSpec, provenance: str | None, parity_data: str) -> str:
+    """What an export is a function of: the weights' bytes, the architecture and its weights
+    tag, the provenance recorded in it, the images parity was measured on (their
+    fingerprint), the exporter (clsbench, torch, onnx versions) and the default opset."""
+    from importlib import metadata
+
+    from . import __version__
+    from ._io import file_sha256, fingerprint
+
+    versions = []
+    for dist in ("torch", "onnx"):
+        try:
+            versions.append(metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            versions.append(None)
+    return fingerprint([[file_sha256(weights), spec.key, provenance, parity_data, __version__, *versions,
+                         list(OPSETS)]])
+
+
+def from_cache(key: str, onnx_path: Path, weights: str) -> dict | None:
+    """The cached export of `key` copied to onnx_path (+ its parity record, paths rewritten),
+    when the entry is whole: the ONNX bytes must hash to what the entry recorded."""
+    import shutil
+
+    from ._io import atomic_write_json, file_sha256
+
+    root = cache_dir()
+    entry = root / key if root else None
+    if entry is None or not (entry / "entry.json").is_file():
+        return None
+    try:
+        meta = json.loads((entry / "entry.json").read_text())
+        if file_sha256(entry / "model.onnx") != meta["onnx_sha256"]:
+            log.warning(f"export cache {entry}: model.onnx does not match its record; not used")
+            return None
+        rec = json.loads((entry / "model.parity.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return None
+    tmp = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp")
+    shutil.copyfile(entry / "model.onnx", tmp)
+    os.replace(tmp, onnx_path)
+    rec["onnx"], rec["weights"]["path"] = str(onnx_path), os.path.abspath(weights)
+    rec["from_cache"] = str(entry)
+    atomic_write_json(parity_path(str(onnx_path)), rec)
+    os.utime(entry)  # recently used
+    return rec
+
+
+def to_cache(key: str, onnx_path: Path) -> None:
+    """Keeps a passing export for other work dirs (best effort: a full or read-only cache
+    only costs the next run an export)."""
+    import shutil
+
+    from ._io import atomic_write_json, file_sha256
+
+    root = cache_dir()
+    if root is None:
+        return
+    entry = root / key
+    tmp = root / f".{key}.{os.getpid()}.tmp"
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(onnx_path, tmp / "model.onnx")
+        shutil.copyfile(parity_path(str(onnx_path)), tmp / "model.parity.json")
+        atomic_write_json(tmp / "entry.json", {"onnx_sha256": file_sha256(tmp / "model.onnx")})
+        if entry.exists():
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, entry)
+        entries = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[CACHE_KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info(f"export cache {root}: not kept ({e.strerror or e})")

@@ -180,7 +180,8 @@ def _predictions(plan, dump: Path, work: Path) -> dict:
 
 def _model_for(plan, work: Path, val: Path, o: RunOptions):
     """The ONNX (or IR) model the run uses: exported from a .pth, or the file given."""
-    from .export import current_export, export_onnx
+    from .export import cache_key, current_export, export_onnx, from_cache, to_cache
+    from .plan import folder_fingerprint
 
     weights = plan.weights
     if plan.target.artifact == "weights":
@@ -193,12 +194,20 @@ def _model_for(plan, work: Path, val: Path, o: RunOptions):
     onnx_path = work / "model.onnx"
     spec = plan.model.spec
     rec = None if o.overwrite else current_export(onnx_path, spec, weights, plan.model.provenance)
+    key = cache_key(weights, spec, plan.model.provenance, folder_fingerprint(val))
+    cached = None if rec or o.overwrite else from_cache(key, onnx_path, weights)
     if rec:
         log.info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")
+    elif cached and current_export(onnx_path, spec, weights, plan.model.provenance):
+        rec = cached
+        log.info(f"[1/5] export: {onnx_path} copied from the export cache {cached['from_cache']} (the same "
+                 f"weights, model, images and exporter; CLSBENCH_CACHE=off or --overwrite to export anew)")
     else:
         log.info(f"[1/5] export {weights} → {onnx_path}")
         rec = export_onnx(weights, str(onnx_path), model=spec.key, parity_images=str(val),
                           provenance=plan.model.provenance)
+        if rec.get("passed"):
+            to_cache(key, onnx_path)
     p = rec["parity"]
     log.info(f"      {rec['weights']['verdict']}")
     log.info(f"      parity vs PyTorch float64: rel. L2 error {p['rel_l2_error']:.2e} "
