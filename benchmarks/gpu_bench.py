@@ -443,7 +443,7 @@ def main() -> int:
     workers = os.cpu_count() or 1
     cbatches, n_par = a.compile_batches, 512
     if a.smoke:
-        a.batches, cbatches, n_par, a.eager_batches = (1, 4), (), 16, ()
+        a.batches, cbatches, n_par, a.eager_batches = (1, 2), (), 16, ()
         SMOKE["on"] = True
     if a.device != "cuda":
         a.modes, cbatches = ("eager",), ()

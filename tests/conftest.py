@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import PHOTO_CASES, PROXY, photo
+from helpers import PHOTO_CASES, PROXY, photo, run_cli
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -170,3 +170,12 @@ def info_file(tmp_path_factory, prep) -> Path:
     out = tmp_path_factory.mktemp("info") / "prep_bin.info"
     gen_bin_info(str(prep), str(out), 224, 224)
     return out
+
+
+@pytest.fixture(scope="session")
+def proxy_run(tmp_path_factory, proxy_weights, proxy_dataset):
+    """The reference run (ONNX Runtime fp32, .bin files) the other engines are compared with."""
+    work = tmp_path_factory.mktemp("ortrun")
+    run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--batch-size", "4",
+            "--work-dir", work)
+    return work

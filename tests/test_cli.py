@@ -134,15 +134,6 @@ def test_help_explains_every_command():
     assert "--loop" in p.stdout and "padding" in p.stdout.replace("\n", " ")
 
 
-@pytest.fixture(scope="module")
-def proxy_run(tmp_path_factory, proxy_weights, proxy_dataset):
-    """The reference run (ONNX Runtime fp32, .bin files) the other engines are compared with."""
-    work = tmp_path_factory.mktemp("ortrun")
-    run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--batch-size", "4",
-            "--work-dir", work)
-    return work
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--backend", "torch"], ["--backend", "openvino", "--stream"]])
 def test_run_on_other_backends_gives_the_same_accuracy(tmp_path, proxy_weights, proxy_dataset, proxy_run, extra):

@@ -102,9 +102,21 @@ FAMILIES = ["resnet18", "resnext50_32x4d", "regnet_y_400mf", "efficientnet_b0", 
             "swin_t", "swin_v2_t", "maxvit_t"]
 
 
+@pytest.fixture(scope="module")
+def family_photos(tmp_path_factory, photo_dir):
+    """Three of the photos (short side 256, portrait, gray): one parity batch per family;
+    a float64 forward of VGG or MaxViT on all nine took most of these tests' time."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("family_photos")
+    for name in ("short256_landscape.jpg", "portrait.jpg", "gray.png"):
+        shutil.copy(photo_dir / name, d / name)
+    return d
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
-def test_family_representative_exports_and_matches_pytorch(tmp_path, photo_dir, name):
+def test_family_representative_exports_and_matches_pytorch(tmp_path, photo_dir, family_photos, name):
     from clsbench.demo import calibration_batch
     from clsbench.export import export_onnx
     from clsbench.modelfile import read_metadata
@@ -114,7 +126,7 @@ def test_family_representative_exports_and_matches_pytorch(tmp_path, photo_dir, 
     w = tmp_path / "w.pth"
     save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=8), str(w))
     out = tmp_path / "m.onnx"
-    rec = export_onnx(str(w), str(out), model=name, parity_images=str(photo_dir), parity_batch=3)
+    rec = export_onnx(str(w), str(out), model=name, parity_images=str(family_photos), parity_batch=3)
     p = rec["parity"]
     assert rec["passed"], p["reasons"]
     assert p["reference_logit_std"] > 0.1  # not vacuous
