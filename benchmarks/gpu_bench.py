@@ -190,7 +190,8 @@ def profile_section(torch, device, bs=256) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     cuda = device == "cuda"
-    rt = open_cuda(device, bs, "fp16", "eager")
+    # --smoke on a CPU: fp32 (fp16 convolutions there take seconds an image; parity covers fp16)
+    rt = open_cuda(device, bs, "fp32" if SMOKE["on"] and device != "cuda" else "fp16", "eager")
     rt.in_u8.copy_(torch.randint(0, 256, rt.in_u8.shape, dtype=torch.uint8, device=rt.dev))
     run = rt._runner("u8")[0]
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -445,6 +446,8 @@ def main() -> int:
     if a.smoke:
         a.batches, cbatches, n_par, a.eager_batches = (1, 2), (), 16, ()
         SMOKE["on"] = True
+        if a.device != "cuda":  # fp16/bf16 numerics are checked by the parity section
+            a.precisions = ("fp32",)
     if a.device != "cuda":
         a.modes, cbatches = ("eager",), ()
     if a.smoke:

@@ -24,7 +24,12 @@ def _test_cache() -> str:
         path = Path(tempfile.gettempdir()) / f"clsbench-test-cache-{run}"
         path.mkdir(exist_ok=True)
         return str(path)
-    return tempfile.mkdtemp(prefix="clsbench-test-cache-")
+    import atexit
+    import shutil
+
+    path = tempfile.mkdtemp(prefix="clsbench-test-cache-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 os.environ["CLSBENCH_CACHE"] = _test_cache()

@@ -345,38 +345,50 @@ def test_nncf_draws_no_bars_of_its_own(tmp_path):
     assert list((tmp_path / "c").glob("*.xml"))
 
 
-def test_a_second_work_dir_copies_the_export_only_when_everything_matches(tmp_path, proxy_weights, proxy_dataset,
-                                                                          monkeypatch):
+def test_a_second_work_dir_copies_the_export_only_when_everything_matches(tmp_path, proxy_weights, monkeypatch):
     """The same weights on the same images in a new work dir: the export is copied from the
-    cache (same bytes, same parity); other images, a damaged entry, --overwrite or
-    CLSBENCH_CACHE=off: exported anew."""
+    cache (same bytes, same parity); other images or a damaged entry: exported anew;
+    CLSBENCH_CACHE=off: no cache at all."""
     import shutil
 
+    from clsbench.export import cache_dir, from_cache
+
+    photos = _photos(tmp_path / "photos", 3)
     cache = tmp_path / "cache"
     env = {"CLSBENCH_CACHE": str(cache)}
-    first = run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", tmp_path / "a",
-                    env=env)
-    assert "export cache" not in first.stderr and len(list(cache.iterdir())) == 1
+
+    def run(data, work):
+        p = run_cli("run", "-q", "--weights", proxy_weights, "--data", data, "--work-dir", tmp_path / work, env=env)
+        return " ".join(p.stderr.split())
+
+    assert "export cache" not in run(photos, "a") and len(list(cache.iterdir())) == 1
     entry = next(cache.iterdir())
-    second = run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", tmp_path / "b",
-                     env=env)
-    assert "copied from the export cache" in " ".join(second.stderr.split())
+    assert "copied from the export cache" in run(photos, "b")
     a, b = tmp_path / "a", tmp_path / "b"
     assert (a / "model.onnx").read_bytes() == (b / "model.onnx").read_bytes()
     pa, pb = (json.loads((d / "model.parity.json").read_text()) for d in (a, b))
     assert pa["parity"] == pb["parity"] and pb["onnx"] == str(b / "model.onnx")
-    assert (a / "result.json").read_text() == (b / "result.json").read_text()
+    assert (a / "predictions.csv").read_text() == (b / "predictions.csv").read_text()
     other = tmp_path / "other"
-    shutil.copytree(proxy_dataset, other)
-    (other / "val" / sorted((other / "val").iterdir())[0].name).unlink()
-    for args, extra_env in ((["--data", other], env), (["--data", proxy_dataset, "--overwrite"], env),
-                            (["--data", proxy_dataset], {"CLSBENCH_CACHE": "off"})):
-        work = tmp_path / f"w{len(list(tmp_path.iterdir()))}"
-        p = run_cli("run", "-q", "--weights", proxy_weights, *args, "--work-dir", work, env=extra_env)
-        assert "copied from the export cache" not in " ".join(p.stderr.split()), args
+    shutil.copytree(photos, other)
+    next(other.iterdir()).unlink()
+    assert "copied from the export cache" not in run(other, "c")
     with open(entry / "model.onnx", "r+b") as f:  # damaged in the cache: not used
         f.seek(200)
         f.write(b"\0" * 16)
-    p = run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", tmp_path / "d", env=env)
-    text = " ".join(p.stderr.split())
+    text = run(photos, "d")
     assert "does not match its record; not used" in text and "copied from the export cache" not in text
+    monkeypatch.setenv("CLSBENCH_CACHE", "off")
+    assert cache_dir() is None and from_cache(entry.name, tmp_path / "x.onnx", str(proxy_weights)) is None
+
+def test_zoo_table_lists_a_models_batches_in_order():
+    from clsbench.zoo import to_markdown
+
+    def row(model, bs, rate):
+        return {"model": model, "backend": "onnxruntime", "precision": "fp32", "infer_batch_size": bs,
+                "infer_samples_per_sec": rate, "infer_step_time": 1.0, "reference_top1": 70.0, "infer_gflops": 1,
+                "param_count": 1, "weights": "stand-in", "cpu": "c", "threads": 2, "clsbench": "0"}
+
+    md = to_markdown([row("a", 4, 300.0), row("a", 1, 100.0), row("b", 1, 900.0), row("b", 8, 1200.0)])
+    lines = [line.split(" | ")[:4] for line in md.splitlines() if line.startswith("| a |") or line.startswith("| b |")]
+    assert [(m.strip("| "), bs) for m, _, _, bs in lines] == [("b", "1"), ("b", "8"), ("a", "1"), ("a", "4")]

@@ -145,7 +145,12 @@ def to_markdown(rows: list[dict]) -> str:
     head = ["model", "backend", "precision", "batch", "img/s", "p50 ms/batch", "ref. Top-1", "GFLOPS", "params (M)",
             "weights"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in sorted(rows, key=lambda r: -r["infer_samples_per_sec"]):
+    best = {}
+    for r in rows:
+        best[r["model"]] = max(best.get(r["model"], 0.0), r["infer_samples_per_sec"])
+    # models fastest first; a model's own rows by backend, precision and batch, smallest first
+    for r in sorted(rows, key=lambda r: (-best[r["model"]], r["model"], r["backend"], r["precision"],
+                                         r["infer_batch_size"])):
         lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['infer_batch_size']} | "
                      f"{r['infer_samples_per_sec']:,.1f} | {r['infer_step_time']:.2f} | {r['reference_top1']} | "
                      f"{r['infer_gflops']} | {r['param_count']} | {r['weights']} |")
