@@ -82,7 +82,8 @@ def main() -> int:
         for bound in (float(x) for x in a.bounds.split(",")):
             so = LoadgenOptions(scenario="server", backend=backend, batch_size=a.batch_size,
                                 duration_s=a.peak_seconds, latency_bound_ms=bound, peak_steps=4, find_peak=True)
-            backends = {n: (be if n == a.batch_size else open_target(onnx, so, n)[0]) for n in batch_sizes(so)}
+            backends = (be if getattr(be, "any_batch", False) else
+                        {n: (be if n == a.batch_size else open_target(onnx, so, n)[0]) for n in batch_sizes(so)})
             b = Bench(backends, samples, so, expected_qps=row["offline_img_s"],
                       expected_latency_ms=a.batch_size * 1e3 / row["compute_img_s"])
             pk = find_peak(b, tmp / f"{backend}-peak-{bound:g}")

@@ -394,9 +394,9 @@ def _parser_loadgen(command) -> None:
                    help="server: the Poisson arrival rate (default: half the measured batch throughput); "
                         "offline: the expected QPS LoadGen sizes its query by (default: measured)")
     p.add_argument("--latency-bound-ms", type=float, default=None, help="server: the p99 bound (default 15, MLPerf's)")
-    p.add_argument("--max-wait-ms", type=float, default=None,
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
                    help="server: how long the batcher waits for a batch to fill after its first sample "
-                        "(default a quarter of the bound)")
+                        "(default 0: it takes what arrived while the last batch ran, as Triton does by default)")
     p.add_argument("--duration", type=float, default=5.0, help="minimum seconds of each LoadGen run (default 5)")
     p.add_argument("--official-durations", action="store_true",
                    help="MLPerf's own minimums: 600 s and the scenario's query count (hours on a CPU)")

@@ -5,8 +5,9 @@ pip install 'clsbench[loadgen]'), on any backend and precision `run` accepts.
           model's preset, a compact store, or a folder of the guide's .bin tensors)
     SUT   one worker thread in front of the backend:
           offline        LoadGen's one big query, run in batches of --batch-size
-          server         a dynamic batcher: what has arrived, up to --batch-size, waiting at most
-                         --max-wait-ms after the first sample of a batch (as Triton's does)
+          server         a dynamic batcher: what has arrived while the last batch ran, up to
+                         --batch-size (Triton's default), or waiting up to --max-wait-ms for
+                         a batch to fill (Triton's max_queue_delay)
           single-stream  batch 1
           multi-stream   each query's samples-per-query samples as one batch
           Responses are the logits (float32), so accuracy mode decodes them.
@@ -61,7 +62,7 @@ class LoadgenOptions:
     model_name: str | None = None  # NAME[:TAG]: the architecture of a .pth, the preset of an image folder
     target_qps: float | None = None  # server; offline: the expected QPS (default: measured)
     latency_bound_ms: float | None = None  # server's p99 bound (default 15 ms, MLPerf's ResNet-50 bound)
-    max_wait_ms: float | None = None  # server batcher's wait after a batch's first sample (default bound / 4)
+    max_wait_ms: float = 0.0  # server batcher's wait for a batch to fill after its first sample
     samples_per_query: int = 8  # multi-stream
     duration_s: float = 5.0
     official_durations: bool = False  # MLPerf's 600 s and query counts
@@ -95,9 +96,11 @@ def check(o: LoadgenOptions) -> None:
         if v < 1:
             raise ClsbenchError(f"{name} must be >= 1, got {v}")
     for name, v in (("--duration", o.duration_s), ("--target-qps", o.target_qps),
-                    ("--latency-bound-ms", o.latency_bound_ms), ("--max-wait-ms", o.max_wait_ms)):
+                    ("--latency-bound-ms", o.latency_bound_ms)):
         if v is not None and not v > 0:
             raise ClsbenchError(f"{name} must be > 0, got {v:g}")
+    if not o.max_wait_ms >= 0:
+        raise ClsbenchError(f"--max-wait-ms must be >= 0, got {o.max_wait_ms:g}")
     if o.find_peak and o.scenario != "server":
         raise ClsbenchError("--find-peak searches the Server scenario's highest QPS: give --scenario server")
     if o.find_peak and o.mode != "performance":
@@ -223,10 +226,11 @@ class Sut:
     def _run(self, items: list) -> None:
         n = len(items)
         bs = min((b for b in self.backends if b >= n), default=max(self.backends))
+        backend = self.backends[bs]
         x = self.x[[s.index for s in items]]
-        if n < bs:  # each backend runs its own batch size: pad with the last sample
-            x = np.concatenate([x, np.repeat(x[-1:], bs - n, axis=0)])
-        y = np.ascontiguousarray(self.backends[bs].run(x)[:n], dtype=np.float32)
+        if n < bs and not getattr(backend, "any_batch", False):  # a dynamic batch axis runs n as is;
+            x = np.concatenate([x, np.repeat(x[-1:], bs - n, axis=0)])  # else pad with the last sample
+        y = np.ascontiguousarray(backend.run(x)[:n], dtype=np.float32)
         self.batch_sizes.append(n)
         self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[i].ctypes.data, y[i].nbytes)
                                       for i, s in enumerate(items)])
@@ -295,7 +299,7 @@ def run_once(b: Bench, outdir: Path, mode: str, target_qps: float | None = None)
     if ts.FromConfig(str(outdir / "user.conf"), "clsbench", SCENARIOS[o.scenario], 1) != 0:
         raise ClsbenchError(f"{outdir / 'user.conf'}: LoadGen refused these settings")
     max_batch = {"single-stream": 1, "multi-stream": o.samples_per_query}.get(o.scenario, o.batch_size)
-    wait = (o.max_wait_ms if o.max_wait_ms is not None else conf.get("target_latency", 15.0) / 4) / 1e3
+    wait = o.max_wait_ms / 1e3
     sut = Sut(b.backend, b.samples, o.scenario, max_batch, wait)
     out = lg.LogOutputSettings()
     out.outdir, out.copy_summary_to_stdout = str(outdir), False
@@ -421,11 +425,16 @@ def find_peak(b: Bench, outdir: Path) -> dict:
 
     lo = hi = None
     q = max(b.expected_qps / 2, 1.0)
-    while (lo is None or hi is None) and len(tries) < 10:
+    floor = b.expected_qps / 16  # below a 16th of the batch throughput the server is idle: the
+    while (lo is None or hi is None) and len(tries) < 10:  # bound is the service time's, not the load's
         if attempt(q):
             lo, q = q, q * 2
         else:
             hi, q = q, q / 2
+            if lo is None and q < floor:
+                log.info(f"      peak search: INVALID down to {hi:g} QPS, a 16th of the measured throughput: "
+                         f"the bound is below what one sample takes here")
+                break
         if lo is not None and hi is not None and lo > hi:  # not monotone: LoadGen's verdict moved
             lo, hi = hi, None
     for _ in range(b.o.peak_steps if lo is not None and hi is not None else 0):
@@ -512,7 +521,8 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
         raise ClsbenchError(f"{data}: samples are {tuple(samples.x.shape[1:])}, the model takes "
                             f"{tuple(be.input_shape)} (preprocess the data with the model's preset)")
     lat = _latency_ms(be, samples.x)
-    backends = {batch: be, **{n: open_target(model, o, n)[0] for n in sizes[:-1]}}
+    backends = {batch: be} if getattr(be, "any_batch", False) else {batch: be, **{n: open_target(model, o, n)[0]
+                                                                                 for n in sizes[:-1]}}
     b = Bench(backends, samples, o, expected_qps=batch * 1e3 / lat, expected_latency_ms=lat)
     log.info(f"loadgen {SCENARIOS[o.scenario]} · {t.label} · batch {batch} · {len(samples.names)} samples in "
              f"memory · one batch {lat:.2f} ms ({b.expected_qps:,.0f} samples/s back to back)")

@@ -48,6 +48,9 @@ class OnnxRuntimeBackend(Backend):
                                 f"{self.batch_size}; export with a dynamic batch axis")
         if not all(isinstance(d, int) for d in shape[1:]):
             raise ClsbenchError(f"{model_path}: input {inp.name!r} has symbolic spatial dims {shape}")
+        # a symbolic batch axis: one session runs any batch as is (LoadGen's Server batcher
+        # uses this rather than a session per size, whose thread pools would spin on each other)
+        self.any_batch = not isinstance(shape[0], int)
         self.input_name = inp.name
         self.output_name = outputs[0].name
         self._shape = tuple(shape[1:])
