@@ -244,8 +244,8 @@ def user_conf(o: LoadgenOptions, count: int, expected_qps: float, expected_laten
     conf = {"min_duration": OFFICIAL_MIN_DURATION_MS if o.official_durations else int(o.duration_s * 1000),
             "min_query_count": (OFFICIAL_MIN_QUERIES if o.official_durations else SHORT_MIN_QUERIES)[o.scenario],
             "performance_sample_count_override": count}
-    if o.scenario == "offline":
-        conf["target_qps"] = o.target_qps or expected_qps
+    if o.scenario == "offline":  # LoadGen sizes its one query by this: a SUT faster than it finishes
+        conf["target_qps"] = o.target_qps or round(1.5 * expected_qps, 2)  # early (min duration NO)
     elif o.scenario == "server":
         conf["target_qps"] = o.target_qps or round(expected_qps / 2, 2)
         conf["target_latency"] = o.latency_bound_ms or 15.0
