@@ -392,7 +392,7 @@ def _parser_loadgen(command) -> None:
     p.add_argument("--samples-per-query", type=int, default=8, help="multi-stream: samples per query (default 8)")
     p.add_argument("--target-qps", type=float, default=None,
                    help="server: the Poisson arrival rate (default: half the measured batch throughput); "
-                        "offline: the expected QPS LoadGen sizes its query by (default: measured)")
+                        "offline: the expected QPS LoadGen sizes its query by (default: 1.5x the measured rate)")
     p.add_argument("--latency-bound-ms", type=float, default=None, help="server: the p99 bound (default 15, MLPerf's)")
     p.add_argument("--max-wait-ms", type=float, default=0.0,
                    help="server: how long the batcher waits for a batch to fill after its first sample "
