@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 from clsbench.loadgen import (Bench, LoadgenOptions, batch_sizes, find_peak, load_samples,  # noqa: E402
-                              open_target, run_once)
+                              open_at, open_target, run_once)
 from clsbench.perf import environment  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main() -> int:
     rows = []
     for backend in a.backends.split(","):
         o = LoadgenOptions(scenario="offline", backend=backend, batch_size=a.batch_size, duration_s=a.seconds)
-        be, _, preset, t = open_target(onnx, o, a.batch_size)
+        be, _, preset, t, opts = open_target(onnx, o, a.batch_size)
         samples = load_samples(str(tmp / "data"), lambda: preset.pp)
         comp, off = [], []
         for r in range(a.rounds):
@@ -83,7 +83,7 @@ def main() -> int:
             so = LoadgenOptions(scenario="server", backend=backend, batch_size=a.batch_size,
                                 duration_s=a.peak_seconds, latency_bound_ms=bound, peak_steps=4, find_peak=True)
             backends = (be if getattr(be, "any_batch", False) else
-                        {n: (be if n == a.batch_size else open_target(onnx, so, n)[0]) for n in batch_sizes(so)})
+                        {n: (be if n == a.batch_size else open_at(onnx, t, opts, n)) for n in batch_sizes(so)})
             b = Bench(backends, samples, so, expected_qps=row["offline_img_s"],
                       expected_latency_ms=a.batch_size * 1e3 / row["compute_img_s"])
             pk = find_peak(b, tmp / f"{backend}-peak-{bound:g}")

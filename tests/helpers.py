@@ -171,6 +171,15 @@ def tiny_classifier(path: Path, *, meta: dict | None = None, batch=None, size=22
     return path
 
 
+def bin_tensors(folder: Path, count: int, size: int, seed: int = 0) -> Path:
+    """`count` float32 3×size×size tensors in the guide's .bin layout (img000.bin, ...)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        rng.standard_normal((3, size, size)).astype(np.float32).tofile(folder / f"img{i:03d}.bin")
+    return folder
+
+
 def stamped(path: Path, key: str, provenance: str = "other", **kw) -> Path:
     """A tiny model recording `key` the way clsbench's export does (the table's preset)."""
     from clsbench.models import get_model

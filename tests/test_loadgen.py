@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import run_cli, tiny_classifier
+from helpers import bin_tensors, run_cli, tiny_classifier
 
 pytest.importorskip("mlperf_loadgen")
 
@@ -30,13 +30,7 @@ def lg_fields(summary: Path) -> dict:
 @pytest.fixture(scope="module")
 def light(tmp_path_factory):
     d = tmp_path_factory.mktemp("lg")
-    model = tiny_classifier(d / "m.onnx", size=32)
-    store = d / "bins"
-    store.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(64):
-        rng.standard_normal((3, 32, 32)).astype(np.float32).tofile(store / f"img{i:03d}.bin")
-    return model, store
+    return tiny_classifier(d / "m.onnx", size=32), bin_tensors(d / "bins", 64, 32)
 
 
 @pytest.mark.parametrize("scenario", ["offline", "server", "single-stream", "multi-stream"])

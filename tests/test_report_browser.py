@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from helpers import run_cli
@@ -362,14 +361,10 @@ def test_loadgen_report_in_chromium(tmp_path):
     """A LoadGen Server run with a peak search: the verdict cards, every number shown equal
     to loadgen.json's, the charts' points inside their plots, nothing loaded from outside."""
     pytest.importorskip("mlperf_loadgen")
-    from helpers import tiny_classifier
+    from helpers import bin_tensors, tiny_classifier
 
     model = tiny_classifier(tmp_path / "m.onnx", size=32)
-    data = tmp_path / "bins"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(32):
-        rng.standard_normal((3, 32, 32)).astype(np.float32).tofile(data / f"img{i:03d}.bin")
+    data = bin_tensors(tmp_path / "bins", 32, 32)
     run_cli("loadgen", "--model", model, "--data", data, "--scenario", "server", "--find-peak", "--peak-steps", "1",
             "--duration", "1", "--latency-bound-ms", "50", "--output", tmp_path / "lg", check=False)
     page = render(tmp_path, tmp_path / "lg" / "report.html")["lg"]

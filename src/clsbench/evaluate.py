@@ -93,6 +93,11 @@ class _Tally:
                                     f"for a {self.n_classes}-class output")
         return shift
 
+    def accuracy(self, labels_without_output: int) -> "Accuracy":
+        width = len(self.subset.columns) if self.subset else self.n_classes
+        return Accuracy(self.count, width, self.hits, self.unlabelled, labels_without_output,
+                        self.scoring.label_set, self.real.record(self.label_file) if self.real is not None else None)
+
     def add(self, where, keys: list[str], scores: np.ndarray) -> None:
         """`scores`: (len(keys), classes), each row one image's output, read from `where`."""
         shift = self._check(where, keys, scores.shape[1])
@@ -189,9 +194,7 @@ def evaluate(result_dir: str | os.PathLike, label_file: str | os.PathLike, *,
     missing = len(labels) - tally.count
     if missing and strict:
         raise ClsbenchError(f"{outputs.dir}: {missing} labelled images have no output")
-    width = len(tally.subset.columns) if tally.subset else tally.n_classes
-    return Accuracy(tally.count, width, tally.hits, tally.unlabelled, missing, scoring.label_set if scoring else None,
-                    tally.real.record(label_file) if tally.real is not None else None)
+    return tally.accuracy(missing)
 
 
 def evaluate_scores(where, keys: list[str], scores: np.ndarray, label_file: str | os.PathLike,
@@ -204,9 +207,7 @@ def evaluate_scores(where, keys: list[str], scores: np.ndarray, label_file: str 
     if not have:
         raise ClsbenchError(f"{label_file}: none of the {len(keys)} outputs in {where} has a label")
     tally.add(where, [keys[i] for i in have], scores[have])
-    width = len(tally.subset.columns) if tally.subset else tally.n_classes
-    return Accuracy(tally.count, width, tally.hits, tally.unlabelled, len(labels) - tally.count,
-                    scoring.label_set if scoring else None, tally.real.record(label_file) if tally.real else None)
+    return tally.accuracy(len(labels) - tally.count)
 
 
 def write_result(acc: Accuracy, out_dir: str | os.PathLike, name: str = "result.json") -> Path:

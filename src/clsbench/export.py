@@ -429,14 +429,15 @@ def cache_dir() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clsbench" / "exports"
 
 
-def cache_key(weights: str, spec: ModelSpec, provenance: str | None, parity_data: str) -> str:
-    """What an export is a function of: the weights' bytes, the architecture and its weights
-    tag, the provenance recorded in it, the images parity was measured on (their
-    fingerprint), the exporter (clsbench, torch, onnx versions) and the default opset."""
+def cache_key(weights_sha256: str, spec: ModelSpec, provenance: str | None, parity_data: str) -> str:
+    """What an export is a function of: the weights' bytes (their SHA-256), the architecture
+    and its weights tag, the provenance recorded in it, the data parity was measured on (the
+    plan's fingerprint of its images and labels), the exporter (clsbench, torch, onnx
+    versions) and the opsets tried."""
     from importlib import metadata
 
     from . import __version__
-    from ._io import file_sha256, fingerprint
+    from ._io import fingerprint
 
     versions = []
     for dist in ("torch", "onnx"):
@@ -444,7 +445,7 @@ def cache_key(weights: str, spec: ModelSpec, provenance: str | None, parity_data
             versions.append(metadata.version(dist))
         except metadata.PackageNotFoundError:
             versions.append(None)
-    return fingerprint([[file_sha256(weights), spec.key, provenance, parity_data, __version__, *versions,
+    return fingerprint([[weights_sha256, spec.key, provenance, parity_data, __version__, *versions,
                          list(OPSETS)]])
 
 

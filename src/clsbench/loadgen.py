@@ -467,19 +467,14 @@ def batch_sizes(o: LoadgenOptions) -> list[int]:
 
 
 def open_target(model: str, o: LoadgenOptions, batch: int):
-    """The model through the same seam as `run`: plan's model, preset and target rules, then
-    `open_backend`. Returns (backend, model plan, preset plan, target plan)."""
-    from .backends import open_backend
-    from .modelfile import identity_of, kind, read_metadata
-    from .plan import _backend_options, resolve_model, resolve_preset, resolve_target
+    """The model through the same seam as `run`: the plan's model, preset and target rules
+    (plan.model_and_preset, resolve_target), then `open_backend`. Returns (backend, model
+    plan, preset plan, target plan, the backend options)."""
+    from .modelfile import kind
+    from .plan import _backend_options, model_and_preset, resolve_target
 
     k = kind(model)
-    meta = read_metadata(model, k) if k != "pth" else {}
-    recorded, recorded_pp = identity_of(model, k) if k != "pth" else (None, None)
-    m = resolve_model(model, k, meta, recorded, o.model_name, False)
-    base, source = ((recorded_pp, "the model file") if recorded_pp is not None else
-                    (m.spec.preprocessing, f"the table's {m.spec.key}") if m.spec else (None, ""))
-    preset = resolve_preset(base, source, {})
+    m, preset = model_and_preset(model, k, o.model_name, False, {})
     t = resolve_target(model, k, o.backend, o.precision, {}, o.threads)
     if t.artifact in ("compile", "export"):
         how = (f"clsbench compile --model {model} --backend {t.backend} --precision {t.precision} --data IMAGES"
@@ -487,8 +482,14 @@ def open_target(model: str, o: LoadgenOptions, batch: int):
         raise ClsbenchError(f"{model}: {t.label} needs {'a compiled' if t.artifact == 'compile' else 'an exported'} "
                             f"model; make it first ({how}) and give that file to --model")
     opts = _backend_options(t.backend, m.spec, preset.pp, o)
-    be = open_backend(t.backend, model, batch_size=batch, precision=t.precision, threads=t.threads, **opts)
-    return be, m, preset, t
+    return open_at(model, t, opts, batch), m, preset, t, opts
+
+
+def open_at(model: str, t, opts: dict, batch: int):
+    """The resolved target opened at one batch size (the Server batcher keeps several)."""
+    from .backends import open_backend
+
+    return open_backend(t.backend, model, batch_size=batch, precision=t.precision, threads=t.threads, **opts)
 
 
 def _latency_ms(backend, x: np.ndarray, runs: int = 7) -> float:
@@ -515,13 +516,13 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
     _lg()
     sizes = batch_sizes(o)
     batch = sizes[-1]
-    be, m, preset, t = open_target(model, o, batch)
+    be, m, preset, t, opts = open_target(model, o, batch)
     samples = load_samples(data, lambda: preset.pp, o.labels)
     if tuple(samples.x.shape[1:]) != tuple(be.input_shape):
         raise ClsbenchError(f"{data}: samples are {tuple(samples.x.shape[1:])}, the model takes "
                             f"{tuple(be.input_shape)} (preprocess the data with the model's preset)")
     lat = _latency_ms(be, samples.x)
-    backends = {batch: be} if getattr(be, "any_batch", False) else {batch: be, **{n: open_target(model, o, n)[0]
+    backends = {batch: be} if getattr(be, "any_batch", False) else {batch: be, **{n: open_at(model, t, opts, n)
                                                                                  for n in sizes[:-1]}}
     b = Bench(backends, samples, o, expected_qps=batch * 1e3 / lat, expected_latency_ms=lat)
     log.info(f"loadgen {SCENARIOS[o.scenario]} · {t.label} · batch {batch} · {len(samples.names)} samples in "

@@ -181,7 +181,6 @@ def _predictions(plan, dump: Path, work: Path) -> dict:
 def _model_for(plan, work: Path, val: Path, o: RunOptions):
     """The ONNX (or IR) model the run uses: exported from a .pth, or the file given."""
     from .export import cache_key, current_export, export_onnx, from_cache, to_cache
-    from .plan import folder_fingerprint
 
     weights = plan.weights
     if plan.target.artifact == "weights":
@@ -194,7 +193,8 @@ def _model_for(plan, work: Path, val: Path, o: RunOptions):
     onnx_path = work / "model.onnx"
     spec = plan.model.spec
     rec = None if o.overwrite else current_export(onnx_path, spec, weights, plan.model.provenance)
-    key = cache_key(weights, spec, plan.model.provenance, folder_fingerprint(val))
+    # the plan hashed the weights and fingerprinted every image already: the cache key reuses both
+    key = cache_key(plan.model.weights_sha256, spec, plan.model.provenance, plan.data.fingerprint)
     cached = None if rec or o.overwrite else from_cache(key, onnx_path, weights)
     if rec:
         log.info(f"[1/5] export: {onnx_path} is current (parity record matches the weights)")

@@ -404,10 +404,24 @@ def check_options(o) -> None:
         raise ClsbenchError(f"--ray-timeout must be > 0 seconds, got {o.ray_timeout:g}")
 
 
+def model_and_preset(weights: str, k: str, model: str | None, stand_in: bool,
+                     overrides: dict) -> tuple[ModelPlan, PresetPlan]:
+    """The model (resolve_model) and its preset: what the file records, else the table's
+    entry, each flag in `overrides` applied on top (resolve_preset). `run` and `loadgen`."""
+    from .modelfile import identity_of, read_metadata
+
+    meta = read_metadata(weights, k) if k != "pth" else {}
+    recorded, recorded_pp = identity_of(weights, k) if k != "pth" else (None, None)
+    m = resolve_model(weights, k, meta, recorded, model, stand_in)
+    base, base_source = ((recorded_pp, "the model file") if recorded_pp is not None else
+                         (m.spec.preprocessing, f"the table's {m.spec.key}") if m.spec else (None, ""))
+    return m, resolve_preset(base, base_source, overrides)
+
+
 def resolve(weights: str, data: str, o) -> Plan:
     """THE resolver of `clsbench run` (and demo): see the module's docstring."""
     from .dataset import check_no_whitespace
-    from .modelfile import identity_of, kind, read_metadata
+    from .modelfile import kind
 
     check_options(o)
     from ._io import check_memory
@@ -420,12 +434,8 @@ def resolve(weights: str, data: str, o) -> Plan:
     for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
         check_no_whitespace(os.path.abspath(path), what)
     k = kind(weights)
-    meta = read_metadata(weights, k) if k != "pth" else {}
-    recorded, recorded_pp = identity_of(weights, k) if k != "pth" else (None, None)
-    model = resolve_model(weights, k, meta, recorded, o.model, o.stand_in_weights)
-    base, base_source = ((recorded_pp, "the model file") if recorded_pp is not None else
-                         (model.spec.preprocessing, f"the table's {model.spec.key}") if model.spec else (None, ""))
-    preset = resolve_preset(base, base_source, {f: getattr(o, f) for f in PRESET_FIELDS})
+    model, preset = model_and_preset(weights, k, o.model, o.stand_in_weights,
+                                     {f: getattr(o, f) for f in PRESET_FIELDS})
     stream = o.stream or o.engine == "ray"  # Ray decodes on the cluster: the streaming layout
     if o.decode != "cpu" and not (stream and o.backend == "cuda" and o.engine == "local"):
         raise ClsbenchError("--decode gpu needs --stream, --backend cuda and the local engine")
