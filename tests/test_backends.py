@@ -141,6 +141,24 @@ def test_int8_compile_needs_calibration_data(proxy_onnx, tmp_path):
         compile_model(str(proxy_onnx), backend="onnxruntime", precision="bf16", output_dir=str(tmp_path))
 
 
+def test_onnxruntime_int8_compile_keeps_torch_out(proxy_onnx, proxy_dataset, tmp_path):
+    """onnxruntime.tools' __init__ imports torch for a helper compile never uses (5 s here):
+    an ORT int8 compile runs without it, and writes a quantized model."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from clsbench.compile import compile_model; "
+            f"r = compile_model({str(proxy_onnx)!r}, backend='onnxruntime', precision='int8', "
+            f"output_dir={str(tmp_path)!r}, data={str(proxy_dataset / 'val')!r}, calib_images=8, parity_images=8); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(r['artifact'])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(p.stdout.split()[-1]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
 def test_compile_reuses_a_matching_artifact(compiled, proxy_onnx, proxy_images):
     from clsbench.compile import compile_model
 

@@ -53,6 +53,26 @@ def _ort_fp32(src: str, dst: str, notes: list) -> None:
     notes.append("graph optimized offline at ORT_ENABLE_EXTENDED")
 
 
+def _ort_tools_without_torch() -> None:
+    """quant_pre_process imports onnxruntime.tools.symbolic_shape_infer, and the package's
+    __init__ imports torch whenever it is installed, for a PyTorch export helper (infer_input_info)
+    nothing here uses: 5 s of imports on this 2-core VM, and torch in a compile that needs none.
+    The package is registered without running that __init__; its modules import as usual."""
+    import importlib.util
+    import sys
+
+    import onnxruntime
+
+    if "onnxruntime.tools" in sys.modules:
+        return
+    spec = importlib.util.find_spec("onnxruntime.tools")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["onnxruntime.tools"] = package
+    onnxruntime.tools = package
+
+
 def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path, tune=None,
               max_drop: float | None = None) -> dict | None:
     import onnx
@@ -69,6 +89,7 @@ def _ort_int8(src: str, dst: str, calib: np.ndarray, notes: list, work: Path, tu
     up = work / "opset13.onnx"
     onnx.save(model, up)
     pre = work / "pre.onnx"
+    _ort_tools_without_torch()
     quant_pre_process(str(up), str(pre), skip_symbolic_shape=False)
     notes.append(f"static QDQ int8: per-channel s8 weights, u8 activations, MinMax over {len(calib)} images")
     if max_drop is None:
