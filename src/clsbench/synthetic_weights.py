@@ -28,10 +28,11 @@ def realistic_state_dict(spec: ModelSpec, images: np.ndarray, *, seed: int = 0,
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all passes
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    model.train()
     with torch.no_grad():
-        for i in range(0, len(x), chunk):
-            model(x[i:i + chunk])
+        if bns:  # train-mode passes only re-estimate BatchNorm: without any they change nothing
+            model.train()
+            for i in range(0, len(x), chunk):
+                model(x[i:i + chunk])
         model.eval()
         # the classifier: the last Linear, or the last 1x1 conv (SqueezeNet), giving the classes
         fc = [m for m in model.modules() if (isinstance(m, torch.nn.Linear) and m.out_features == spec.num_classes)
