@@ -14,11 +14,13 @@ pytest.importorskip("nncf", reason="the [openvino] extra is part of make test's 
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    """160 images of the proxy's task: 32 calibrate, 64 steer, the last 64 are held out."""
+    """128 images of the proxy's task: 32 calibrate, 32 steer, the last 64 are held out.
+    (64 steering images made NNCF's ranking take 77 s here; with 32 plain int8 still misses
+    the bound on them, so both searches must act.)"""
     from clsbench.proxy_task import write_images
 
     root = tmp_path_factory.mktemp("acdata")
-    write_images(root, 160, seed=11)
+    write_images(root, 128, seed=11)
     return root
 
 
@@ -42,11 +44,11 @@ def test_max_drop_holds_on_held_out_images(tmp_path, proxy_onnx, labelled):
               "--data", str(labelled / "val"), "--labels", str(labelled / "val_label.txt"),
               "--calib-images", "32", "--parity-images", "64", "-q"]
     run_cli(*common, "--output", str(tmp_path / "plain"))
-    run_cli(*common, "--max-drop", "0.5", "--tune-images", "64", "--output", str(tmp_path / "ctl"))
+    run_cli(*common, "--max-drop", "0.5", "--tune-images", "32", "--output", str(tmp_path / "ctl"))
     art = next((tmp_path / "ctl").glob("*.xml"))
     rec = json.loads(next((tmp_path / "ctl").glob("*.compile.json")).read_text())
     c = rec["accuracy_control"]
-    assert c["bound_met"] and c["tuning_drop"] <= 0.5 and c["tuning_images"] == 64
+    assert c["bound_met"] and c["tuning_drop"] <= 0.5 and c["tuning_images"] == 32
     assert any("reverted back to the floating-point precision" in n for n in rec["notes"])
     fp32 = _held_out_top1(proxy_onnx, labelled, "onnxruntime")
     ctl = _held_out_top1(art, labelled, "openvino")
@@ -58,7 +60,7 @@ def test_max_drop_holds_on_held_out_images(tmp_path, proxy_onnx, labelled):
 
 
 def test_onnxruntime_max_drop_keeps_the_sensitive_nodes_in_float(tmp_path, proxy_onnx, labelled):
-    """On these images plain QDQ int8 loses 1.56 points on the tuning images: the search must
+    """On these images plain QDQ int8 loses 6.25 points on the tuning images: the search must
     act, meet the bound there, and leave exactly the nodes it names unquantized."""
     import onnx
 
@@ -66,7 +68,7 @@ def test_onnxruntime_max_drop_keeps_the_sensitive_nodes_in_float(tmp_path, proxy
               "--data", str(labelled / "val"), "--labels", str(labelled / "val_label.txt"),
               "--calib-images", "32", "--parity-images", "64", "-q"]
     run_cli(*common, "--output", str(tmp_path / "plain"))
-    run_cli(*common, "--max-drop", "0.5", "--tune-images", "64", "--output", str(tmp_path / "ctl"))
+    run_cli(*common, "--max-drop", "0.5", "--tune-images", "32", "--output", str(tmp_path / "ctl"))
     art = next((tmp_path / "ctl").glob("*.int8.onnx"))
     c = json.loads(next((tmp_path / "ctl").glob("*.compile.json")).read_text())["accuracy_control"]
     assert c["tries"][0]["kept_in_float"] == 0 and c["tries"][0]["tuning_drop"] > 0.5  # plain int8 misses it
