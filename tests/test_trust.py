@@ -99,14 +99,13 @@ def test_conflict_advice_names_the_commands_own_flags(tmp_path, proxy_weights, p
 # ---------------------------------------------------------------- 10. Ctrl-C counts what is on disk
 
 @pytest.mark.slow
-def test_ctrl_c_during_stream_reports_the_files_on_disk(tmp_path, proxy_weights):
+def test_ctrl_c_during_stream_reports_the_files_on_disk(tmp_path, proxy_onnx):
     from clsbench.proxy_task import write_images
 
     write_images(tmp_path / "data", 160, seed=5)
     work = tmp_path / "w"
-    run_cli("export", "--weights", proxy_weights, "--output", work / "model.onnx")  # not part of the race
     cmd = [sys.executable, "-m", "clsbench.cli", "run", "-q", "--stream", "--workers", "2", "--batch-size", "2",
-           "--weights", str(proxy_weights), "--data", str(tmp_path / "data"), "--work-dir", str(work)]
+           "--weights", str(proxy_onnx), "--data", str(tmp_path / "data"), "--work-dir", str(work)]
     dump = work / "result" / "dumpOutput_device0"
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          preexec_fn=default_sigint)
