@@ -330,6 +330,8 @@ def test_default_demo_proxy_table_compares_like_with_like(tmp_path):
     want = 196 * np.sqrt(acc["reference_top1"] / 100 * (1 - acc["reference_top1"] / 100) * (1 / acc["images"] + 1 / 256))
     assert acc["sampling_margin"] == pytest.approx(want, abs=1e-3)
     assert f"the 95 % margin of two samples ({acc['sampling_margin']:.2f}" in text
+    gap = acc["reference_top1"] - acc["top1"]  # the flow's figure below (or above) the training one, said so
+    assert f"{abs(gap):.2f} points {'below' if gap > 0 else 'above'}" in text
 
 
 def test_nncf_draws_no_bars_of_its_own(tmp_path):

@@ -318,7 +318,9 @@ def print_proxy_demo(d: dict) -> None:
     if acc.get("judged"):
         gap = d["reference"] - acc["top1"]
         inside = "inside" if gap <= acc["sampling_margin"] else "outside"
-        out.print(f"The whole flow's {acc['top1']:.2f} % vs {d['reference']:.2f} % when trained: {gap:+.2f} points, "
+        side = "below" if gap > 0 else "above"
+        out.print(f"The whole flow's {acc['top1']:.2f} % vs {d['reference']:.2f} % when trained: {abs(gap):.2f} points "
+                  f"{side}, "
                   f"{inside} the 95 % margin of two samples ({acc['sampling_margin']:.2f}: {acc['images']} and "
                   f"{d['reference_images']} images). The training figure was measured on {d['reference_images']} "
                   f"other draws at 256×256 without JPEG; the flow's are JPEGs of 260-500 px, resized and "
