@@ -167,3 +167,26 @@ def test_worker_count_does_not_change_bytes(photo_dir, tmp_path):
     preprocess_dir(photo_dir, tmp_path / "two", pp, workers=2, show_progress=False)
     for p in (tmp_path / "one").glob("*.bin"):
         assert p.read_bytes() == (tmp_path / "two" / p.name).read_bytes()
+
+
+def test_default_pool_is_sized_by_usable_cpus_and_images(monkeypatch, photo_dir, tmp_path):
+    """Default: one process per usable CPU (affinity, not the machine's count), at most one per
+    256 images, so a small folder is done inline; an explicit --workers is taken as asked."""
+    import subprocess
+    import sys
+
+    from clsbench import preprocess
+    from clsbench.preprocess import pool_size
+
+    code = "import os; os.sched_setaffinity(0, {0}); from clsbench._io import usable_cpus; print(usable_cpus())"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "1"
+    monkeypatch.setattr("clsbench._io.usable_cpus", lambda: 4)
+    assert [pool_size(None, n) for n in (5, 29, 255, 256, 600, 5000)] == [1, 1, 1, 1, 2, 4]
+    assert [pool_size(w, n) for w, n in ((2, 29), (3, 7), (8, 10))] == [2, 1, 8]
+
+    def no_pool(*a, **k):
+        raise AssertionError("a worker process was started for a small folder")
+
+    monkeypatch.setattr(preprocess, "ProcessPoolExecutor", no_pool)
+    rep = preprocess_dir(photo_dir, tmp_path / "p", PRESETS["mnasnet"], show_progress=False)
+    assert rep.written == len(list(photo_dir.iterdir()))

@@ -41,6 +41,16 @@ def regular_file(path: str | os.PathLike, what: str = "file") -> str:
     return os.fspath(path)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: taskset, a container's cpuset), not
+    the machine's count: thread pools and worker processes sized by os.cpu_count() under a
+    2-of-64-CPU cpuset spin on each other."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity API (macOS)
+        return os.cpu_count() or 1
+
+
 def available_memory() -> int:
     """Bytes of memory available now (Linux MemAvailable; elsewhere the free pages)."""
     try:

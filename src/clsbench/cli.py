@@ -157,7 +157,9 @@ def _parser_preprocess(command) -> None:
                         "NAME[:WEIGHTS_TAG], whose weights.transforms() it reproduces")
     p.add_argument("src", metavar="SRC_DIR")
     p.add_argument("dst", metavar="DST_DIR")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes (default: one per CPU this process may use, at most one per 256 images; "
+                        "fewer images are done in this process)")
     p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
     p.add_argument("--format", choices=("bin", "store"), default="bin",
@@ -429,7 +431,8 @@ def _add_run_args(p, weights_required: bool) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
     p.add_argument("--workers", type=int, default=None,
-                   help="preprocessing processes (with --stream: pipelines, one runtime thread each)")
+                   help="preprocessing processes (default: one per usable CPU, at most one per 256 images); "
+                        "with --stream: pipelines, one runtime thread each (default: one per usable CPU)")
     p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
     p.add_argument("--tolerance", type=float, default=1.0)
     p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")

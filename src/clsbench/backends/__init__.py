@@ -46,10 +46,9 @@ class Backend(ABC):
 
 
 def default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    from .._io import usable_cpus
+
+    return usable_cpus()
 
 
 @dataclass(frozen=True)

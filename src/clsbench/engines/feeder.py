@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import ClsbenchError
+from .._io import usable_cpus
 
 _PP: dict = {}
 
@@ -161,7 +162,7 @@ def run_feeder(pending, *, step, pp, out, workers, strict, advance, decode="cpu"
     backend) into `out`; returns stage times (seconds) and failures, like stream.run_stream."""
     rt, bs = step.rt, step.batch_size
     rt.set_normalization(pp)
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = max(1, workers or usable_cpus())
     stats = {"wait": 0.0, "decode": 0.0, "infer": 0.0, "post": 0.0}
     failed: list = []
     # one writer thread for a central output (Parquet): rows land in the order they were run

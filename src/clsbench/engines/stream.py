@@ -71,9 +71,10 @@ def run_stream(pending, job, out, *, workers, strict, advance) -> dict:
     from contextlib import nullcontext
     from multiprocessing import get_context
 
+    from .._io import usable_cpus
     from ..preprocess import sigint_ignored
 
-    workers = max(1, min(workers or os.cpu_count() or 1, -(-len(pending) // job.batch_size) or 1))
+    workers = max(1, min(workers or usable_cpus(), -(-len(pending) // job.batch_size) or 1))
     chunk = 4 * job.batch_size
     chunks = [pending[i:i + chunk] for i in range(0, len(pending), chunk)]
     totals = {"done": 0, "failed": [], "decode": 0.0, "pre": 0.0, "compute_ms": [], "post": 0.0}
