@@ -469,3 +469,29 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, proxy_dataset):
     assert "resize from flag" in p.stdout and "crop, interpolation, mean, std from the model file" \
         in p.stdout and "resize 300, crop 224, bicubic" in p.stdout
     assert "fingerprint" in p.stdout and not (tmp_path / "w").exists()
+
+
+def test_a_model_file_is_parsed_once_per_version(tmp_path, monkeypatch, proxy_dataset):
+    """A run asks the model file many questions (kind, identity, precision, input shape,
+    external data): one parse answers them all (it was 24 parses of the same file), and a file
+    rewritten at the same path is read again."""
+    import onnx
+
+    from clsbench.modelfile import read_metadata
+    from clsbench.pipeline import run
+
+    model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
+    parsed = []
+    real = onnx.load
+
+    def counting(f, *a, **k):
+        if os.path.realpath(str(f)) == os.path.realpath(model):
+            parsed.append(1)
+        return real(f, *a, **k)
+
+    monkeypatch.setattr(onnx, "load", counting)
+    s = run(str(model), str(proxy_dataset), _options(work_dir=str(tmp_path / "w"), batch_size=4))
+    assert s["accuracy"]["images"] == 29 and len(parsed) == 1
+    assert read_metadata(model)["architecture"] == "resnet18"
+    stamped(tmp_path / "m.onnx", "mnasnet1_0")  # replaced in place: another identity
+    assert read_metadata(model)["architecture"] == "mnasnet1_0" and len(parsed) == 2

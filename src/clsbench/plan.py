@@ -361,16 +361,14 @@ def check_input_shape(weights: str, kind: str, crop: int, batch_size: int, prese
     after every image was preprocessed."""
     if kind != "onnx":
         return
-    import onnx
+    from .modelfile import onnx_facts
 
-    m = onnx.load(weights, load_external_data=False)
-    inits = {i.name for i in m.graph.initializer}
-    inputs = [i for i in m.graph.input if i.name not in inits]
+    inputs = onnx_facts(weights).inputs
     if len(inputs) != 1:
         return  # the backend names what is wrong with such a graph
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    dims = list(inputs[0][1])
     if len(dims) != 4:
-        raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has {len(dims)} dimensions; an image "
+        raise ClsbenchError(f"{weights}: input {inputs[0][0]!r} has {len(dims)} dimensions; an image "
                             f"classifier takes (N, 3, H, W)")
     n, c, h, w = dims
     if h and w:
@@ -379,10 +377,10 @@ def check_input_shape(weights: str, kind: str, crop: int, batch_size: int, prese
         # the batch buffer, the runtime's input copy and its output: three batches' worth at least
         check_memory(3 * batch_size * (c or 3) * h * w * 4, f"{weights}: a batch of {batch_size} inputs of {h}x{w}")
     if n is not None and n != batch_size:
-        raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has a fixed batch of {n}; use "
+        raise ClsbenchError(f"{weights}: input {inputs[0][0]!r} has a fixed batch of {n}; use "
                             f"--batch-size {n} (or export with a dynamic batch)")
     if h is None or w is None:
-        raise ClsbenchError(f"{weights}: input {inputs[0].name!r} has symbolic spatial dims {dims}; clsbench runs "
+        raise ClsbenchError(f"{weights}: input {inputs[0][0]!r} has symbolic spatial dims {dims}; clsbench runs "
                             f"a fixed input size: export it with H = W = the crop ({crop})")
     if (h, w) != (crop, crop):
         src = dict(preset.sources)["crop"]
