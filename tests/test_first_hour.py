@@ -311,7 +311,10 @@ def test_demo_runs_any_model_with_its_own_preset_and_advice(tmp_path, model):
 def test_default_demo_proxy_table_compares_like_with_like(tmp_path):
     """Each reduced precision beside fp32 on the very images it was judged on; calibration
     said only where there was one; the gap to the training figure explained with its margin."""
-    p = run_cli("demo", "--per-class", "3", "--work-dir", tmp_path / "d", "-q", env={"COLUMNS": "200"})
+    p = run_cli("demo", "--proxy-images", "40", "--work-dir", tmp_path / "x", check=False)
+    assert p.returncode == 2 and "--proxy-images must be >= 64" in p.stderr and not (tmp_path / "x").exists()
+    p = run_cli("demo", "--per-class", "3", "--proxy-images", "64", "--work-dir", tmp_path / "d", "-q",
+                env={"COLUMNS": "200"})
     text = " ".join((p.stdout + p.stderr).split())
     assert "compile openvino bf16 (no calibration" in text and "compile openvino bf16 (calibration" not in text
     rows = {}
@@ -324,7 +327,7 @@ def test_default_demo_proxy_table_compares_like_with_like(tmp_path):
         images, fp32, top1, delta = rows[name][1:5]
         assert float(delta) == pytest.approx(float(top1) - float(fp32), abs=0.011), rows[name]
     assert rows["OpenVINO bf16"][6].startswith("none") and rows["ORT int8"][6].startswith("32 images")
-    assert int(rows["ORT int8"][1]) == s["accuracy"]["images"] - 32
+    assert int(rows["ORT int8"][1]) == s["accuracy"]["images"] - 32 and s["accuracy"]["images"] == 64
     acc = s["accuracy"]
     assert acc["reference_images"] == 256
     want = 196 * np.sqrt(acc["reference_top1"] / 100 * (1 - acc["reference_top1"] / 100) * (1 / acc["images"] + 1 / 256))

@@ -357,6 +357,9 @@ def _parser_demo(command) -> None:
                             "uses realistic random weights: the accuracy is then meaningless.")
     p.add_argument("--work-dir", default="runs/demo")
     p.add_argument("--per-class", type=int, default=60, help="images per source photo (5 photos)")
+    p.add_argument("--proxy-images", type=int, default=160,
+                   help="images of the trained proxy's own task (at least 64: the first 32 calibrate int8); "
+                        "more narrow the margin its Top-1 is judged with")
     _add_run_args(p, False)
 
 
@@ -758,8 +761,11 @@ def cmd_run(a) -> int:
 def cmd_demo(a) -> int:
     from .demo import demo
 
+    if a.proxy_images < 64:
+        raise ClsbenchError(f"--proxy-images must be >= 64 (32 calibrate int8, the rest are judged), "
+                            f"got {a.proxy_images}")
     return demo(a.work_dir, per_class=a.per_class, weights=a.weights, options=_run_options(a),
-                check=lambda verdict: _check(a, verdict) if a.check else 0)
+                check=lambda verdict: _check(a, verdict) if a.check else 0, proxy_images=a.proxy_images)
 
 
 def cmd_compile(a) -> int:

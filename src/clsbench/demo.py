@@ -105,7 +105,7 @@ def proxy_weights() -> tuple[str, dict]:
     return str(d.joinpath("proxy_mnasnet1_0.pth")), json.loads(d.joinpath("proxy_mnasnet1_0.json").read_text())
 
 
-def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
+def proxy_demo(work_dir: str, options, calib: int = 32, images: int = 160) -> dict:
     """Numbers that mean something without the official weights: the trained proxy on
     held-out images of its own task, in fp32 through the whole flow, then each reduced
     precision against fp32 on the images it was not calibrated on."""
@@ -121,7 +121,7 @@ def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
     log = logging.getLogger("clsbench")
     weights, record = proxy_weights()
     root = os.path.join(work_dir, "proxy")
-    write_images(os.path.join(root, "data"), 160, seed=99)  # seeds 0..: training used others
+    write_images(os.path.join(root, "data"), images, seed=99)  # seeds 0..: training used others
     log.info("trained proxy: MnasNet1.0 trained on a 16-class shapes x colours task "
              f"(task accuracy {record['task_accuracy']:.1%} when trained)")
     s = run(weights, os.path.join(root, "data"), dataclasses.replace(options, work_dir=os.path.join(root, "fp32"),
@@ -141,7 +141,7 @@ def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
         log.info(f"compile {backend} {precision} ({how})")
         rec = compile_model(s["files"]["onnx"], backend=backend, precision=precision,
                             output_dir=os.path.join(root, "compiled"), data=os.path.join(root, "data", "val"),
-                            calib_images=calib, parity_images=200, labels=labels)
+                            calib_images=calib, parity_images=images, labels=labels)
         p = rec["parity"]
         rows.append({"config": f"{backend} {precision}", **p["accuracy"], "agreement": p["top1_agreement"],
                      "calibration_images": rec["calibration_images"]})
@@ -151,7 +151,7 @@ def proxy_demo(work_dir: str, options, calib: int = 32) -> dict:
             "precisions": rows}
 
 
-def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) -> int:
+def demo(work_dir: str, *, per_class: int, weights: str | None, options, check, proxy_images: int = 160) -> int:
     """`clsbench demo`: the real-photo flow (realistic random weights unless given real
     ones), then the trained proxy's numbers that mean something."""
     import dataclasses
@@ -185,7 +185,7 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check) 
                                                     check=options.check and bool(real)))
     print_run_summary(s, s["_spec"])
     if not real and spec.name == GUIDE_MODEL:  # the trained proxy is a MnasNet1.0
-        print_proxy_demo(proxy_demo(work_dir, options))
+        print_proxy_demo(proxy_demo(work_dir, options, images=proxy_images))
     elif not real:
         log.info(f"the trained proxy (meaningful reduced-precision figures) is a {GUIDE_MODEL}: "
                  f"not run for {spec.key}")
