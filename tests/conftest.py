@@ -52,7 +52,10 @@ def _pin_xdist_worker() -> None:
         return
     cpus = sorted(os.sched_getaffinity(0))
     i = int(worker[2:])
-    share = [c for j, c in enumerate(cpus) if j % count == i % count] or cpus
+    if count > len(cpus):  # more workers than CPUs: each still on one CPU of its own
+        share = [cpus[i % len(cpus)]]
+    else:
+        share = [c for j, c in enumerate(cpus) if j % count == i % count]
     os.sched_setaffinity(0, share)
 
 
