@@ -190,6 +190,23 @@ CATALOGUE = [
              "self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[i].ctypes.data, y[i].nbytes)",
              "self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[-1 - i].ctypes.data, y[i].nbytes)",
              ("tests/test_loadgen.py::test_accuracy_mode_equals_eval_and_the_logits_run_writes",)),
+    # a suite people run (and runs users wait less for)
+    Mutation("model-parsed-per-question", "a model file is parsed once per version", "modelfile.py",
+             "    if key not in _FACTS:\n", "    if True:\n",
+             ("tests/test_plan.py::test_a_model_file_is_parsed_once_per_version",)),
+    Mutation("model-facts-ignore-rewrite", "a model file rewritten in place is read again", "modelfile.py",
+             "key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)",
+             "key = os.path.realpath(path)",
+             ("tests/test_plan.py::test_a_model_file_is_parsed_once_per_version",)),
+    Mutation("pool-by-cpu-count", "workers: one per usable CPU, at most one per 256 images", "preprocess.py",
+             "workers = min(usable_cpus(), jobs // JOBS_PER_WORKER)", "workers = os.cpu_count() or 1",
+             ("tests/test_preprocess.py::test_default_pool_is_sized_by_usable_cpus_and_images",)),
+    Mutation("ort-int8-imports-torch", "an ORT int8 compile keeps torch out", "compile.py",
+             "    _ort_tools_without_torch()\n", "",
+             ("tests/test_backends.py::test_onnxruntime_int8_compile_keeps_torch_out",)),
+    Mutation("reference-run-per-precision", "compile: one fp32 reference run per images", "compile.py",
+             "    if key not in _REFERENCE:\n", "    if True:\n",
+             ("tests/test_backends.py::test_the_fp32_reference_is_computed_once_per_images",)),
 ]
 
 

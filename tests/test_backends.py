@@ -3,11 +3,14 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
 from clsbench.backends import get_backend, open_backend
 from clsbench.export import parity, parity_inputs
+from clsbench.models import get_model
+from clsbench.preprocess import preprocess_image
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +215,34 @@ def test_gpu_script_refuses_cleanly_without_a_gpu(tmp_path):
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PY": sys.executable})
     assert p.returncode == 2 and "no CUDA device is visible" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_fp32_reference_is_computed_once_per_images(monkeypatch, proxy_onnx, proxy_dataset, tmp_path):
+    """Each compiled precision is judged against the fp32 ONNX on the same held-out images:
+    one reference run serves them all, and other images get their own."""
+    from clsbench import compile as comp
+
+    opened = []
+    real = comp.open_backend
+
+    def counting(backend, path, **kw):
+        if backend == "onnxruntime" and os.path.samefile(path, proxy_onnx):
+            opened.append(kw)
+        return real(backend, path, **kw)
+
+    monkeypatch.setattr(comp, "open_backend", counting)
+    comp._REFERENCE.clear()
+    val = str(proxy_dataset / "val")
+    recs = [comp.compile_model(str(proxy_onnx), backend=b, precision="fp32", output_dir=str(tmp_path / b),
+                               data=val, parity_images=8) for b in ("onnxruntime", "openvino")]
+    assert len(opened) == 1 and recs[0]["parity"]["samples"] == recs[1]["parity"]["samples"] == 8
+    x = np.stack([preprocess_image(p, get_model("mnasnet1_0").preprocessing)
+                  for p in sorted((proxy_dataset / "val").iterdir())[:8]])
+    ref = get_backend("onnxruntime")(str(proxy_onnx), batch_size=8).run(x)
+    got = get_backend("openvino")(recs[1]["artifact"], batch_size=8).run(x)
+    mine = parity(ref, got)  # re-measured here (batch 8, not compile's 16: last-digit differences)
+    assert recs[1]["parity"]["top1_agreement"] == mine["top1_agreement"] == 1.0
+    assert abs(recs[1]["parity"]["rel_l2_error"] - mine["rel_l2_error"]) < 1e-6
+    comp.compile_model(str(proxy_onnx), backend="openvino", precision="fp32", output_dir=str(tmp_path / "o2"),
+                       data=val, parity_images=4)
+    assert len(opened) == 2  # other images: a reference of their own

@@ -395,12 +395,34 @@ def _build(onnx_path, dst, o: CompileOptions, calib, notes, meta, tune=None) -> 
     return seconds, control
 
 
+_REFERENCE: dict = {}  # (file identity, batch, images digest) -> fp32 logits
+
+
+def _reference_logits(reference_onnx: str, x: np.ndarray, batch: int) -> np.ndarray:
+    """The fp32 ONNX's logits on x, computed once per process for the same file version and
+    the same images: the demo's three precisions, and `zoo`'s, are each judged against the
+    same reference (it was run again for each)."""
+    import hashlib
+
+    from .stages import run_all
+
+    st = os.stat(reference_onnx)
+    key = (os.path.realpath(reference_onnx), st.st_ino, st.st_size, st.st_mtime_ns, batch, x.shape,
+           hashlib.sha256(np.ascontiguousarray(x).data).hexdigest())
+    if key not in _REFERENCE:
+        if len(_REFERENCE) >= 4:
+            _REFERENCE.clear()
+        _REFERENCE[key] = run_all(open_backend("onnxruntime", reference_onnx, batch_size=batch, precision="fp32"),
+                                  x, batch)
+    return _REFERENCE[key].copy()
+
+
 def measure_parity(reference_onnx: str, artifact: str, x: np.ndarray, *, names=None, labels=None,
                    batch: int = 16) -> dict:
     """Compiled artifact vs the fp32 ONNX on x; with labels, both accuracies and the drop."""
     from .stages import run_all
 
-    ref = run_all(open_backend("onnxruntime", reference_onnx, batch_size=batch, precision="fp32"), x, batch)
+    ref = _reference_logits(reference_onnx, x, batch)
     got = run_all(open_backend(None, artifact, batch_size=batch), x, batch)
     rec = {"reference": "onnxruntime fp32 on the exported ONNX (itself checked against PyTorch)",
            **parity(ref, got)}
