@@ -400,8 +400,8 @@ _REFERENCE: dict = {}  # (file identity, batch, images digest) -> fp32 logits
 
 def _reference_logits(reference_onnx: str, x: np.ndarray, batch: int) -> np.ndarray:
     """The fp32 ONNX's logits on x, computed once per process for the same file version and
-    the same images: the demo's three precisions, and `zoo`'s, are each judged against the
-    same reference (it was run again for each)."""
+    the same images: the demo's three precisions are each judged against the same reference
+    (it was run again for each)."""
     import hashlib
 
     from .stages import run_all

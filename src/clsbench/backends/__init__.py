@@ -9,7 +9,6 @@ it is asked for, and then gives a clear message instead of a traceback.
 from __future__ import annotations
 
 import importlib
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
