@@ -192,11 +192,10 @@ CATALOGUE = [
              ("tests/test_loadgen.py::test_accuracy_mode_equals_eval_and_the_logits_run_writes",)),
     # a suite people run (and runs users wait less for)
     Mutation("model-parsed-per-question", "a model file is parsed once per version", "modelfile.py",
-             "    if key not in _FACTS:\n", "    if True:\n",
+             "    return _facts_of(tuple(file_fingerprint(path)))", "    return _read_facts(str(path))",
              ("tests/test_plan.py::test_a_model_file_is_parsed_once_per_version",)),
     Mutation("model-facts-ignore-rewrite", "a model file rewritten in place is read again", "modelfile.py",
-             "key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)",
-             "key = os.path.realpath(path)",
+             "    return _facts_of(tuple(file_fingerprint(path)))", "    return _facts_of((os.path.realpath(path),))",
              ("tests/test_plan.py::test_a_model_file_is_parsed_once_per_version",)),
     Mutation("pool-by-cpu-count", "workers: one per usable CPU, at most one per 256 images", "preprocess.py",
              "workers = min(usable_cpus(), jobs // JOBS_PER_WORKER)", "workers = os.cpu_count() or 1",

@@ -395,7 +395,7 @@ def _build(onnx_path, dst, o: CompileOptions, calib, notes, meta, tune=None) -> 
     return seconds, control
 
 
-_REFERENCE: dict = {}  # (file identity, batch, images digest) -> fp32 logits
+_REFERENCE: dict = {}  # (file fingerprint, batch, images digest) -> fp32 logits
 
 
 def _reference_logits(reference_onnx: str, x: np.ndarray, batch: int) -> np.ndarray:
@@ -404,11 +404,10 @@ def _reference_logits(reference_onnx: str, x: np.ndarray, batch: int) -> np.ndar
     (it was run again for each)."""
     import hashlib
 
+    from ._io import file_fingerprint
     from .stages import run_all
 
-    st = os.stat(reference_onnx)
-    key = (os.path.realpath(reference_onnx), st.st_ino, st.st_size, st.st_mtime_ns, batch, x.shape,
-           hashlib.sha256(np.ascontiguousarray(x).data).hexdigest())
+    key = (*file_fingerprint(reference_onnx), batch, x.shape, hashlib.sha256(np.ascontiguousarray(x).data).hexdigest())
     if key not in _REFERENCE:
         if len(_REFERENCE) >= 4:
             _REFERENCE.clear()

@@ -4,6 +4,7 @@ ONNX file must pass before any runtime reads it.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,21 +54,20 @@ class OnnxFacts:
     external: tuple  # (tensor name, location) of each tensor kept in external data
 
 
-_FACTS: dict = {}  # (path, device, inode, size, mtime_ns) -> OnnxFacts or None (not ONNX)
-
-
 def onnx_facts(path: str | os.PathLike) -> OnnxFacts | None:
     """One parse per file version: a run asked up to 24 questions of the same file (kind,
     identity, precision, shape, external data), each parsing it again — 0.7 s of a 2.4 s run
-    on the proxy's 17 MB, minutes for a 500 MB VGG. Keyed by the file's identity and mtime,
-    so a file replaced or rewritten is read again; None when it does not parse as ONNX."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _FACTS:
-        if len(_FACTS) >= 16:
-            _FACTS.clear()
-        _FACTS[key] = _read_facts(str(path))
-    return _FACTS[key]
+    on the proxy's 17 MB, minutes for a 500 MB VGG. Keyed by the file's fingerprint
+    (_io.file_fingerprint: path, size, mtime_ns), so a file replaced or rewritten is read
+    again; None when it does not parse as ONNX."""
+    from ._io import file_fingerprint
+
+    return _facts_of(tuple(file_fingerprint(path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _facts_of(version: tuple) -> OnnxFacts | None:
+    return _read_facts(version[0])
 
 
 def _read_facts(path: str) -> OnnxFacts | None:
