@@ -17,6 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PROXY = ROOT / "src" / "clsbench" / "data" / "proxy_mnasnet1_0.pth"
 
 
+def installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it: at collection, in each test
+    process, an importorskip of nncf, ray or timm costs seconds before any test runs."""
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
+def package_dir(module: str) -> Path:
+    """A package's folder, found without importing it (timm's `data/_info` files)."""
+    from importlib.util import find_spec
+
+    return Path(find_spec(module).submodule_search_locations[0])
+
+
 def photo(name: str) -> Image.Image:
     from clsbench.demo import skimage_data_dir
 

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import installed, run_cli
 
-pytest.importorskip("nncf", reason="the [openvino] extra is part of make test's install")
+pytestmark = pytest.mark.skipif(not installed("nncf"), reason="the [openvino] extra is part of make test's install")
 
 
 @pytest.fixture(scope="module")

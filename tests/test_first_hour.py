@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import PHOTO_CASES, photo, run_cli, run_options, stamped
+from helpers import PHOTO_CASES, package_dir, photo, run_cli, run_options, stamped
 
-TIMM_INFO = Path(__import__("timm").__file__).parent / "data" / "_info"
+TIMM_INFO = package_dir("timm") / "data" / "_info"
 
 
 def _photos(folder: Path, n: int = 4) -> Path:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import installed, run_cli
 
-pytest.importorskip("ray", reason="pip install 'clsbench[ray]' (make test installs it)")
+pytestmark = pytest.mark.skipif(not installed("ray"), reason="pip install 'clsbench[ray]' (make test installs it)")
 HARNESS = Path(__file__).with_name("ray_harness.py")
 
 
