@@ -3,10 +3,14 @@ test starts this script under `unshare -n`): Ray probes outside addresses and bi
 interface when it starts.
 
     python ray_harness.py SCENARIO WEIGHTS DATA WORK OUT.json
+    python ray_harness.py head CPUS
 
 SCENARIO: cluster (a head and a worker node on loopback, `ray.cluster_utils.Cluster`), or
 cluster-remove-node (the same, the worker node removed once some outputs exist). Prints nothing;
 writes {"summary": ..., "removed_after": n} to OUT.json.
+
+head: a one-node cluster of CPUS CPUs that the tests' runs join with --ray-address (entering
+this namespace with nsenter); prints "address HOST:PORT", then serves until its stdin closes.
 """
 import json
 import os
@@ -52,5 +56,17 @@ def main(scenario, weights, data, work, out):
         json.dump({"summary": s, "removed_after": removed.get("after")}, f)
 
 
+def head(cpus):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": int(cpus), "include_dashboard": False})
+    try:
+        cluster.wait_for_nodes()
+        print("address", cluster.address, flush=True)
+        sys.stdin.read()  # the test session closes it when done
+    finally:
+        cluster.shutdown()
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    head(*sys.argv[2:]) if sys.argv[1] == "head" else main(*sys.argv[1:])

@@ -61,9 +61,50 @@ def local_run(tmp_path_factory, proxy_onnx, data_with_bad_file):
     return work
 
 
-def ray_run(env, weights, data, work, *extra):
-    return in_netns([sys.executable, "-m", "clsbench.cli", "run", "-q", "--engine", "ray", "--weights", weights,
-                     "--data", data, "--batch-size", "4", "--workers", "1", "--work-dir", work, *extra], env)
+class Head:
+    """A running head node: the process holding its namespace, its address, its environment."""
+
+    def __init__(self, proc, address, env):
+        self.proc, self.address, self.env = proc, address, env
+
+    def run(self, args: list, env: dict | None = None) -> subprocess.CompletedProcess:
+        """`args` inside the head's namespace (loopback only), joined to it by --ray-address;
+        `env` (default: the head's) must hold the head's token."""
+        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-n", *map(str, args),
+                               "--ray-address", self.address], env=env or self.env,
+                              capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ray_head(ray_env):
+    """One head node for the runs that join a cluster (--ray-address), started once in a
+    loopback-only namespace of its own that each run enters (nsenter): a run then pays for its
+    job, not for starting and stopping Ray. Starting a local instance: the actor-killed test."""
+    import time
+
+    env = dict(ray_env, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(16).hex())
+    log = Path(ray_env["RAY_TMPDIR"]) / "head.log"
+    inner = "(ip link set lo up 2>/dev/null || true); exec " + shlex.join([sys.executable, str(HARNESS), "head", "2"])
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["unshare", "-n", "sh", "-c", inner], env=env, stdin=subprocess.PIPE,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (said := [ln.split()[1] for ln in log.read_text().splitlines() if ln.startswith("address ")]):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    yield Head(proc, said[0], env)
+    proc.stdin.close()  # the harness shuts the cluster down
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def ray_run(env, weights, data, work, *extra, head: Head | None = None, timeout: int = 300):
+    args = [sys.executable, "-m", "clsbench.cli", "run", "-q", "--engine", "ray", "--weights", weights,
+            "--data", data, "--batch-size", "4", "--workers", "1", "--work-dir", work, *extra]
+    return head.run(args, env) if head else in_netns(args, env, timeout)
 
 
 def assert_same_run(work: Path, local: Path):
@@ -81,9 +122,9 @@ def assert_same_run(work: Path, local: Path):
     return s
 
 
-def test_ray_engine_equals_local_engine_and_resumes(ray_env, proxy_onnx, data_with_bad_file, local_run, tmp_path):
+def test_ray_engine_equals_local_engine_and_resumes(ray_head, proxy_onnx, data_with_bad_file, local_run, tmp_path):
     work = tmp_path / "ray"
-    p = ray_run(ray_env, proxy_onnx, data_with_bad_file, work)
+    p = ray_run(ray_head.env, proxy_onnx, data_with_bad_file, work, head=ray_head)
     assert p.returncode == 0, p.stdout + p.stderr
     s = assert_same_run(work, local_run)
     b = s["performance"]["backend"]
@@ -96,16 +137,19 @@ def test_ray_engine_equals_local_engine_and_resumes(ray_env, proxy_onnx, data_wi
     dump = work / "result/dumpOutput_device0"
     for n in sorted(os.listdir(dump))[:10]:
         (dump / n).unlink()
-    p = ray_run(ray_env, proxy_onnx, data_with_bad_file, work)
+    p = ray_run(ray_head.env, proxy_onnx, data_with_bad_file, work, head=ray_head)
     assert p.returncode == 0, p.stdout + p.stderr
     s = assert_same_run(work, local_run)
     assert s["performance"]["resumed"] == 19 and s["performance"]["samples"] == 10
 
 
-def test_ray_actor_killed_mid_run(ray_env, proxy_onnx, data_with_bad_file, local_run, tmp_path):
+def test_ray_actor_killed_mid_run(ray_env, ray_head, proxy_onnx, data_with_bad_file, local_run, tmp_path):
+    """A run without --ray-address starts a local instance of its own (its actors read the
+    environment set here), even with another cluster's address in Ray's temp folder: the
+    head's, unreachable from this run's namespace (Ray's default would join it and hang)."""
     marker = tmp_path / "died"
     env = dict(ray_env, CLSBENCH_RAY_TEST_DIE=f"{marker}:2")  # the actor exits at its 3rd batch
-    p = ray_run(env, proxy_onnx, data_with_bad_file, tmp_path / "ray")
+    p = ray_run(env, proxy_onnx, data_with_bad_file, tmp_path / "ray", timeout=150)  # ~15-25 s here
     assert p.returncode == 0, p.stdout + p.stderr
     assert marker.exists()  # it did die
     assert_same_run(tmp_path / "ray", local_run)
@@ -126,7 +170,7 @@ def test_two_node_cluster_with_a_node_removed_mid_run(ray_env, proxy_onnx, data_
     assert s["performance"]["backend"]["duplicates"] == 0
 
 
-def test_ray_parquet_output_holds_the_local_runs_logits(ray_env, proxy_onnx, data_with_bad_file, local_run,
+def test_ray_parquet_output_holds_the_local_runs_logits(ray_head, proxy_onnx, data_with_bad_file, local_run,
                                                         tmp_path):
     """--outfmt parquet on Ray: the driver writes parts; every good image once, the local text
     run's logits bit for bit, the same result.json."""
@@ -134,8 +178,8 @@ def test_ray_parquet_output_holds_the_local_runs_logits(ray_env, proxy_onnx, dat
     import pyarrow.parquet as pq
 
     work = tmp_path / "ray"
-    p = ray_run(dict(ray_env, CLSBENCH_PARQUET_ROWS="10"), proxy_onnx, data_with_bad_file, work,
-                "--outfmt", "parquet")
+    p = ray_run(dict(ray_head.env, CLSBENCH_PARQUET_ROWS="10"), proxy_onnx, data_with_bad_file, work,
+                "--outfmt", "parquet", head=ray_head)
     assert p.returncode == 0, p.stdout + p.stderr
     assert (work / "result.json").read_bytes() == (local_run / "result.json").read_bytes()
     parts = sorted((work / "result/outputs_device0.parquet").glob("part-*.parquet"))
@@ -167,14 +211,14 @@ def test_the_local_engine_never_imports_ray(onnx_model, tiny_dataset, tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-def test_perf_cells_on_ray_merge_into_the_local_table(ray_env, onnx_model, tmp_path):
+def test_perf_cells_on_ray_merge_into_the_local_table(ray_head, onnx_model, tmp_path):
     """`perf --engine ray`: every cell measured as a Ray task, the same rows in the same order
     as the local engine's sweep, raw latencies written by the driver, each row naming its node."""
     args = ["perf", "-q", "--model", onnx_model, "--batches", "1,2", "--duration", "0", "--iterations", "4",
             "--warmup", "0", "--repeats", "2"]
     run_cli(*args, "--output", tmp_path / "local")
-    p = in_netns([sys.executable, "-m", "clsbench.cli", *map(str, args), "--output", tmp_path / "ray",
-                  "--engine", "ray"], ray_env)
+    p = ray_head.run([sys.executable, "-m", "clsbench.cli", *map(str, args), "--output", tmp_path / "ray",
+                      "--engine", "ray"])
     assert p.returncode == 0, p.stdout + p.stderr
     local, ray_ = (json.loads((tmp_path / d / "perf.json").read_text()) for d in ("local", "ray"))
     key = [(r["backend"], r["precision"], r["batch_size"], r["input"]) for r in local["rows"]]

@@ -88,7 +88,10 @@ def connect(ray, address: str | None, timeout: float = 30.0) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ClsbenchError(f"--ray-address {address}: cannot join the cluster ({e})") from None
         return True
-    ray.init(**kw)
+    # "local": a new instance, as the plan says; ray.init() without an address would join the
+    # cluster last started on this machine (its address file in Ray's temp folder), even one
+    # this process cannot reach, and wait for it forever
+    ray.init(address="local", **kw)
     return True
 
 
