@@ -56,14 +56,86 @@ PHOTO_CASES = [
 
 
 def run_cli(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
-    """`clsbench ...` in a subprocess, the way a user runs it."""
+    """`clsbench ...` in a process of its own, the way a user runs it: forked from this test
+    process's fork server (tests/cli_fork.py: the third-party imports done once), or a fresh
+    `python -m clsbench.cli` where that cannot stand in for one (CLSBENCH_TEST_SPAWN=1 forces it)."""
     e = dict(os.environ, **(env or {}))
-    p = subprocess.run([sys.executable, "-m", "clsbench.cli", *map(str, args)], cwd=cwd, env=e,
-                       capture_output=True, text=True)
+    argv = [str(a) for a in args]
+    p = _forked(argv, e, cwd) if _FORK.usable(e) else None
+    if p is None:
+        p = subprocess.run([sys.executable, "-m", "clsbench.cli", *argv], cwd=cwd, env=e,
+                           capture_output=True, text=True)
     if check and p.returncode != 0:
         raise AssertionError(f"clsbench {' '.join(map(str, args))} exited {p.returncode}\n"
                              f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p
+
+
+class _ForkServer:
+    """tests/cli_fork.py, started on this process's first CLI call, with this environment."""
+
+    # read when an interpreter or a native library starts: a call that changes one of these
+    # gets a fresh interpreter, not a fork of one that started without it
+    STARTUP = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "MALLOC_")
+
+    def __init__(self):
+        self.proc = self.requests = self.replies = self.env = None
+        import threading
+
+        self.lock = threading.Lock()
+
+    def usable(self, env: dict) -> bool:
+        if sys.platform != "linux" or os.environ.get("CLSBENCH_TEST_SPAWN"):
+            return False
+        base = self.env or os.environ
+        return not any(k.startswith(self.STARTUP) and env.get(k) != base.get(k) for k in {*env, *base})
+
+    def start(self) -> None:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        self.env = dict(os.environ)
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_fork.py")), str(req_r),
+                                      str(rep_w)], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(req_r)
+        os.close(rep_w)
+        self.requests, self.replies = os.fdopen(req_w, "w"), os.fdopen(rep_r, "r")
+
+    def call(self, req: dict) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        try:
+            self.requests.write(json.dumps(req) + "\n")
+            self.requests.flush()
+            reply = self.replies.readline()
+        except OSError:
+            reply = ""
+        return int(reply) if reply.strip() else None  # None: the server died; the caller spawns
+
+
+_FORK = _ForkServer()
+
+
+def _forked(argv: list, env: dict, cwd) -> subprocess.CompletedProcess | None:
+    import locale
+    import tempfile
+
+    if not _FORK.lock.acquire(blocking=False):  # another thread's call is in the server
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="cli-") as d:
+            out, err = Path(d) / "out", Path(d) / "err"
+            out.touch()
+            err.touch()
+            code = _FORK.call({"argv": argv, "env": env, "cwd": str(cwd or os.getcwd()), "out": str(out),
+                               "err": str(err)})
+            if code is None:
+                return None
+            enc = locale.getpreferredencoding(False)  # as subprocess's text mode decodes
+            text = [f.read_text(encoding=enc) for f in (out, err)]
+    finally:
+        _FORK.lock.release()
+    return subprocess.CompletedProcess([sys.executable, "-m", "clsbench.cli", *argv], code, *text)
 
 
 def run_script(script, *args, cwd=None, check=True) -> subprocess.CompletedProcess:
