@@ -112,8 +112,10 @@ def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: lis
         import nncf
 
         ds = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-        # NNCF draws its own "Statistics collection" bars on stdout (rich's console): kept out of ours
-        with contextlib.redirect_stdout(io.StringIO()):
+        # NNCF draws its own "Statistics collection" bars on stdout (rich's console) and logs
+        # INFO lines there through a handler of its own: both kept out of clsbench's output
+        # (what matters of them goes into the record's notes)
+        with contextlib.redirect_stdout(io.StringIO()), _nncf_handlers([]):
             if max_drop is None:
                 model = nncf.quantize(model, ds, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
                 notes.append(f"NNCF post-training quantization (MIXED preset) over {len(calib)} images")
@@ -124,6 +126,21 @@ def _ov(src: str, dst: str, precision: str, calib: np.ndarray | None, notes: lis
     for k, v in meta.items():
         model.set_rt_info(str(v), ["clsbench", k])
     ov.save_model(model, dst, compress_to_fp16=False)
+
+
+@contextlib.contextmanager
+def _nncf_handlers(handlers: list):
+    """The "nncf" logger's handlers replaced by `handlers` for a while (its own writes INFO
+    lines to stdout, which does not propagate to clsbench's logger)."""
+    import logging
+
+    lg = logging.getLogger("nncf")
+    own = lg.handlers[:]
+    lg.handlers = list(handlers)
+    try:
+        yield
+    finally:
+        lg.handlers = own
 
 
 def _ov_accuracy_control(model, calib_ds, n_calib: int, tune, max_drop: float, notes: list):
@@ -150,15 +167,11 @@ def _ov_accuracy_control(model, calib_ds, n_calib: int, tune, max_drop: float, n
             if "reverted back" in m or m.startswith(("Accuracy drop", "Algorithm completed", "The algorithm could")):
                 said.append(" ".join(m.split()))
 
-    h = Keep()
-    logging.getLogger("nncf").addHandler(h)
-    try:
+    with _nncf_handlers([Keep()]):
         model = nncf.quantize_with_accuracy_control(
             model, calibration_dataset=calib_ds, validation_dataset=nncf.Dataset(items, lambda it: it[0]),
             validation_fn=top1, max_drop=max_drop / 100, drop_type=nncf.DropType.ABSOLUTE,
             subset_size=n_calib, preset=nncf.QuantizationPreset.MIXED)
-    finally:
-        logging.getLogger("nncf").removeHandler(h)
     notes.append(f"NNCF quantization with accuracy control (MIXED preset, {n_calib} calibration images): "
                  f"Top-1 drop <= {max_drop} points on {len(items)} labelled tuning images")
     notes += [f"NNCF: {m}" for m in said]
