@@ -159,18 +159,45 @@ def _describe_mismatch(spec: ModelSpec, want: dict, state_dict: dict, source: st
                         f"(weights for another architecture?); " + "; ".join(parts))
 
 
+def _torchvision_model(spec: ModelSpec, skip_init: bool):
+    """torchvision's builder with weights=None. `skip_init` (a state dict will be loaded
+    strictly over every parameter and buffer): torch.nn.init's fills are skipped (VGG-11's
+    random init took 1.7 s), unless the model holds state a state dict does not (a buffer
+    that is not persistent, a tensor attribute): then it is built again as torchvision does."""
+    torch, torchvision = _torch()
+
+    def build():
+        return getattr(torchvision.models, spec.name)(weights=None, num_classes=spec.num_classes,
+                                                      **dict(spec.builder_args))
+
+    if not skip_init:
+        return build()
+    init = torch.nn.init
+    fills = {k: getattr(init, k) for k in dir(init) if k.endswith("_") and not k.startswith("_")}
+    try:
+        for k in fills:
+            setattr(init, k, lambda t, *a, **kw: t)
+        model = build()
+    finally:
+        for k, f in fills.items():
+            setattr(init, k, f)
+    keys = set(model.state_dict())
+    outside = any(n not in keys for n, _ in model.named_buffers()) or any(
+        isinstance(v, torch.Tensor) for m in model.modules() for v in vars(m).values())
+    return build() if outside else model
+
+
 def build_model(spec: ModelSpec, state_dict: dict | None = None, source: str = "weights"):
     """torchvision's architecture, built exactly as torchvision builds it for its weights
     (spec.builder_args: e.g. inception_v3's transform_input=True), loaded strictly, with the
     auxiliary heads dropped for inference as torchvision does after loading."""
-    torch, torchvision = _torch()
+    _torch()  # one clear error when torch is missing, on either path
     if spec.name.startswith("timm:"):
         from .timm_models import build_timm
 
         model = build_timm(spec)
     else:
-        model = getattr(torchvision.models, spec.name)(weights=None, num_classes=spec.num_classes,
-                                                       **dict(spec.builder_args))
+        model = _torchvision_model(spec, skip_init=state_dict is not None)
     if state_dict is not None:
         for head in spec.aux_heads:  # weights saved without the auxiliary heads load too
             if not any(k.startswith(head + ".") for k in state_dict):
