@@ -2,7 +2,7 @@
 
     python cli_fork.py REQUEST_FD REPLY_FD
 
-The suite runs the CLI some hundreds of times; each fresh interpreter spent ~0.45 s here
+The suite runs the CLI some hundreds of times; each fresh interpreter spent ~0.4 s here
 importing the same third-party modules before clsbench's own code ran. This process imports
 numpy, onnx, PIL, rich and jinja2 once, then forks one child per call (not onnxruntime: a
 child forked after importing it hangs in its exit, ONNX Runtime 1.32). The

@@ -1,5 +1,6 @@
 """`clsbench run --engine ray`: the local engine's result.json and outputs, byte for byte, on a
-local Ray instance and on a simulated two-node cluster; an actor killed and a node removed
+head node the runs join (--ray-address), on a local instance a run starts itself and on a
+simulated two-node cluster; an actor killed and a node removed
 mid-run; a corrupt JPEG listed as locally; resume. Ray runs only inside a loopback-only
 network namespace (`unshare -n`), with usage stats off and its temp folder removed after."""
 from __future__ import annotations
