@@ -9,7 +9,7 @@ inception_v3's transform_input=True, ViT's image_size), the auxiliary heads infe
 drops, the preset of `weights.transforms()`, the reference Top-1/Top-5, GFLOPS, parameters,
 the official file name and its SHA-256 prefix. Nothing is downloaded: a build stops at the
 model's constructor once the builder has recorded its arguments; only builds with auxiliary
-heads are finished (on the meta device where they can be, with an empty state dict).
+heads are finished (on the meta device, with an empty state dict).
 The inference path reads the committed JSON and never imports torch; `--check` (and a
 test) regenerates it and compares.
 """
@@ -48,21 +48,9 @@ def _build(tvm, name, w, record):
     record.clear()
     real_load = torch.nn.Module.load_state_dict
     torch.nn.Module.load_state_dict = lambda self, *a, **k: None  # the fetched state dict is empty
-    try:
-        try:
-            with torch.device("meta"):
-                return tvm.get_model(name, weights=w)
-        except Exception:  # regnet computes its widths with tensors: build it for real, uninitialized
-            record.clear()
-            init = torch.nn.init
-            saved = {k: getattr(init, k) for k in dir(init) if k.endswith("_") and not k.startswith("_")}
-            for k in saved:
-                setattr(init, k, lambda t, *a, **kw: t)
-            try:
-                return tvm.get_model(name, weights=w)
-            finally:
-                for k, f in saved.items():
-                    setattr(init, k, f)
+    try:  # only the builds with auxiliary heads come here (inception_v3, googlenet): meta suffices
+        with torch.device("meta"):
+            return tvm.get_model(name, weights=w)
     finally:
         torch.nn.Module.load_state_dict = real_load
 
