@@ -65,6 +65,14 @@ def onnx_facts(path: str | os.PathLike) -> OnnxFacts | None:
     return _facts_of(tuple(file_fingerprint(path)))
 
 
+def parsed_onnx(path: str | os.PathLike) -> OnnxFacts:
+    """onnx_facts for a file that must be ONNX: a one-line error when it does not parse."""
+    facts = onnx_facts(path)
+    if facts is None:
+        raise ClsbenchError(f"{path}: does not parse as an ONNX model")
+    return facts
+
+
 @functools.lru_cache(maxsize=16)
 def _facts_of(version: tuple) -> OnnxFacts | None:
     return _read_facts(version[0])
@@ -92,10 +100,7 @@ def read_metadata(path: str | os.PathLike, file_kind: str | None = None) -> dict
     """The identity clsbench wrote into a model (ONNX metadata_props, IR rt_info)."""
     file_kind = file_kind or kind(path)
     if file_kind == "onnx":
-        facts = onnx_facts(path)
-        if facts is None:
-            raise ClsbenchError(f"{path}: does not parse as an ONNX model")
-        return dict(facts.metadata)
+        return dict(parsed_onnx(path).metadata)
     if file_kind == "ir":
         import openvino as ov
 
@@ -124,7 +129,7 @@ def stored_precision(path: str | os.PathLike, file_kind: str) -> str | None:
     clsbench artifact, or None (a float model that runs at any float precision)."""
     recorded = read_metadata(path, file_kind).get("precision")
     if file_kind == "onnx":
-        if onnx_facts(path).ops & {"QuantizeLinear", "QLinearConv", "DequantizeLinear"}:
+        if parsed_onnx(path).ops & {"QuantizeLinear", "QLinearConv", "DequantizeLinear"}:
             return "int8"
     elif file_kind == "ir":
         import openvino as ov
@@ -139,11 +144,8 @@ def check_external_data(path: str | os.PathLike) -> None:
     model's folder (no absolute paths, no '..', no symlink leading out), checked before
     any runtime opens those files."""
     path = Path(path)
-    facts = onnx_facts(path)
-    if facts is None:
-        raise ClsbenchError(f"{path}: does not parse as an ONNX model")
     base = path.resolve().parent
-    for name, loc in facts.external:
+    for name, loc in parsed_onnx(path).external:
         target = (base / loc).resolve()
         if not loc or os.path.isabs(loc) or ".." in Path(loc).parts or \
                 (target != base and base not in target.parents):

@@ -361,9 +361,9 @@ def check_input_shape(weights: str, kind: str, crop: int, batch_size: int, prese
     after every image was preprocessed."""
     if kind != "onnx":
         return
-    from .modelfile import onnx_facts
+    from .modelfile import parsed_onnx
 
-    inputs = onnx_facts(weights).inputs
+    inputs = parsed_onnx(weights).inputs
     if len(inputs) != 1:
         return  # the backend names what is wrong with such a graph
     dims = list(inputs[0][1])
