@@ -1,12 +1,14 @@
 """A fork server for the suite's `clsbench ...` calls (tests/helpers.py: run_cli).
 
-    python cli_fork.py REQUEST_FD REPLY_FD
+    python cli_fork.py REQUEST_FD REPLY_FD [torch]
 
 The suite runs the CLI some hundreds of times; each fresh interpreter spent ~0.4 s here
 importing the same third-party modules before clsbench's own code ran. This process imports
 numpy, onnx, PIL, rich and jinja2 once, then forks one child per call (not onnxruntime: a
-child forked after importing it hangs in its exit, ONNX Runtime 1.32). The
-child is what `python -m clsbench.cli ARGS` is, minus that import: its own process, with the
+child forked after importing it hangs in its exit, ONNX Runtime 1.32). Given `torch`, it
+imports torch and torchvision too (~5 s of one core in each call that exports a model);
+helpers.run_cli sends there only the calls that import torch anyway, since a run records
+the torch it finds imported (perf.environment). The child is what `python -m clsbench.cli ARGS` is, minus that import: its own process, with the
 call's environment, working directory, stdin /dev/null and stdout/stderr to files; clsbench
 itself (whose modules read the environment when imported) is imported fresh in each child;
 the child leaves through Python's normal exit (threads joined, atexit handlers run, streams
@@ -48,7 +50,10 @@ def child(req: dict, requests, reply_fd: int) -> None:
     sys.exit(0)  # a CLI that returned without sys.exit: status 0, as `python -m` gives
 
 
-def main(request_fd: int, reply_fd: int) -> None:
+def main(request_fd: int, reply_fd: int, preload: list) -> None:
+    if "torch" in preload:  # imported only: no torch operation starts its thread pools here
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
     requests = os.fdopen(request_fd, "r")
     while line := requests.readline():
         req = json.loads(line)
@@ -62,4 +67,4 @@ def main(request_fd: int, reply_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])

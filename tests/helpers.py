@@ -61,7 +61,8 @@ def run_cli(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProces
     `python -m clsbench.cli` where that cannot stand in for one (CLSBENCH_TEST_SPAWN=1 forces it)."""
     e = dict(os.environ, **(env or {}))
     argv = [str(a) for a in args]
-    p = _forked(argv, e, cwd) if _FORK.usable(e) else None
+    server = _FORK_TORCH if imports_torch(argv) else _FORK
+    p = _forked(server, argv, e, cwd) if server.usable(e) else None
     if p is None:
         p = subprocess.run([sys.executable, "-m", "clsbench.cli", *argv], cwd=cwd, env=e,
                            capture_output=True, text=True)
@@ -71,14 +72,30 @@ def run_cli(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProces
     return p
 
 
+def imports_torch(argv: list) -> bool:
+    """Whether a `clsbench` call imports torch anyway: it exports or builds a model (export,
+    demo, zoo; weights in a PyTorch file or stand-ins; a timm model; the torch or cuda backend)
+    or quantizes for OpenVINO (NNCF imports torch). Such a call is forked from the server that
+    imported torch once; any other from the one without it, because a run records the torch
+    and torchvision it finds imported (perf.environment). A wrong guess costs time only."""
+    words = set(argv)
+    pairs = set(zip(argv, argv[1:]))
+    return bool(argv) and (argv[0] in ("export", "demo", "zoo") or "--stand-in-weights" in words
+                           or any(a.endswith((".pth", ".pt")) or a.startswith("timm:") for a in argv)
+                           or bool({("--backend", "torch"), ("--backend", "cuda")} & pairs)
+                           or ("--backend", "openvino") in pairs and ("--precision", "int8") in pairs)
+
+
 class _ForkServer:
-    """tests/cli_fork.py, started on this process's first CLI call, with this environment."""
+    """tests/cli_fork.py, started on this process's first CLI call, with this environment;
+    `preload` names what it imports beyond its own list ("torch": torch and torchvision)."""
 
     # read when an interpreter or a native library starts: a call that changes one of these
     # gets a fresh interpreter, not a fork of one that started without it
-    STARTUP = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "MALLOC_")
+    STARTUP = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "MALLOC_", "TORCH", "PYTORCH_")
 
-    def __init__(self):
+    def __init__(self, preload: tuple = ()):
+        self.preload = preload
         self.proc = self.requests = self.replies = self.env = None
         import threading
 
@@ -95,7 +112,7 @@ class _ForkServer:
         rep_r, rep_w = os.pipe()
         self.env = dict(os.environ)
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_fork.py")), str(req_r),
-                                      str(rep_w)], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL,
+                                      str(rep_w), *self.preload], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(req_r)
         os.close(rep_w)
@@ -114,27 +131,28 @@ class _ForkServer:
 
 
 _FORK = _ForkServer()
+_FORK_TORCH = _ForkServer(preload=("torch",))
 
 
-def _forked(argv: list, env: dict, cwd) -> subprocess.CompletedProcess | None:
+def _forked(server: _ForkServer, argv: list, env: dict, cwd) -> subprocess.CompletedProcess | None:
     import locale
     import tempfile
 
-    if not _FORK.lock.acquire(blocking=False):  # another thread's call is in the server
+    if not server.lock.acquire(blocking=False):  # another thread's call is in the server
         return None
     try:
         with tempfile.TemporaryDirectory(prefix="cli-") as d:
             out, err = Path(d) / "out", Path(d) / "err"
             out.touch()
             err.touch()
-            code = _FORK.call({"argv": argv, "env": env, "cwd": str(cwd or os.getcwd()), "out": str(out),
+            code = server.call({"argv": argv, "env": env, "cwd": str(cwd or os.getcwd()), "out": str(out),
                                "err": str(err)})
             if code is None:
                 return None
             enc = locale.getpreferredencoding(False)  # as subprocess's text mode decodes
             text = [f.read_text(encoding=enc) for f in (out, err)]
     finally:
-        _FORK.lock.release()
+        server.lock.release()
     return subprocess.CompletedProcess([sys.executable, "-m", "clsbench.cli", *argv], code, *text)
 
 
