@@ -134,7 +134,8 @@ _FORK = _ForkServer()
 _FORK_TORCH = _ForkServer(preload=("torch",))
 
 
-def _forked(server: _ForkServer, argv: list, env: dict, cwd) -> subprocess.CompletedProcess | None:
+def _forked(server: _ForkServer, argv: list, env: dict, cwd, script: str | None = None
+            ) -> subprocess.CompletedProcess | None:
     import locale
     import tempfile
 
@@ -146,19 +147,28 @@ def _forked(server: _ForkServer, argv: list, env: dict, cwd) -> subprocess.Compl
             out.touch()
             err.touch()
             code = server.call({"argv": argv, "env": env, "cwd": str(cwd or os.getcwd()), "out": str(out),
-                               "err": str(err)})
+                                "err": str(err), "script": script})
             if code is None:
                 return None
             enc = locale.getpreferredencoding(False)  # as subprocess's text mode decodes
             text = [f.read_text(encoding=enc) for f in (out, err)]
     finally:
         server.lock.release()
-    return subprocess.CompletedProcess([sys.executable, "-m", "clsbench.cli", *argv], code, *text)
+    cmd = [sys.executable, script] if script else [sys.executable, "-m", "clsbench.cli"]
+    return subprocess.CompletedProcess([*cmd, *argv], code, *text)
 
 
-def run_script(script, *args, cwd=None, check=True) -> subprocess.CompletedProcess:
-    cmd = ["bash", str(script)] if str(script).endswith(".sh") else [sys.executable, str(script)]
-    p = subprocess.run([*cmd, *map(str, args)], cwd=cwd, capture_output=True, text=True)
+def run_script(script, *args, cwd=None, check=True, torch=False) -> subprocess.CompletedProcess:
+    """`bash SCRIPT.sh ARGS` or `python SCRIPT.py ARGS`, the latter forked from a fork server as
+    run_cli's calls are (`torch`: from the one with torch imported, for a script that imports it)."""
+    argv, e = [str(a) for a in args], dict(os.environ)
+    server = _FORK_TORCH if torch else _FORK
+    p = None
+    if str(script).endswith(".py") and server.usable(e):
+        p = _forked(server, argv, e, cwd, script=str(script))
+    if p is None:
+        cmd = ["bash", str(script)] if str(script).endswith(".sh") else [sys.executable, str(script)]
+        p = subprocess.run([*cmd, *argv], cwd=cwd, capture_output=True, text=True)
     if check and p.returncode != 0:
         raise AssertionError(f"{script} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p

@@ -20,7 +20,7 @@ def test_guide_commands_unchanged(tmp_path, proxy_weights, proxy_dataset):
     folder a guide script reads is read with that script's rule (helpers.py)."""
     shutil.copy(proxy_weights, tmp_path / "mnasnet1.0_weights.pth")
     val, labels = proxy_dataset / "val", proxy_dataset / "val_label.txt"
-    run_script(COMPAT / "mnasnet_pth2onnx.py", "mnasnet1.0_weights.pth", "mnasnet1.0.onnx", cwd=tmp_path)
+    run_script(COMPAT / "mnasnet_pth2onnx.py", "mnasnet1.0_weights.pth", "mnasnet1.0.onnx", cwd=tmp_path, torch=True)
     assert (tmp_path / "mnasnet1.0.parity.json").is_file()
     run_script(COMPAT / "imagenet_torch_preprocess.py", "mnasnet", val, "./prep_dataset", cwd=tmp_path)
     assert_guide_folder(tmp_path / "prep_dataset", ".bin")

@@ -129,13 +129,10 @@ def test_decode_gpu_needs_stream_and_the_cuda_backend(tmp_path, proxy_dataset):
 def test_gpu_bench_runs_end_to_end_on_the_cpu(tmp_path):
     """benchmarks/gpu_bench.py's every section on tiny sizes: the script that runs once on a
     lent GPU must not fail there for a reason a CPU can show."""
-    import subprocess
-    import sys
+    from helpers import ROOT, run_script
 
-    from helpers import ROOT
-
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_bench.py"), "--out", str(tmp_path),
-                        "--device", "cpu", "--smoke"], capture_output=True, text=True, timeout=600)
+    p = run_script(ROOT / "benchmarks/gpu_bench.py", "--out", tmp_path, "--device", "cpu", "--smoke", check=False,
+                   torch=True)
     assert p.returncode == 0, p.stderr[-2000:]
     rec = json.loads((tmp_path / "gpu.json").read_text())
     assert rec["skipped"] == [], rec["skipped"]
