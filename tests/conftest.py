@@ -3,6 +3,7 @@ the trained proxy and its task images, an exported model and a tiny ImageNet-lay
 dataset. Nothing is downloaded. Helpers and the guide's reading rules: helpers.py."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -80,24 +81,56 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@contextlib.contextmanager
+def made_once(tmp_path_factory, name: str):
+    """The folder of a session artifact made once per test run, not once per xdist worker:
+    it lies in the temp folder all workers of the run share; the first worker to need it gets
+    `(folder, True)` and makes it while holding a lock, the others wait for the lock and get
+    `(folder, False)`. A make that fails leaves no mark: the next worker makes it again (and
+    fails the same way). Nothing else is put into the folder (tests list what is in it)."""
+    import fcntl
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, marks = root / f"shared-{name}", root / "made-once"  # not beside the folder: clsbench
+    marks.mkdir(exist_ok=True)  # keeps its own locks and records there
+    mark = marks / f"{name}.made"
+    with open(marks / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if mark.exists():
+            yield folder, False
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        yield folder, True
+        mark.touch()
+
+
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("photos")
-    for name, src, size in PHOTO_CASES:
-        im = photo(src).resize(size, Image.BICUBIC)
-        if name.startswith("gray"):
-            im = im.convert("L")
-        im.save(d / name, quality=92) if name.endswith(".jpg") else im.save(d / name)
+    with made_once(tmp_path_factory, "photos") as (d, make):
+        for name, src, size in PHOTO_CASES if make else ():
+            im = photo(src).resize(size, Image.BICUBIC)
+            if name.startswith("gray"):
+                im = im.convert("L")
+            im.save(d / name, quality=92) if name.endswith(".jpg") else im.save(d / name)
     return d
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """ImageNet layout: val/ (13 JPEGs: a prime, so most batch sizes leave a partial batch)."""
+    with made_once(tmp_path_factory, "imagenet") as (root, make):
+        if make:
+            _tiny_dataset(root)
+    return root
+
+
+def _tiny_dataset(root: Path) -> None:
     from clsbench.dataset import write_labels
     from clsbench.demo import build_demo_dataset
 
-    root = tmp_path_factory.mktemp("imagenet")
     build_demo_dataset(root, per_class=3)  # 15 images
     val = root / "val"
     names = sorted(os.listdir(val))
@@ -105,7 +138,6 @@ def tiny_dataset(tmp_path_factory) -> Path:
         (val / n).unlink()
     labels = (root / "val_label.txt").read_text().splitlines()[:13]
     write_labels(root / "val_label.txt", [(l.split()[0], int(l.split()[1])) for l in labels])
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +147,9 @@ def proxy_dataset(tmp_path_factory) -> Path:
     wrong label, a shifted class or a lost image changes result.json."""
     from clsbench.proxy_task import write_images
 
-    root = tmp_path_factory.mktemp("proxydata")
-    write_images(root, 29, seed=2024)
+    with made_once(tmp_path_factory, "proxydata") as (root, make):
+        if make:
+            write_images(root, 29, seed=2024)
     return root
 
 
@@ -139,51 +172,57 @@ def weights(tmp_path_factory, spec) -> Path:
     from clsbench.demo import calibration_batch
     from clsbench.synthetic_weights import save_realistic_weights
 
-    path = tmp_path_factory.mktemp("weights") / "realistic_mnasnet1_0.pth"
-    save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=48), str(path))
-    return path
+    with made_once(tmp_path_factory, "weights") as (d, make):
+        if make:
+            save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=48), str(d / "realistic_mnasnet1_0.pth"))
+    return d / "realistic_mnasnet1_0.pth"
 
 
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory, weights, photo_dir) -> Path:
     from clsbench.export import export_onnx
 
-    out = tmp_path_factory.mktemp("model") / "mnasnet1.0.onnx"
-    export_onnx(str(weights), str(out), parity_images=str(photo_dir))
-    return out
+    with made_once(tmp_path_factory, "model") as (d, make):
+        if make:
+            export_onnx(str(weights), str(d / "mnasnet1.0.onnx"), parity_images=str(photo_dir))
+    return d / "mnasnet1.0.onnx"
 
 
 @pytest.fixture(scope="session")
 def proxy_onnx(tmp_path_factory, proxy_weights) -> Path:
     from clsbench.export import export_onnx
 
-    out = tmp_path_factory.mktemp("proxy") / "proxy.onnx"
-    export_onnx(str(proxy_weights), str(out))
-    return out
+    with made_once(tmp_path_factory, "proxy") as (d, make):
+        if make:
+            export_onnx(str(proxy_weights), str(d / "proxy.onnx"))
+    return d / "proxy.onnx"
 
 
 @pytest.fixture(scope="session")
 def prep(tmp_path_factory, tiny_dataset, spec) -> Path:
     from clsbench.preprocess import preprocess_dir
 
-    out = tmp_path_factory.mktemp("prep") / "prep_dataset"
-    preprocess_dir(tiny_dataset / "val", out, spec.preprocessing, workers=2, show_progress=False)
-    return out
+    with made_once(tmp_path_factory, "prep") as (d, make):
+        if make:
+            preprocess_dir(tiny_dataset / "val", d / "prep_dataset", spec.preprocessing, workers=2, show_progress=False)
+    return d / "prep_dataset"
 
 
 @pytest.fixture(scope="session")
 def info_file(tmp_path_factory, prep) -> Path:
     from clsbench.dataset import gen_bin_info
 
-    out = tmp_path_factory.mktemp("info") / "prep_bin.info"
-    gen_bin_info(str(prep), str(out), 224, 224)
-    return out
+    with made_once(tmp_path_factory, "info") as (d, make):
+        if make:
+            gen_bin_info(str(prep), str(d / "prep_bin.info"), 224, 224)
+    return d / "prep_bin.info"
 
 
 @pytest.fixture(scope="session")
 def proxy_run(tmp_path_factory, proxy_weights, proxy_dataset):
     """The reference run (ONNX Runtime fp32, .bin files) the other engines are compared with."""
-    work = tmp_path_factory.mktemp("ortrun")
-    run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--batch-size", "4",
-            "--work-dir", work)
+    with made_once(tmp_path_factory, "ortrun") as (work, make):
+        if make:
+            run_cli("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--batch-size", "4",
+                    "--work-dir", work)
     return work
