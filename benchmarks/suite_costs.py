@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Per-call costs behind the suite's time (DEVELOPERS.md, Tests): an export, a model build
 with and without torch.nn.init's random fills, and a CLI call from a fresh interpreter vs
-one forked from the tests' fork server (tests/cli_fork.py). Medians of --repeats runs,
+one forked from the tests' fork servers (tests/cli_fork.py; an export from the one with torch
+imported). Medians of --repeats runs,
 alternated so drift hits both sides alike. Run it on one core, as a test process is pinned:
 
     taskset -c 0 .venv/bin/python benchmarks/suite_costs.py [--model vgg11] [--repeats 3]
@@ -55,17 +56,19 @@ def cli_rows(repeats: int, work: Path) -> list[tuple[str, float]]:
     write_images(work / "data", 32, seed=7)
     run = ("run", "-q", "--weights", onnx, "--data", work / "data", "--work-dir", work / "w")
     helpers.run_cli(*run)  # the work dir is finished: later calls measure the call itself
+    export = ("export", "--weights", helpers.PROXY, "--output", work / "e" / "m.onnx", "--parity-batch", "2")
     rows = []
-    for args in (("models", "resnet18"), run):
+    for args, name in ((("models", "resnet18"), "models resnet18"), (run, "run (work dir finished)"),
+                       (export, "export (the proxy, 2 parity samples, no cache)")):
         spawn, fork = [], []
+        server = "the torch fork server" if helpers.imports_torch(list(map(str, args))) else "the fork server"
         for _ in range(repeats):
             os.environ["CLSBENCH_TEST_SPAWN"] = "1"
-            spawn.append(timed(lambda: helpers.run_cli(*args)))
+            spawn.append(timed(lambda: helpers.run_cli(*args, env={"CLSBENCH_CACHE": "off"})))
             del os.environ["CLSBENCH_TEST_SPAWN"]
-            fork.append(timed(lambda: helpers.run_cli(*args)))
-        name = " ".join(map(str, args[:1])) + (" (work dir finished)" if args is run else " resnet18")
+            fork.append(timed(lambda: helpers.run_cli(*args, env={"CLSBENCH_CACHE": "off"})))
         rows += [(f"clsbench {name}: fresh interpreter", statistics.median(spawn)),
-                 (f"clsbench {name}: forked from the fork server", statistics.median(fork))]
+                 (f"clsbench {name}: forked from {server}", statistics.median(fork))]
     return rows
 
 
@@ -77,9 +80,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="suite-costs-") as d:
         rows = export_rows(a.model, a.repeats, Path(d)) + cli_rows(max(a.repeats, 5), Path(d))
     print(f"CPUs usable: {len(os.sched_getaffinity(0))}; medians of {a.repeats} (CLI: {max(a.repeats, 5)}) runs\n")
-    print(f"| {'what':<62} | seconds |\n|{'-' * 64}|--------:|")
+    print(f"| {'what':<84} | seconds |\n|{'-' * 86}|--------:|")
     for what, s in rows:
-        print(f"| {what:<62} | {s:7.2f} |")
+        print(f"| {what:<84} | {s:7.2f} |")
     return 0
 
 
