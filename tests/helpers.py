@@ -77,7 +77,8 @@ def imports_torch(argv: list) -> bool:
     demo, zoo; weights in a PyTorch file or stand-ins; a timm model; the torch or cuda backend)
     or quantizes for OpenVINO (NNCF imports torch). Such a call is forked from the server that
     imported torch once; any other from the one without it, because a run records the torch
-    and torchvision it finds imported (perf.environment). A wrong guess costs time only."""
+    and torchvision it finds imported (perf.environment). So the rule errs towards the plain
+    server: a torch-importing call it misses only costs time (none did in a logged run)."""
     words = set(argv)
     pairs = set(zip(argv, argv[1:]))
     return bool(argv) and (argv[0] in ("export", "demo", "zoo") or "--stand-in-weights" in words
