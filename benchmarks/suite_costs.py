@@ -69,6 +69,21 @@ def cli_rows(repeats: int, work: Path) -> list[tuple[str, float]]:
             fork.append(timed(lambda: helpers.run_cli(*args, env={"CLSBENCH_CACHE": "off"})))
         rows += [(f"clsbench {name}: fresh interpreter", statistics.median(spawn)),
                  (f"clsbench {name}: forked from {server}", statistics.median(fork))]
+    return rows + freeze_rows(repeats)
+
+
+def freeze_rows(repeats: int) -> list[tuple[str, float]]:
+    """A trivial call forked from a server with torch imported, with and without gc.freeze()
+    before the fork (without it, the child's exit collects and so copies the server's pages)."""
+    import helpers
+
+    rows = []
+    for preload, how in ((("torch",), "gc.freeze"), (("torch", "no-gc-freeze"), "no gc.freeze")):
+        server = helpers._ForkServer(preload=preload)
+        call = lambda: helpers._forked(server, ["models", "resnet18"], dict(os.environ), None)  # noqa: E731
+        call()  # starts the server
+        rows.append((f"clsbench models resnet18: torch fork server, {how}",
+                     statistics.median(timed(call) for _ in range(repeats))))
     return rows
 
 

@@ -1,6 +1,6 @@
 """A fork server for the suite's `clsbench ...` calls (tests/helpers.py: run_cli).
 
-    python cli_fork.py REQUEST_FD REPLY_FD [torch]
+    python cli_fork.py REQUEST_FD REPLY_FD [torch] [no-gc-freeze]
 
 The suite runs the CLI some hundreds of times; each fresh interpreter spent ~0.4 s here
 importing the same third-party modules before clsbench's own code ran. This process imports
@@ -8,8 +8,8 @@ numpy, onnx, PIL, rich and jinja2 once, then forks one child per call (not onnxr
 child forked after importing it hangs in its exit, ONNX Runtime 1.32). Given `torch`, it
 imports torch and torchvision too (~5 s of one core in each call that exports a model);
 helpers.run_cli sends there only the calls that import torch anyway, since a run records
-the torch it finds imported (perf.environment). The child is what `python -m clsbench.cli ARGS` is, minus that import: its own process, with the
-call's environment, working directory, stdin /dev/null and stdout/stderr to files; clsbench
+the torch it finds imported (perf.environment). The child is what `python -m clsbench.cli
+ARGS` is, minus that import: its own process, with the call's environment, working directory, stdin /dev/null and stdout/stderr to files; clsbench
 itself (whose modules read the environment when imported) is imported fresh in each child;
 the child leaves through Python's normal exit (threads joined, atexit handlers run, streams
 flushed), so its exit status is the CLI's own.
@@ -63,9 +63,10 @@ def main(request_fd: int, reply_fd: int, preload: list) -> None:
         import torch  # noqa: F401
         import torchvision  # noqa: F401
     # what is imported stays out of the children's garbage collections: each child's exit
-    # would otherwise touch, and so copy, every page of it (measured with torch imported: a
-    # fork's normal exit 1.8-2.0 s, 0.6 s frozen; Python's docs advise gc.freeze before fork)
-    gc.freeze()
+    # would otherwise touch, and so copy, every page of it (Python's docs advise gc.freeze
+    # before fork; benchmarks/suite_costs.py times a call with and without, "no-gc-freeze")
+    if "no-gc-freeze" not in preload:
+        gc.freeze()
     requests = os.fdopen(request_fd, "r")
     while line := requests.readline():
         req = json.loads(line)
