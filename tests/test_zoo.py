@@ -116,7 +116,6 @@ def family_photos(tmp_path_factory, photo_dir):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family_representative_exports_and_matches_pytorch(tmp_path, photo_dir, family_photos, name):
     from clsbench.demo import calibration_batch
-    from clsbench.export import export_onnx
     from clsbench.modelfile import read_metadata
     from clsbench.synthetic_weights import save_realistic_weights
 
@@ -126,9 +125,14 @@ def test_family_representative_exports_and_matches_pytorch(tmp_path, photo_dir, 
     # train- and eval-mode passes of those weights took ~2 s more for the deeper families
     save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=4), str(w))
     out = tmp_path / "m.onnx"
-    rec = export_onnx(str(w), str(out), model=name, parity_images=str(family_photos), parity_batch=3)
+    cli = run_cli("export", "-q", "--model", name, "--weights", w, "--output", out,
+                  "--parity-images", family_photos, "--parity-batch", "3")
+    rec = json.loads((tmp_path / "m.parity.json").read_text())
     p = rec["parity"]
     assert rec["passed"], p["reasons"]
+    # what the user reads: the opset written (ViT needs 14, MaxViT 13), and not the Torch IR
+    # the exporter dumps on stdout for each opset that fails first
+    assert f"wrote {out} (opset {rec['opset']}," in cli.stdout and len(cli.stdout.splitlines()) == 3, cli.stdout
     assert p["reference_logit_std"] > 0.1  # not vacuous
     meta = read_metadata(out)
     assert meta["architecture"] == name and meta["weights_tag"] == spec.tag and int(meta["opset"]) == rec["opset"]

@@ -578,7 +578,7 @@ def cmd_export(a) -> int:
                       parity_images=a.parity_images, parity_batch=a.parity_batch, check=not a.no_check,
                       provenance="stand-in" if a.stand_in_weights else None)
     p = rec["parity"]
-    out.print(f"wrote {a.output} (opset {a.opset}, input 'image', output 'class', dynamic batch)")
+    out.print(f"wrote {a.output} (opset {rec['opset']}, input 'image', output 'class', dynamic batch)")
     out.print(f"weights: {rec['weights']['verdict']}")
     out.print(f"parity vs PyTorch float64 on {p['inputs']}: rel. L2 error {p['rel_l2_error']:.3e} "
               f"(PyTorch fp32's own: {p['torch_fp32_vs_float64']['rel_l2_error']:.3e}; bound "

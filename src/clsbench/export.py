@@ -6,6 +6,7 @@ refused, never executed.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -315,10 +316,39 @@ OPSETS = (11, 13, 14, 17, 18)  # the guide's 11 first; then the lowest that expo
 LARGE = 2 ** 31 - 2 ** 26  # protobuf's 2 GiB limit, with room for the graph: weights go beside
 
 
+@contextlib.contextmanager
+def _fd1_to_debug_log():
+    """File descriptor 1 into a temporary file for a while, then into the debug log. The
+    TorchScript exporter's logging is always on (torch 2.14.1 tests `_jit_is_onnx_log_enabled`
+    without calling it), and where an operator lacks a symbolic at an opset its C++ side
+    writes the whole Torch IR to stdout (1,700 lines for ViT-B/32 at opset 11) before the
+    next opset is tried: no place for it in clsbench's output."""
+    import sys
+    import tempfile
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            f.seek(0)
+            said = f.read(4000).decode(errors="replace")
+            if said:
+                log.debug(f"the ONNX exporter wrote to stdout: {said}")
+
+
 def _export_once(net, size: int, path, opset: int) -> None:
     """One export to `path` (a file name, or a BytesIO for a model that fits in one protobuf)."""
     torch, _ = _torch()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _fd1_to_debug_log():
         # torch 2.9+ defaults to the dynamo exporter, but asked for opset 11 (the guide's,
         # ATC's) it fails to down-convert MnasNet (ReduceMean axes) and falls back to opset 18
         # (measured with torch 2.14.1); the TorchScript exporter writes opset 11 directly
