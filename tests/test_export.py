@@ -146,6 +146,21 @@ def test_wrong_exports_fail_saying_what_differs(tmp_path, weights, spec, photo_d
     assert verdict["rel_l2_error"] == pytest.approx(e_onnx, rel=1e-6)
 
 
+def test_logits_that_ignore_the_input_are_no_evidence(tmp_path, weights, spec, photo_dir):
+    """A zero last Linear (as a freshly built ViT has): every image gets the bias, so an export
+    with a wrong convolution computes exactly what PyTorch computes. No PASS for that."""
+    from clsbench.export import check_export
+
+    sd = load_state_dict(weights)
+    sd["classifier.1.weight"].zero_()
+    net = build_model(spec, sd)
+    x, _ = parity_inputs(spec, str(photo_dir), n=4)
+    verdict = check_export(net, str(_wrong_onnx(net, spec, tmp_path / "bad.onnx", _perturb_conv)), x)
+    assert verdict["rel_l2_error"] < 1e-6  # the figures alone would pass it
+    assert verdict["passed"] is False and len(verdict["reasons"]) == 1
+    assert "the same for all 4 parity images: they do not depend on the input" in verdict["reasons"][0]
+
+
 def test_inception_v3_built_as_torchvision_builds_it_for_its_weights(tmp_path, monkeypatch):
     """torchvision's builder with IMAGENET1K_V1 (its state dict fetch replaced by ours) is the
     reference: transform_input=True, aux head loaded then dropped. clsbench must compute the

@@ -259,6 +259,12 @@ def torch_references(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ref32, ref64
 
 
+def _depends_on_input(ref64: np.ndarray) -> bool:
+    """Whether the reference logits tell the parity images apart (one image: whether they
+    vary at all). A zero head gives every image its bias: any export matching that passes."""
+    return bool(np.ptp(ref64, axis=0).max() > 0) if len(ref64) > 1 else bool(np.ptp(ref64) > 0)
+
+
 def judge_parity(ref32: np.ndarray, ref64: np.ndarray, got: np.ndarray) -> dict:
     """Every figure of the export check, and its verdict with the reasons it failed."""
     fp32 = parity(ref64, ref32)
@@ -270,6 +276,11 @@ def judge_parity(ref32: np.ndarray, ref64: np.ndarray, got: np.ndarray) -> dict:
     clear = margin > MARGIN_FACTOR * noise
     disagree = clear & (got.argmax(1) != ref64.argmax(1))
     reasons = []
+    if not _depends_on_input(ref64):
+        reasons.append(f"PyTorch's own logits are the same for all {len(ref64)} parity images: they do not depend "
+                       f"on the input (untrained weights? a freshly built ViT has a zero head), so no comparison "
+                       f"can tell a wrong export from a right one; export trained weights or realistic stand-ins "
+                       f"(`clsbench demo --model NAME` makes some), or write it unchecked with --no-check")
     if not cand["rel_l2_error"] <= bound:
         reasons.append(f"rel. L2 error vs float64 PyTorch {cand['rel_l2_error']:.2e} exceeds "
                        f"{bound:.2e} ({PARITY_FACTOR:g} x PyTorch fp32's own {fp32['rel_l2_error']:.2e} "
