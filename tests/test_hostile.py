@@ -99,6 +99,21 @@ def test_fifo_as_weights_is_refused_not_waited_on(tmp_path, tiny_dataset):
         one_line_error(p, "not a regular file")
 
 
+def test_a_wrong_path_is_told_before_any_slow_step(tmp_path):
+    """export refused a missing weights file only after importing torch (6 s here, for a
+    one-line error); demo built its photo folder first and left it behind."""
+    code = ("import sys\nfrom clsbench import ClsbenchError\nfrom clsbench.export import export_onnx\n"
+            f"try:\n    export_onnx({str(tmp_path / 'missing.pth')!r}, 'o.onnx')\n"
+            "except ClsbenchError as e:\n    print(e)\nassert 'torch' not in sys.modules, 'torch imported'")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0 and "missing.pth: weights file not found" in p.stdout, p.stdout + p.stderr
+    for extra, needle in ((["--weights", tmp_path / "missing.pth"], "missing.pth: weights/model file not found"),
+                          (["--batch-size", "0"], "--batch-size must be >= 1")):
+        p = run_cli("demo", "--work-dir", tmp_path / "d", *extra, check=False)
+        one_line_error(p, needle)
+        assert not (tmp_path / "d").exists()
+
+
 @pytest.mark.parametrize("how", ["batch", "input"])
 def test_memory_bombs_refused_up_front(tmp_path, tiny_dataset, how):
     if how == "batch":

@@ -268,8 +268,7 @@ def test_preprocess_killed_then_resumed_is_identical(tmp_path, many_images, many
     assert seen >= count
     if sig == signal.SIGINT and rc != 0:
         assert rc == 130 and "Traceback" not in err and "rerun the same command" in err
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
+    p = run_cli(*cmd[3:])  # the rerun: an ordinary call (forked, as run_cli's are)
     assert dir_bytes(dst, ".bin") == many_images_reference
     assert not [n for n in os.listdir(dst) if n.endswith(".tmp")]
 
@@ -302,8 +301,7 @@ def test_infer_killed_then_resumed_is_identical(tmp_path, onnx_model, many_bins,
         assert "interrupted during infer" in err and "finished" in err and "clsbench infer" in err
     partial = _files(out / "dumpOutput_device0", ".txt")
     assert partial < 240  # it really was interrupted
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
+    p = run_cli(*cmd[3:])  # the rerun: an ordinary call (forked, as run_cli's are)
     assert f"{240 - partial} inferred, {partial} already done" in p.stdout
     assert dir_bytes(out / "dumpOutput_device0", ".txt") == dir_bytes(ref / "dumpOutput_device0", ".txt")
 
@@ -353,15 +351,13 @@ def proxy_many(tmp_path_factory):
 def test_run_killed_during_inference_resumes_to_the_same_result(tmp_path, proxy_weights, proxy_many):
     base = [sys.executable, "-m", "clsbench.cli", "run", "-q", "--weights", str(proxy_weights),
             "--data", str(proxy_many), "--batch-size", "1"]
-    ref = subprocess.run(base + ["--work-dir", str(tmp_path / "ref")], capture_output=True, text=True)
-    assert ref.returncode == 0, ref.stderr
+    run_cli(*base[3:], "--work-dir", tmp_path / "ref")  # the reference and the rerun: ordinary calls
     assert guide_top1((tmp_path / "ref" / "result.json").read_text()) > 50
     work = tmp_path / "work"
     rc, _, seen = kill_when(base + ["--work-dir", str(work)], work / "result" / "dumpOutput_device0",
                             ".txt", 30, signal.SIGKILL)
     assert rc == -signal.SIGKILL and 30 <= seen < 80
-    p = subprocess.run(base + ["--work-dir", str(work)], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
+    p = run_cli(*base[3:], "--work-dir", work)
     assert "is current" in p.stderr and "0 written, 80 already done" in p.stderr
     assert (work / "result.json").read_text() == (tmp_path / "ref" / "result.json").read_text()
     assert dir_bytes(work / "result" / "dumpOutput_device0", ".txt") == \

@@ -165,7 +165,10 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check, 
     from .models import GUIDE_MODEL
     from .plan import DEFAULT_MODEL
 
+    from .plan import check_inputs
+
     spec = get_model(options.model or DEFAULT_MODEL)
+    check_inputs(weights, options)  # before the photo folder is built: nothing left behind
     data = build_demo_dataset(os.path.join(work_dir, "data"), per_class=per_class)
     real = weights
     if not weights:

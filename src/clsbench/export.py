@@ -450,17 +450,17 @@ def export_onnx(weights: str, output: str, *, model: str | None = None, opset: i
     from . import __version__
     from .provenance import DEFAULT_MODEL, PROVENANCE, weights_provenance
 
-    torch, _ = _torch()
     spec = get_model(model or DEFAULT_MODEL)
     if parity_batch < 1:
         raise ClsbenchError(f"--parity-batch must be >= 1, got {parity_batch}")
     from ._io import regular_file
 
-    regular_file(weights, "weights file")
+    regular_file(weights, "weights file")  # before importing torch: a wrong path is told at once
     ident = identify_weights(weights, spec)
     provenance = provenance or weights_provenance(ident, stand_in=False)
     if provenance not in PROVENANCE:
         raise ClsbenchError(f"provenance {provenance!r} not in {', '.join(PROVENANCE)}")
+    torch, _ = _torch()
     net = build_model(spec, load_state_dict(weights), source=weights)
     pp = spec.preprocessing
     opset = _write_onnx(net, spec, output, opset, {

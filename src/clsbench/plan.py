@@ -416,19 +416,28 @@ def model_and_preset(weights: str, k: str, model: str | None, stand_in: bool,
     return m, resolve_preset(base, base_source, overrides)
 
 
+def check_inputs(weights: str | None, o) -> None:
+    """What resolve() refuses before it reads anything: the options, the memory a batch needs
+    and the weights path (None: the demo makes its own). The demo calls it before it builds
+    its photo folder, so a wrong flag is told at once and leaves nothing behind."""
+    from ._io import check_memory
+
+    check_options(o)
+    check_memory(3 * o.batch_size * 3 * max(o.crop or 224, 224) ** 2 * 4, f"--batch-size {o.batch_size}")
+    if weights is None:
+        return
+    if not os.path.exists(weights):
+        raise ClsbenchError(f"{weights}: weights/model file not found")
+    if not os.path.isfile(weights):
+        raise ClsbenchError(f"{weights}: not a regular file")
+
+
 def resolve(weights: str, data: str, o) -> Plan:
     """THE resolver of `clsbench run` (and demo): see the module's docstring."""
     from .dataset import check_no_whitespace
     from .modelfile import kind
 
-    check_options(o)
-    from ._io import check_memory
-
-    check_memory(3 * o.batch_size * 3 * max(o.crop or 224, 224) ** 2 * 4, f"--batch-size {o.batch_size}")
-    if not os.path.exists(weights):
-        raise ClsbenchError(f"{weights}: weights/model file not found")
-    if not os.path.isfile(weights):
-        raise ClsbenchError(f"{weights}: not a regular file")
+    check_inputs(weights, o)
     for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
         check_no_whitespace(os.path.abspath(path), what)
     k = kind(weights)
