@@ -44,6 +44,7 @@ def test_inference_path_imports_and_runs_without_torch(tmp_path, tiny_dataset, o
 
 
 def test_export_without_torch_says_what_to_install(tmp_path):
+    (tmp_path / "w.pth").write_bytes(b"PK")  # there (a missing file is told first, without torch)
     code = BLOCK_TORCH + "from clsbench.cli import main; sys.exit(main(['export', '--weights', 'w.pth', '--output', 'm.onnx']))"
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 2 and "pip install 'clsbench[export]'" in p.stderr
