@@ -89,6 +89,44 @@ def test_onnxruntime_max_drop_keeps_the_sensitive_nodes_in_float(tmp_path, proxy
     assert fp32 - ctl <= fp32 - plain
 
 
+def test_search_tries_equal_onnx_runtimes_own_quantization(tmp_path, proxy_onnx):
+    """Each try after the first gives ORT the first one's weight scales back (computing them
+    per channel in Python took half of every try): the model must be the one quantize_static
+    writes without them, node for node and initializer for initializer."""
+    import onnx
+    from onnx import numpy_helper, version_converter
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from clsbench.models import get_model
+    from clsbench.ort_control import name_nodes, quantizer
+    from clsbench.proxy_task import batch
+
+    pre = str(tmp_path / "pre.onnx")
+    onnx.save(version_converter.convert_version(onnx.load(str(proxy_onnx)), 13), pre)
+    keep = name_nodes(pre)[3:9]
+    x, _ = batch(8, seed=5, pp=get_model("mnasnet1_0").preprocessing)
+    quantize = quantizer(pre, x, tmp_path)
+    quantize(str(tmp_path / "all.onnx"), [])
+    quantize(str(tmp_path / "ours.onnx"), keep)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter(x[i:i + 1] for i in range(len(x)))
+
+        def get_next(self):
+            v = next(self.it, None)
+            return None if v is None else {"image": v}
+
+    quantize_static(pre, str(tmp_path / "ort.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep)
+    ours, ort_ = (onnx.load(str(tmp_path / f"{n}.onnx")).graph for n in ("ours", "ort"))
+    assert [(n.op_type, list(n.input), list(n.output)) for n in ours.node] == \
+           [(n.op_type, list(n.input), list(n.output)) for n in ort_.node]
+    a, b = ({i.name: numpy_helper.to_array(i) for i in g.initializer} for g in (ours, ort_))
+    assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+    assert any(n.op_type == "DequantizeLinear" for n in ours.node) and any(k.endswith("_quantized") for k in a)
+
+
 def test_max_drop_is_refused_where_it_cannot_hold(tmp_path, proxy_onnx, labelled):
     base = ["compile", "--model", str(proxy_onnx), "--data", str(labelled / "val"), "--max-drop", "0.5",
             "--calib-images", "32", "--output", str(tmp_path / "o")]
