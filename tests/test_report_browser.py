@@ -181,8 +181,14 @@ def check_charts(page: dict) -> None:
             assert t["width"] + 4 <= t["room"], t
 
 
-def test_run_report_in_chromium(reports):
-    pages = render(reports, reports / "run" / "report.html", screenshot=reports / "run.png")
+@pytest.fixture(scope="module")
+def pages(reports):
+    """The run, perf and comparison pages, rendered by one Chromium start (each start ~2.5 s)."""
+    return render(reports, reports / "run" / "report.html", reports / "perf" / "report.html",
+                  reports / "compare.html", screenshot=reports / "run.png")
+
+
+def test_run_report_in_chromium(reports, pages):
     page = pages["run"]
     assert_clean(page, "run/report.html")
     summary = json.loads((reports / "run" / "summary.json").read_text())
@@ -204,8 +210,8 @@ def test_run_report_in_chromium(reports):
     assert (reports / "run.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_perf_report_in_chromium(reports):
-    page = render(reports, reports / "perf" / "report.html")["perf"]
+def test_perf_report_in_chromium(reports, pages):
+    page = pages["perf"]
     assert_clean(page, "perf/report.html")
     rec = json.loads((reports / "perf" / "perf.json").read_text())
     assert check_numbers(page, rec) >= 4 * 9
@@ -217,8 +223,8 @@ def test_perf_report_in_chromium(reports):
     assert all(f"rows/{i}/latency_ms/p99.9" in {f["field"] for f in page["fields"]} for i in range(4))
 
 
-def test_compare_report_in_chromium(reports):
-    page = render(reports, reports / "compare.html")["compare.html"]
+def test_compare_report_in_chromium(reports, pages):
+    page = pages["compare.html"]
     assert_clean(page, "compare.html")
     rec = json.loads((reports / "compare.json").read_text())
     assert check_numbers(page, rec) >= 8
