@@ -38,6 +38,27 @@ def test_torch_backend_is_the_reference(weights, onnx_model, photos_batch):
     assert rt.describe()["mode"] == "eager"
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_torch_backend_computes_in_the_layout_it_records(weights, photos_batch, channels_last):
+    """Decoded images arrive as channels-last views, .bin files as NCHW: the same pixels give
+    the same logits bit for bit, computed in the layout the run records, as PyTorch itself
+    computes them in that layout."""
+    import torch
+
+    from clsbench.export import build_model, load_state_dict
+    from clsbench.models import get_model
+
+    assert not photos_batch.flags["C_CONTIGUOUS"]
+    rt = get_backend("torch")(str(weights), arch="mnasnet1_0", batch_size=len(photos_batch),
+                              channels_last=channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = build_model(get_model("mnasnet1_0"), load_state_dict(weights)).to(memory_format=fmt)
+    with torch.inference_mode():
+        want = net(torch.from_numpy(np.ascontiguousarray(photos_batch)).contiguous(memory_format=fmt)).numpy()
+    assert np.array_equal(rt.run(photos_batch), want) and np.array_equal(rt.run(np.ascontiguousarray(photos_batch)), want)
+    assert rt.describe()["channels_last"] is channels_last
+
+
 def test_torch_backend_refuses_onnx(onnx_model):
     with pytest.raises(ClsbenchError, match="runs torchvision weights"):
         get_backend("torch")(str(onnx_model), arch="mnasnet1_0", batch_size=1)

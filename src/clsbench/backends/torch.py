@@ -58,9 +58,11 @@ class TorchBackend(Backend):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
-        x = torch.from_numpy(batch)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # the layout recorded is the one computed: a batch of decoded images is a channels-last
+        # view (HWC transposed) and one read from .bin files is NCHW, and PyTorch follows the
+        # input's strides (MnasNet fp32 on 8 photos, one core: 0.24 s channels-last, 0.35 NCHW)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = torch.from_numpy(batch).contiguous(memory_format=fmt)
         with torch.inference_mode():
             if self.precision == "fp32":
                 y = self.net(x)
