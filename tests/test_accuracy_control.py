@@ -125,6 +125,11 @@ def test_search_tries_equal_onnx_runtimes_own_quantization(tmp_path, proxy_onnx)
     a, b = ({i.name: numpy_helper.to_array(i) for i in g.initializer} for g in (ours, ort_))
     assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
     assert any(n.op_type == "DequantizeLinear" for n in ours.node) and any(k.endswith("_quantized") for k in a)
+    from clsbench.ort_control import weight_overrides
+
+    given = weight_overrides(str(tmp_path / "all.onnx"))  # what the second try was given: every weight
+    convs = [n for n in onnx.load(pre).graph.node if n.op_type in ("Conv", "Gemm")]
+    assert set(given) == {n.input[1] for n in convs} and all(len(v) > 1 for v in given.values())  # per channel
 
 
 def test_max_drop_is_refused_where_it_cannot_hold(tmp_path, proxy_onnx, labelled):

@@ -163,9 +163,7 @@ def demo(work_dir: str, *, per_class: int, weights: str | None, options, check, 
 
     log = logging.getLogger("clsbench")
     from .models import GUIDE_MODEL
-    from .plan import DEFAULT_MODEL
-
-    from .plan import check_inputs
+    from .plan import DEFAULT_MODEL, check_inputs
 
     spec = get_model(options.model or DEFAULT_MODEL)
     check_inputs(weights, options)  # before the photo folder is built: nothing left behind

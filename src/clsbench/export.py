@@ -284,7 +284,8 @@ def judge_parity(ref32: np.ndarray, ref64: np.ndarray, got: np.ndarray) -> dict:
         reasons.append(f"PyTorch's own logits are the same for all {len(ref64)} parity images: they do not depend "
                        f"on the input (untrained weights? a freshly built ViT has a zero head), so no comparison "
                        f"can tell a wrong export from a right one; export trained weights or realistic stand-ins "
-                       f"(`clsbench demo --model NAME` makes some), or write it unchecked with --no-check")
+                       f"(`clsbench demo --model NAME` leaves some in its work dir, realistic_random_NAME.pth), or "
+                       f"write it unchecked with --no-check")
     if not cand["rel_l2_error"] <= bound:
         reasons.append(f"rel. L2 error vs float64 PyTorch {cand['rel_l2_error']:.2e} exceeds "
                        f"{bound:.2e} ({PARITY_FACTOR:g} x PyTorch fp32's own {fp32['rel_l2_error']:.2e} "
