@@ -56,6 +56,15 @@ def test_each_scenario_runs_valid_on_a_light_model(tmp_path, light, scenario):
         assert (tmp_path / "o" / "performance" / log).is_file()
     if scenario == "multi-stream":
         assert rec["runs"]["performance"]["batches"]["max"] == 4 and f["samples_per_query"] == "4"
+    if scenario == "offline":  # sized by a short LoadGen pass, read from that pass's own summary
+        sized = lg_fields(tmp_path / "o" / "offline-sizing" / "mlperf_log_summary.txt")
+        assert sized["Result is"] in ("VALID", "INVALID") and float(sized["Samples per second"]) > 0
+        want = round(1.5 * float(sized["Samples per second"]), 2)
+        conf = (tmp_path / "o" / "performance" / "user.conf").read_text()
+        assert f"clsbench.Offline.target_qps = {want:g}" in conf or f"target_qps = {want}" in conf, conf
+        assert rec["offline_sizing"]["loadgen_samples_per_s"] == pytest.approx(float(sized["Samples per second"]))
+    else:
+        assert rec["offline_sizing"] is None
 
 
 class Slow:
