@@ -568,7 +568,7 @@ def size_offline(b: Bench, outdir: Path) -> dict | None:
     LoadGen pass measures the rate through LoadGen itself; the run is sized from that.
     Returns what it measured (its logs stay in `outdir`), or None where nothing is sized."""
     o = b.o
-    if o.scenario != "offline" or o.target_qps or o.mode == "accuracy":
+    if o.scenario != "offline" or o.target_qps or "target_qps" in o.settings or o.mode == "accuracy":
         return None
     short = dataclasses.replace(o, duration_s=SIZING_S, official_durations=False, settings={})
     rec = run_once(dataclasses.replace(b, o=short), outdir, "performance")
