@@ -63,6 +63,10 @@ def test_each_scenario_runs_valid_on_a_light_model(tmp_path, light, scenario):
         conf = (tmp_path / "o" / "performance" / "user.conf").read_text()
         assert f"clsbench.Offline.target_qps = {want:g}" in conf or f"target_qps = {want}" in conf, conf
         assert rec["offline_sizing"]["loadgen_samples_per_s"] == pytest.approx(float(sized["Samples per second"]))
+        run_cli("loadgen", "--model", model, "--data", data, "--duration", "0.2", "--target-qps", str(want),
+                "--output", tmp_path / "o")  # a rerun given its rate: no sizing, and none left from before
+        assert not (tmp_path / "o" / "offline-sizing").exists()
+        assert json.loads((tmp_path / "o" / "loadgen.json").read_text())["offline_sizing"] is None
     else:
         assert rec["offline_sizing"] is None
 

@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -530,6 +531,7 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
     out = Path(o.output)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
+        shutil.rmtree(out / "offline-sizing", ignore_errors=True)  # an earlier run's: not this one's
         sizing = size_offline(b, out / "offline-sizing")
         if sizing:
             b = dataclasses.replace(b, expected_qps=sizing["loadgen_samples_per_s"])
