@@ -149,7 +149,7 @@ def test_wrong_exports_fail_saying_what_differs(tmp_path, weights, spec, photo_d
 def test_the_float64_reference_does_not_depend_on_the_arrays_layout(weights, spec, photo_dir):
     """Preprocessed images are channels-last views; the ground truth of the same pixels must
     be the same whatever the strides (and computed in NCHW, where PyTorch's float64 kernels
-    are 2.7x faster for MnasNet than channels-last)."""
+    are ~3x faster for MnasNet than channels-last: benchmarks/layouts.py)."""
     from clsbench.export import torch_references
 
     x, _ = parity_inputs(spec, str(photo_dir), n=2)

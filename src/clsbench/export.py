@@ -256,8 +256,8 @@ def torch_references(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         ref32 = net(torch.from_numpy(x)).numpy()
         # in NCHW order: preprocessed images are channels-last views (HWC transposed), and
-        # PyTorch's float64 convolutions in that layout took 4.8 s for MnasNet on 15 photos
-        # where NCHW takes 1.8 (one core)
+        # PyTorch's float64 convolutions in that layout are ~3x slower (benchmarks/layouts.py:
+        # MnasNet on 15 photos, one core, 6.39 s vs 1.94)
         x64 = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
         ref64 = copy.deepcopy(net).double()(x64).numpy()
     return ref32, ref64

@@ -173,7 +173,7 @@ def weight_overrides(qdq_model: str) -> dict:
     """Every int8 weight's scale and zero point (per channel) in a QDQ model, in the form of
     quantize_static's TensorQuantOverrides. A weight's scales depend on the weight alone, yet
     ORT computes them channel by channel in Python on every call: given back, they make each
-    later try of the search 2.0 -> 0.95 s (MnasNet, the 2-core VM) and the same model, initializer
+    later try of the search 2.0 -> 0.95 s (MnasNet, the 2-core VM, a one-off script) and the same model, initializer
     for initializer (tests/test_accuracy_control.py checks it against ORT's own)."""
     import onnx
     from onnx import TensorProto, numpy_helper
