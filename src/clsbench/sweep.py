@@ -5,6 +5,8 @@ engines, which time cells, and the reports, which read sweeps, depend on perf an
 each other."""
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from dataclasses import dataclass
 
@@ -13,6 +15,8 @@ import numpy as np
 from . import ClsbenchError, perf
 from .perf import (DEFAULT_PERCENTILES, GUIDE_REFERENCE, Config, Timing, environment, load_pool, parse_batches,
                    parse_percentiles)
+
+log = logging.getLogger("clsbench")
 
 
 def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: str) -> list["Config"]:
@@ -33,6 +37,7 @@ def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: 
             continue
         art = os.path.join(compiled, artifact_name(model, t.backend, t.precision))
         if os.path.exists(art):
+            _check_compiled_from(art, model, t)
             out.append(Config(t.backend, t.precision, art))
         elif not t.compiled:
             out.append(Config(t.backend, t.precision, model))
@@ -40,6 +45,27 @@ def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: 
             raise ClsbenchError(f"{item}: {art} not found; make it with `clsbench compile --model {model} "
                                 f"--backend {t.backend} --precision {t.precision} --data DIR`")
     return out
+
+
+def _check_compiled_from(art: str, model: str, t) -> None:
+    """An artifact in --compiled is chosen by its name (the model's stem): it is used only when
+    its record (<artifact>.compile.json) says it was compiled from `model` as the file is now."""
+    from ._io import read_record
+    from .compile import record_path
+
+    try:
+        rec = read_record(record_path(art)) or {}
+    except ClsbenchError:
+        rec = {}
+    was = (rec.get("identity") or {}).get("source_sha256")
+    now = file_sha256(model)
+    if was == now:
+        return
+    how = (f"`clsbench compile --model {model} --backend {t.backend} --precision {t.precision}"
+           f"{' --data DIR' if t.calibration else ''} --output {os.path.dirname(art) or '.'}`")
+    source = (f"was compiled from {rec.get('source') or 'another model'} (SHA-256 {was[:12]}…)" if was else
+              f"has no record of the model it was compiled from ({record_path(art)})")
+    raise ClsbenchError(f"{art} {source}, not from {model} (SHA-256 {now[:12]}…); make it again with {how}")
 
 
 def _eager_options(model: str, item: str) -> tuple:
@@ -60,15 +86,16 @@ def sweep(configs: list[Config], batches: list[int], timing: Timing = Timing(), 
     `cluster` (engines.raydata.Cluster), the cells run as Ray tasks across it.
 
     With `checkpoint`, each finished cell is saved at once and a rerun with the same
-    settings measures only the cells still missing (a sweep can take many minutes).
+    settings, from the same files on the same machine (cell_sources), measures only the
+    cells still missing (a sweep can take many minutes).
     Each cell's per-run latencies go to latencies_dir when one is given.
     """
-    from ._io import atomic_write_json, reusable_record
+    from ._io import atomic_write_json
 
     settings = {"configs": [c.__dict__ for c in configs], "batches": batches, **timing.settings(),
                 "real_data": pool is not None}
-    old = reusable_record(checkpoint, settings) if checkpoint else None
-    rows: list[dict] = list(old.get("rows", [])) if old else []
+    sources = cell_sources(configs, pool) if checkpoint else {}
+    rows: list[dict] = reusable_cells(checkpoint, settings, sources) if checkpoint else []
     inputs = [None] + ([pool] if pool is not None else [])
     cells = [(cfg, bs, p) for cfg in configs for bs in batches for p in inputs]
     keys = [_cell_key(c.backend, c.precision, bs, p is not None) for c, bs, p in cells]
@@ -86,12 +113,101 @@ def sweep(configs: list[Config], batches: list[int], timing: Timing = Timing(), 
     for row in results:
         rows.append(row)
         if checkpoint:
-            atomic_write_json(checkpoint, {"identity": settings, "rows": rows})
+            atomic_write_json(checkpoint, {"identity": settings, "sources": sources, "rows": rows})
         if progress_cb:
             progress_cb()
     rows.sort(key=lambda r: order.get(_row_key(r), len(order)))  # the same order, however measured
     return {**settings, "rows": rows, "environment": environment(),
             "reference": {k: {str(b): v for b, v in d.items()} for k, d in GUIDE_REFERENCE.items()}}
+
+
+def cell_sources(configs: list[Config], pool: np.ndarray | None) -> dict:
+    """What every figure of a sweep depends on besides its settings, name -> fingerprint: each
+    file a config runs (SHA-256; an IR's weights and an ONNX's external data too), the
+    real-data pool's bytes, and the facts of this machine that change figures (CPU, the CPUs
+    this process may use, each backend's runtime version, clsbench's version)."""
+    import hashlib
+
+    from . import __version__
+    from ._io import usable_cpus
+    from .perf import cpu_model
+
+    out = {f: file_sha256(f) for c in configs for f in _model_files(c.model)}
+    if pool is not None:
+        out["the real-data input (--data)"] = hashlib.sha256(np.ascontiguousarray(pool).tobytes()).hexdigest()
+    out.update({"the CPU": cpu_model(), "the usable CPUs": usable_cpus(), "clsbench's version": __version__})
+    out.update({f"{b}'s runtime version": runtime_version(b) for b in sorted({c.backend for c in configs})})
+    return out
+
+
+def _model_files(path: str) -> list[str]:
+    """The files a model is read from: itself, an OpenVINO IR's .bin, an ONNX's external data."""
+    from .modelfile import kind, onnx_facts
+
+    k = kind(path)
+    extra = ([os.path.splitext(path)[0] + ".bin"] if k == "ir" else
+             [os.path.join(os.path.dirname(path), loc) for _, loc in onnx_facts(path).external] if k == "onnx" else [])
+    return [os.path.realpath(f) for f in dict.fromkeys([path, *extra]) if os.path.isfile(f)]
+
+
+_RUNTIMES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-cann"),
+             "cann": ("onnxruntime-cann", "onnxruntime"), "openvino": ("openvino",), "torch": ("torch",),
+             "cuda": ("torch",)}
+
+
+def runtime_version(backend: str) -> str | None:
+    """The installed version of the runtime a backend runs on, without importing it."""
+    from importlib import metadata
+
+    for dist in _RUNTIMES.get(backend, (backend,)):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def reusable_cells(checkpoint: str, settings: dict, sources: dict) -> list[dict]:
+    """The rows of `checkpoint` when it was measured with these settings from these very
+    sources (cell_sources: the files' SHA-256, the data, the machine); else [] (measure
+    again), saying why in one line when it held rows."""
+    from ._io import normalized, read_record, still_valid
+
+    try:
+        old = read_record(checkpoint) or {}
+    except ClsbenchError as e:
+        log.info(f"perf: {e}: measuring again")
+        return []
+    if not old.get("rows"):
+        return []
+    if old.get("identity") != normalized(settings):
+        log.info(f"perf: the cells in {checkpoint} were measured with other settings: measuring again")
+        return []
+    recorded, now = old.get("sources"), normalized(sources)
+    if not isinstance(recorded, dict):
+        log.info(f"perf: {checkpoint} records no fingerprints of what its cells measured: measuring again")
+        return []
+    changed = [n for n in now if n not in still_valid(now, recorded, now)] + [n for n in recorded if n not in now]
+    if changed:
+        log.info(f"perf: {', '.join(changed)} changed since the cells in {checkpoint} were measured: measuring again")
+        return []
+    return list(old["rows"])
+
+
+def file_sha256(path: str) -> str:
+    """_io.file_sha256, once per file version (a sweep asks it of the same model for its
+    checkpoint, its artifacts' check and its record): keyed by the fingerprint and the inode
+    change time, which no copy preserves (`cp -p` keeps size and mtime)."""
+    from ._io import file_fingerprint
+
+    return _sha256_of((*file_fingerprint(path), os.stat(path).st_ctime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_of(version: tuple) -> str:
+    from ._io import file_sha256 as sha
+
+    return sha(version[0])
 
 
 def _cell_key(backend: str, precision: str, batch: int, real: bool) -> tuple:
@@ -178,7 +294,5 @@ def model_identity(path: str) -> dict:
         spec, _ = identity_of(path)
     except ClsbenchError:
         spec = None
-    from ._io import file_sha256
-
     return {"path": os.path.abspath(path), "name": spec.name if spec else None, "key": spec.key if spec else None,
             "sha256": file_sha256(path)}
