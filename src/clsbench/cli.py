@@ -201,6 +201,12 @@ def _parser_infer(command) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
     _add_percentiles(p, "; each batch's latency is also saved, one per line, in a .csv beside the perf file")
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
+    p.add_argument("--arch", default=None,
+                   help=f"NAME[:TAG] of a .pth's architecture, run with --backend torch/cuda (default {DEFAULT_MODEL}); "
+                        "for an ONNX/IR it must agree with what the file records")
+    p.add_argument("--accept-preset-mismatch", action="store_true",
+                   help="run tensors whose recorded preprocessing is not the model's preset (refused by "
+                        "default; the record says it was accepted)")
     _add_infer_args(p, None)
 
 
@@ -431,6 +437,8 @@ def _add_run_args(p, weights_required: bool) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (model, provenance, preset with each field's source, target, data "
                         "fingerprint) and stop before any slow step")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON (the schema every record's "
+                                                      "\"plan\" has)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
     p.add_argument("--workers", type=int, default=None,
@@ -639,7 +647,8 @@ def cmd_infer(a) -> int:
             raise ClsbenchError("--loop (pure inference) excludes --info and --store (offline inference)")
         rec = pure_inference(a.model, a.loop, warmup=a.warmup, batch_size=a.batch_size, backend=a.backend,
                              threads=a.threads, device_id=a.device_id, precision=a.precision, output=a.output,
-                             percentiles=parse_percentiles(a.percentiles))
+                             percentiles=parse_percentiles(a.percentiles), backend_options=_hint_option(a),
+                             arch=a.arch)
         out.print(f"ave_throughputRate = {rec['ave_throughputRate']:.2f} samples/s, "
                   f"ave_latency = {rec['ave_latency']:.3f} ms")
         out.print(perf_table(rec, f"pure inference, {backend_line(rec)}"))
@@ -649,7 +658,8 @@ def cmd_infer(a) -> int:
     rec = infer_offline(a.model, a.info, store=a.store, batch_size=a.batch_size, output=a.output,
                         device_id=a.device_id, outfmt=a.outfmt, backend=a.backend, precision=a.precision,
                         threads=a.threads, overwrite=a.overwrite, show_progress=not a.quiet,
-                        backend_options=_hint_option(a), percentiles=parse_percentiles(a.percentiles))
+                        backend_options=_hint_option(a), percentiles=parse_percentiles(a.percentiles),
+                        arch=a.arch, accept_preset_mismatch=a.accept_preset_mismatch)
     if rec.get("from_earlier_run"):
         out.print(f"nothing left to do: all {rec['total']} outputs exist → {rec['outputs']}")
         out.print(perf_table(rec, f"figures of the earlier run ({rec.get('finished_at', '?')}), {backend_line(rec)}"))
@@ -662,18 +672,19 @@ def cmd_infer(a) -> int:
 
 def cmd_eval(a) -> int:
     from .evaluate import evaluate, write_result
-    from .plan import judge_accuracy, reference_for
+    from .plan import judge_accuracy, outputs_reference
     from .report import accuracy_table
     from .ui import out, warn
 
     from .evaluate import Scoring
 
-    if a.check and not a.model:
-        raise ClsbenchError("--check judges against a reference: name it with --model NAME[:TAG]")
     scoring = Scoring(a.label_set, a.real_labels)
     if a.check and a.label_set:
         raise ClsbenchError(f"--check: the reference is ImageNet-1k's validation accuracy, not {a.label_set}'s")
-    ref = reference_for(a.model) if a.model and not a.label_set else None
+    ref = outputs_reference(a.result_dir, a.model) if not a.label_set else None
+    if a.check and ref is None:
+        raise ClsbenchError("--check judges against a reference: the outputs record no model; name it with "
+                            "--model NAME[:TAG]")
     acc = evaluate(a.result_dir, a.labels, strict=a.strict, scoring=scoring)
     path = write_result(acc, a.out_dir, a.name)
     if acc.unlabelled_outputs:
@@ -682,9 +693,10 @@ def cmd_eval(a) -> int:
     if acc.labels_without_output:
         warn(f"{acc.labels_without_output} labelled images have no output and are not counted")
     title = (f"Accuracy vs {ref.reference_source}" if ref and ref.reference_top1 is not None
+             else f"Accuracy (no verdict: {ref.reference_source})" if ref
              else f"Accuracy on {a.label_set} (no reference)" if a.label_set
              else "Accuracy (no reference named: give --model NAME[:TAG] to compare)")
-    out.print(accuracy_table(acc, ref.spec if ref else None, title))
+    out.print(accuracy_table(acc, _judged_spec(ref), title))
     out.print(f"wrote {path}")
     if acc.real:
         r = acc.real
@@ -694,6 +706,15 @@ def cmd_eval(a) -> int:
     if not a.check:
         return 0
     return _check(a, judge_accuracy(ref, acc.percent(1), acc.images, a.tolerance))
+
+
+def _judged_spec(ref):
+    """The table's entry with the reference this provenance is judged against (none for stand-ins)."""
+    import dataclasses
+
+    if ref is None or ref.spec is None:
+        return None
+    return dataclasses.replace(ref.spec, top1=ref.reference_top1, top5=ref.reference_top5)
 
 
 def _check(a, verdict: dict) -> int:
@@ -739,7 +760,12 @@ def _dry_run(a, weights: str, data: str) -> int:
     from .ui import out
 
     p = resolve(weights, data, _run_options(a))
-    out.print_json(data=p.as_dict()) if getattr(a, "json", False) else out.print("\n".join(p.describe()), markup=False)
+    if a.json:
+        import json
+
+        out.print(json.dumps(p.as_dict(), indent=1), markup=False, soft_wrap=True, highlight=False)
+    else:
+        out.print("\n".join(p.describe()), markup=False)
     return 0
 
 

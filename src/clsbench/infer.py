@@ -84,12 +84,36 @@ class _BinFiles(_Source):
         self.items = [(stem(e.path), e.path) for e in entries]
         self.where = os.path.abspath(info)
         self.unavailable, self.failed = [], []
+        self.made_with = _recorded_preset(info, {os.path.dirname(os.path.abspath(e.path)) for e in entries})
 
     def read(self, group, batch: np.ndarray) -> None:
         for i, (_, path) in enumerate(group):
             with open(path, "rb", buffering=0) as f:  # straight into the batch
                 if f.readinto(memoryview(batch[i]).cast("B")) != batch[i].nbytes:
                     raise ClsbenchError(f"{path}: shorter than expected (changed during the run?)")
+
+
+def _recorded_preset(info: str, folders: set):
+    """The preset the .bin files were made with, from each folder's record beside it
+    (`<folder>.clsbench.json`, written by `clsbench preprocess`); None where none says.
+    Folders made with different presets are an error: the run would mix them."""
+    from ._io import read_record, sidecar
+    from .models import Preprocessing
+
+    found = {}
+    for folder in sorted(folders):
+        rec = read_record(sidecar(folder))
+        pp = (rec or {}).get("identity", {}).get("preprocessing")
+        if pp is not None:
+            found[folder] = Preprocessing.from_dict(pp, f"{sidecar(folder)}: identity.preprocessing")
+    if len({p.describe() for p in found.values()}) > 1:
+        raise ClsbenchError(f"{info}: lists .bin files of folders made with different presets: "
+                            + "; ".join(f"{f}: {p.describe()}" for f, p in found.items()))
+    if found and len(found) < len(folders):
+        missing = sorted(folders - set(found))
+        raise ClsbenchError(f"{info}: some .bin folders record their preset and {missing[0]} does not: "
+                            f"tensors of unknown preprocessing among checked ones")
+    return next(iter(found.values()), None)
 
 
 class _StoreSource(_Source):
@@ -106,6 +130,7 @@ class _StoreSource(_Source):
         self.unavailable = [n for i, n in enumerate(self.store.names) if not self.store.done[i]]
         self.where = os.path.abspath(root)
         self.failed = []
+        self.made_with = self.store.pp
 
     def read(self, group, batch: np.ndarray) -> None:
         first, last = group[0][1], group[-1][1]
@@ -160,6 +185,7 @@ class _ImageFolder(_Source):
         self.items = [(stem(p.name), os.path.join(images, str(p))) for p in listing.images]
         self.where = os.path.abspath(images)
         self.unavailable, self.failed = [], []
+        self.made_with = pp
 
 
 def _open_source(rt, info, store, images, preprocessing) -> _Source:
@@ -199,6 +225,9 @@ class InferOptions:
     ray_address: str | None = None
     ray_timeout: float = 30.0  # seconds to reach --ray-address
     labels: dict | None = None  # image key -> class: the label column of `outfmt="parquet"` outputs
+    arch: str | None = None  # NAME[:TAG]: the architecture of a .pth (plan.resolve_runnable)
+    accept_preset_mismatch: bool = False  # run tensors of another preset anyway (recorded)
+    resolved: object = None  # a plan.Runnable decided already (`run`'s plan); None: resolved here
     # False (a `run`'s own work dir): outputs of another input folder are replaced like those of
     # a changed file, instead of refused
     input_identity: bool = True
@@ -229,23 +258,27 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
     Settings: InferOptions (or its fields as keywords)."""
     from ._io import check_memory
 
+    from .plan import check_tensor_preset
+
     o = options or InferOptions(**kw)
     o.check(info)
-    rt = open_backend(o.backend, model, batch_size=o.batch_size, threads=o.threads, device_id=o.device_id,
-                      precision=o.precision, **o.backend_options)
+    r = o.resolved or resolve_for(model, o)
+    rt = open_backend(model=model, batch_size=o.batch_size, device_id=o.device_id, **r.open_kwargs())
     check_memory(3 * o.batch_size * int(np.prod(rt.input_shape)) * 4, f"{model}: a batch of {o.batch_size}")
     source = _open_source(rt, info, o.store, o.images, o.preprocessing)
+    tensors = check_tensor_preset(source.where, source.made_with, r, o.accept_preset_mismatch)
     out = open_outputs(o.output, o.device_id, o.outfmt, o.labels)
     names = [out.name(key) for key, _ in source.items]
     check_unique(zip(names, (src for _, src in source.items)), source.where)
     identity = {"model_sha256": file_sha256(model), "batch_size": o.batch_size, "outfmt": o.outfmt,
                 "backend": rt.name, "precision": rt.precision, **({"input": source.where} if o.input_identity else {}),
-                **({"decode": o.decode} if o.decode != "cpu" else {})}
+                **({"decode": o.decode} if o.decode != "cpu" else {}), "model": _model_identity(r)}
     sources = {n: source.fingerprint(src) for n, (_, src) in zip(names, source.items)}
     with folder_lock(out.dir):
         done = out.prepare(identity, o.overwrite, sources)
         pending = [item for item, n in zip(source.items, names) if n not in done]
         ctx = _Run(rt, source, out, o, resumed=len(source.items) - len(pending))
+        ctx.resolved, ctx.plan = r, {**r.as_dict(), "tensors": tensors}
         if not pending:
             earlier = read_record(ctx.perf_json)
             if earlier is not None:
@@ -259,6 +292,25 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
             raise
         finally:
             out.finish()
+
+
+def resolve_for(model: str, o: InferOptions):
+    """The plan's model, preset and target of `model` for an infer (plan.resolve_runnable):
+    a .pth is the weights of --arch (default: the guide's model) and runs only on torch/cuda
+    here; infer exports and compiles nothing."""
+    from .plan import RunnableRequest, resolve_runnable
+
+    opts = dict(o.backend_options)
+    hint, mode = opts.pop("hint", None), opts.pop("mode", None)
+    if opts:
+        raise ClsbenchError(f"infer: no backend option {', '.join(sorted(opts))}")
+    return resolve_runnable(model, RunnableRequest(model=o.arch, backend=o.backend, precision=o.precision,
+                                                   threads=o.threads, hint=hint, cuda_mode=mode))
+
+
+def _model_identity(r) -> dict:
+    """What the outputs are of, recorded beside them: `eval` judges by it (plan.judged_outputs)."""
+    return {"key": r.model.key, "provenance": r.model.provenance, "weights_sha256": r.model.weights_sha256}
 
 
 def _engine(ctx, pending, model) -> dict:
@@ -297,7 +349,8 @@ def _job(ctx: _Run, model: str, threads: int | None = None):
     from .stages import Job
 
     o = ctx.options
-    return Job(model, ctx.rt.name, ctx.rt.precision, ctx.batch_size, o.preprocessing, threads, dict(o.backend_options))
+    return Job(model, ctx.rt.name, ctx.rt.precision, ctx.batch_size, o.preprocessing, threads,
+               dict(ctx.resolved.target.options))
 
 
 def _stream(ctx: _Run, pending, model) -> dict:
@@ -392,6 +445,7 @@ def _finish(ctx: _Run, st: StageTimes, lat: LatencyLog, mode) -> dict:
         "latencies_csv": csv,
         "num_classes": ctx.num_classes, "backend": ctx.description, "environment": environment(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tool": f"clsbench {__version__}",
+        "plan": ctx.plan,
     }
     if st.samples:
         # a resumed run measured only its own part; the perf file says what it measured
@@ -410,8 +464,8 @@ def pure_inference(model: str, loop: int, options: InferOptions | None = None, *
         raise ClsbenchError(f"--loop must be >= 1, got {loop}")
     if warmup < 0:
         raise ClsbenchError(f"--warmup must be >= 0, got {warmup}")
-    rt = open_backend(o.backend, model, batch_size=batch_size, threads=o.threads, device_id=o.device_id,
-                      precision=o.precision)
+    r = o.resolved or resolve_for(model, o)
+    rt = open_backend(model=model, batch_size=batch_size, device_id=o.device_id, **r.open_kwargs())
     x = np.random.default_rng(seed).standard_normal((batch_size, *rt.input_shape), dtype=np.float32)
     for _ in range(warmup):
         rt.run(x)
@@ -429,7 +483,8 @@ def pure_inference(model: str, loop: int, options: InferOptions | None = None, *
               "batch_size": batch_size, "loop": loop, "warmup_runs": warmup,
               "ave_throughputRate": 1e3 * batch_size / stats["mean"],
               "ave_latency": stats["mean"], "latency_ms_per_batch": stats, "compute_stability": stab,
-              "latencies_csv": lat.close(), "backend": rt.describe(), "environment": environment()}
+              "latencies_csv": lat.close(), "backend": rt.describe(), "environment": environment(),
+              "plan": r.as_dict()}
     if output:
         atomic_write_json(Path(output) / f"{stem_}.json", record)
     return record

@@ -259,7 +259,8 @@ def _infer(runnable, val, rep, work: Path, plan, o: RunOptions, timer, labels) -
     common = dict(batch_size=plan.batch_size, output=str(result), device_id=o.device_id, outfmt=o.outfmt,
                   backend=t.backend, precision=t.precision, threads=t.threads, overwrite=o.overwrite,
                   show_progress=o.show_progress, backend_options=dict(t.options),
-                  percentiles=o.percentiles, labels=labels, input_identity=False)
+                  percentiles=o.percentiles, labels=labels, input_identity=False,
+                  resolved=plan.runnable(str(runnable)))
     if plan.stream:
         log.info(f"[4/5] infer bs{plan.batch_size} with {t.label}, streaming from {val}"
                  + (f" on Ray ({o.ray_address or 'a local instance'})" if plan.engine == "ray" else ""))

@@ -129,11 +129,18 @@ class Plan:
     def as_dict(self) -> dict:
         return {"weights": os.path.abspath(self.weights), "weights_kind": self.weights_kind,
                 "model": self.model.as_dict(), "preset": self.preset.as_dict(),
-                "target": {**dataclasses.asdict(self.target), "options": {
-                    k: v.as_dict() if hasattr(v, "as_dict") else v for k, v in self.target.options}},
+                "target": target_dict(self.target),
                 "data": dataclasses.asdict(self.data), "batch_size": self.batch_size, "engine": self.engine,
                 "stream": self.stream, "outfmt": self.outfmt, "work_dir": self.work_dir,
                 "scoring": dataclasses.asdict(self.scoring)}
+
+    def runnable(self, path: str) -> "Runnable":
+        """This plan's model, preset and target for the file that runs (the weights, their
+        export or a compiled artifact): what `infer` is handed instead of resolving again."""
+        from .modelfile import kind
+
+        return Runnable(path, self.weights_kind if path == self.weights else kind(path), self.model,
+                        self.preset, self.target)
 
     def describe(self) -> list[str]:
         m, t, d = self.model, self.target, self.data
@@ -233,6 +240,35 @@ def reference_for(name: str) -> ModelPlan:
     from .models import get_model
 
     return _judged(get_model(name), "official", None)
+
+
+def outputs_reference(result_dir: str, model: str | None) -> ModelPlan | None:
+    """What `eval` judges outputs against: the model recorded beside them by the clsbench run
+    that wrote them (`<folder>.clsbench.json`: its provenance decides, as `run`'s plan does, so
+    outputs of stand-in weights get no verdict), else the model named with --model, taken as
+    the published weights (the vendor's tools record nothing). A --model that contradicts the
+    record is refused. None: nothing to judge against."""
+    from ._io import read_record, sidecar
+    from .models import get_model
+
+    where = sidecar(Path(result_dir))
+    recorded = ((read_record(where) or {}).get("identity") or {}).get("model")
+    if recorded is None:
+        return reference_for(model) if model else None
+    key, provenance = recorded.get("key") if isinstance(recorded, dict) else None, (recorded or {}).get("provenance")
+    if provenance not in PROVENANCE or not isinstance(key, (str, type(None))):
+        raise ClsbenchError(f"{where}: identity.model is not a model record ({recorded!r:.80}); remove it or "
+                            f"evaluate outputs that clsbench wrote")
+    asked = get_model(model) if model else None
+    if asked and key and asked.key != get_model(key).key:
+        raise ClsbenchError(f"{result_dir}: outputs of {key} ({where}); --model {model} contradicts it "
+                            f"(leave --model out)")
+    spec = get_model(key) if key else asked
+    log.info(f"{result_dir}: outputs of {key or 'an unnamed model'}, {PROVENANCE[provenance]} (from {where})")
+    m = _judged(spec, provenance, recorded.get("weights_sha256"))
+    if m.reference_top1 is None:
+        m = dataclasses.replace(m, reference_source=f"outputs of {PROVENANCE[provenance]}, as {where.name} records")
+    return m
 
 
 def _pth_provenance(weights: str, spec: ModelSpec, stand_in: bool) -> tuple[str, str]:
@@ -340,18 +376,25 @@ def resolve_target(weights: str, kind: str, backend: str | None, precision: str 
 def _backend_options(backend: str, spec: ModelSpec | None, pp: Preprocessing, o) -> dict:
     """The options a backend gets, decided here once: the PyTorch backends build the
     architecture themselves (they are told which), OpenVINO's hint, cuda's mode."""
+    return {**runtime_options(backend, spec, pp, o.openvino_hint, o.cuda_mode), **o.backend_options}
+
+
+def runtime_options(backend: str, spec: ModelSpec | None, pp: Preprocessing, hint: str | None,
+                    cuda_mode: str | None) -> dict:
+    """`_backend_options` for every command: the architecture and preset for torch/cuda,
+    cuda's mode (default graph), OpenVINO's hint (default latency, refused elsewhere)."""
     opts = {}
     if backend in ("torch", "cuda"):
         if spec is None:
             raise ClsbenchError(f"the {backend} backend builds a torchvision architecture: name it with --model")
         opts["arch"], opts["preprocessing"] = spec.key, pp
     if backend == "cuda":
-        opts["mode"] = o.cuda_mode
-    if backend == "openvino" and o.openvino_hint != "latency":
-        opts["hint"] = o.openvino_hint
-    elif o.openvino_hint != "latency":
+        opts["mode"] = cuda_mode or "graph"
+    if backend == "openvino" and hint not in (None, "latency"):
+        opts["hint"] = hint
+    elif hint not in (None, "latency"):
         raise ClsbenchError(f"--openvino-hint applies to the openvino backend, not {backend}")
-    return {**opts, **o.backend_options}
+    return opts
 
 
 # ---------------------------------------------------------------- checks against the model file
@@ -462,6 +505,111 @@ def resolve(weights: str, data: str, o) -> Plan:
                             f"folders); without it the run writes predictions only")
     return Plan(weights, k, model, preset, t, d, o.batch_size, o.engine, stream, o.outfmt,
                 str(Path(o.work_dir).resolve()), scoring)
+
+
+# ---------------------------------------------------------------- one model file, for every command
+
+@dataclass(frozen=True)
+class Runnable:
+    """What a command that runs one model file decides (infer, loadgen, perf, profile): the
+    plan's model, preset and target, resolved by the same code as `resolve`, recorded in the
+    same schema as `Plan.as_dict()`'s parts."""
+    path: str
+    kind: str
+    model: ModelPlan
+    preset: PresetPlan
+    target: TargetPlan
+
+    @property
+    def preset_known(self) -> bool:
+        """Whether the preset is the model's own (its file or the table), not a fallback."""
+        return not any(s.startswith("the default model") for _, s in self.preset.sources)
+
+    def open_kwargs(self) -> dict:
+        """backends.open_backend's arguments for this target (batch size and device apart)."""
+        t = self.target
+        return {"backend": t.backend, "precision": t.precision, "threads": t.threads, **dict(t.options)}
+
+    def as_dict(self) -> dict:
+        return {"weights": os.path.abspath(self.path), "weights_kind": self.kind, "model": self.model.as_dict(),
+                "preset": self.preset.as_dict(), "target": target_dict(self.target)}
+
+
+def target_dict(t: TargetPlan) -> dict:
+    return {**dataclasses.asdict(t), "options": {k: v.as_dict() if hasattr(v, "as_dict") else v
+                                                  for k, v in t.options}}
+
+
+@dataclass(frozen=True)
+class RunnableRequest:
+    """What the user typed for one model file (None: not given; the resolver decides)."""
+    model: str | None = None  # NAME[:TAG] (the architecture of a .pth; checked against what a file records)
+    backend: str | None = None
+    precision: str | None = None
+    threads: int | None = None
+    hint: str | None = None  # openvino
+    cuda_mode: str | None = None
+    stand_in: bool = False
+
+
+def resolve_runnable(path: str, r: RunnableRequest, *, can_export: bool = False) -> Runnable:
+    """The model, preset and target of one model file, as `resolve` decides them for `run`.
+    A command that cannot export or compile (`can_export` False) refuses a target that needs
+    it, saying what to type: the same file and flags mean the same thing everywhere."""
+    from .modelfile import kind
+
+    if not os.path.exists(path):
+        raise ClsbenchError(f"{path}: model file not found")
+    if not os.path.isfile(path):
+        raise ClsbenchError(f"{path}: not a regular file")
+    for name, v in (("--threads", r.threads),):
+        if v is not None and v < 1:
+            raise ClsbenchError(f"{name} must be >= 1, got {v}")
+    k = kind(path)
+    model, preset = model_and_preset(path, k, r.model, r.stand_in, {})
+    t = resolve_target(path, k, r.backend, r.precision, {}, r.threads)
+    if not can_export and t.artifact in ("export", "compile"):
+        raise ClsbenchError(_needs_artifact(path, model, t))
+    opts = runtime_options(t.backend, model.spec, preset.pp, r.hint, r.cuda_mode)
+    t = resolve_target(path, k, t.backend, t.precision, opts, r.threads)
+    return Runnable(path, k, model, preset, t)
+
+
+def _needs_artifact(path: str, model: ModelPlan, t: TargetPlan) -> str:
+    if t.artifact == "export":
+        return (f"{path}: PyTorch weights ({model.key}); {t.label} runs an ONNX model: export it first "
+                f"(`clsbench export --weights {path} --model {model.key} --output model.onnx`), or run the "
+                f"weights eagerly with --backend torch")
+    return (f"{path}: a float model; {t.label} runs a compiled artifact: make it first (`clsbench compile "
+            f"--model {path} --backend {t.backend} --precision {t.precision} --data IMAGES`)")
+
+
+def check_tensor_preset(where: str, made_with: Preprocessing | None, r: Runnable, accept: bool) -> dict:
+    """Tensors meet only the model whose preset made them: `made_with` (what the .bin folder's
+    or store's record says) against the model's preset. Returns what the record says of it."""
+    from ._io import normalized
+
+    want = r.preset.pp
+    if made_with is None:
+        log.info(f"{where}: the tensors' preprocessing is not recorded (not made by clsbench preprocess): "
+                 f"not checked against the model's ({want.describe()})")
+        return {"tensors": None, "checked": False, "why": "the tensors' preprocessing is not recorded"}
+    have, need = normalized(made_with.as_dict()), normalized(want.as_dict())
+    rec = {"tensors": have, "checked": r.preset_known}
+    if have == need or not r.preset_known:
+        if not r.preset_known:
+            log.info(f"{where}: the model records no preset; the tensors' ({made_with.describe()}) taken as is")
+            rec["why"] = "the model records no preset"
+        return {**rec, "match": have == need}
+    differ = [f for f in need if have.get(f) != need.get(f)]
+    if not accept:
+        raise ClsbenchError(f"{where}: tensors preprocessed with {made_with.describe()}; the model "
+                            f"{r.model.key or os.path.basename(r.path)} expects {want.describe()} (they differ in "
+                            f"{', '.join(differ)}): preprocess them again with `clsbench preprocess --model "
+                            f"{r.model.key or 'NAME'} ...`, or give --accept-preset-mismatch to run them anyway")
+    log.warning(f"{where}: tensors preprocessed with {made_with.describe()}, not the model's {want.describe()} "
+                f"(--accept-preset-mismatch): recorded")
+    return {**rec, "match": False, "accepted_mismatch": differ}
 
 
 # ---------------------------------------------------------------- the verdict
