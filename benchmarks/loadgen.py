@@ -64,8 +64,9 @@ def main() -> int:
     rows = []
     for backend in a.backends.split(","):
         o = LoadgenOptions(scenario="offline", backend=backend, batch_size=a.batch_size, duration_s=a.seconds)
-        be, _, preset, t, opts = open_target(onnx, o, a.batch_size)
-        samples = load_samples(str(tmp / "data"), lambda: preset.pp)
+        be, r = open_target(onnx, o, a.batch_size)
+        t = r.target
+        samples = load_samples(str(tmp / "data"), lambda: r.preset.pp)
         comp, off = [], []
         for r in range(a.rounds):
             comp.append(compute_rate(be, samples.x, a.seconds))
@@ -83,7 +84,7 @@ def main() -> int:
             so = LoadgenOptions(scenario="server", backend=backend, batch_size=a.batch_size,
                                 duration_s=a.peak_seconds, latency_bound_ms=bound, peak_steps=4, find_peak=True)
             backends = (be if getattr(be, "any_batch", False) else
-                        {n: (be if n == a.batch_size else open_at(onnx, t, opts, n)) for n in batch_sizes(so)})
+                        {n: (be if n == a.batch_size else open_at(r, n)) for n in batch_sizes(so)})
             b = Bench(backends, samples, so, expected_qps=row["offline_img_s"],
                       expected_latency_ms=a.batch_size * 1e3 / row["compute_img_s"])
             pk = find_peak(b, tmp / f"{backend}-peak-{bound:g}")

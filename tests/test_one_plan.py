@@ -133,3 +133,14 @@ def test_infer_loop_keeps_the_openvino_hint(tmp_path, onnx_model):
     assert rec["backend"]["hint"] == "throughput"
     assert rec["backend"]["config"]["PERFORMANCE_HINT"] == "THROUGHPUT"
     assert rec["plan"]["target"]["options"] == {"hint": "throughput"}
+
+
+def test_loadgen_refuses_tensors_of_another_preset(tmp_path, tiny_dataset):
+    """`loadgen --mode accuracy` on .bin files of another model's preset: refused before LoadGen
+    runs (was: scored as if they were the model's own)."""
+    pytest.importorskip("mlperf_loadgen")
+    run_cli("preprocess", "-q", "--model", "resnet50", tiny_dataset / "val", tmp_path / "prep")
+    model = stamped(tmp_path / "b0.onnx", "efficientnet_b0")
+    line = _one_error_line(run_cli("loadgen", "--model", model, "--data", tmp_path / "prep", "--mode", "accuracy",
+                                   "--output", tmp_path / "lg", check=False))
+    assert "resize 232" in line and "resize 256" in line, line

@@ -204,10 +204,14 @@ def _parser_infer(command) -> None:
     p.add_argument("--arch", default=None,
                    help=f"NAME[:TAG] of a .pth's architecture, run with --backend torch/cuda (default {DEFAULT_MODEL}); "
                         "for an ONNX/IR it must agree with what the file records")
+    _add_accept_preset(p)
+    _add_infer_args(p, None)
+
+
+def _add_accept_preset(p) -> None:
     p.add_argument("--accept-preset-mismatch", action="store_true",
                    help="run tensors whose recorded preprocessing is not the model's preset (refused by "
                         "default; the record says it was accepted)")
-    _add_infer_args(p, None)
 
 
 def _parser_eval(command) -> None:
@@ -421,6 +425,7 @@ def _parser_loadgen(command) -> None:
     p.add_argument("--labels", default=None, help="accuracy mode: label file (default: the data's val_label.txt)")
     p.add_argument("--output", default="loadgen", help="output folder (default ./loadgen)")
     p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph")
+    _add_accept_preset(p)
     _add_infer_args(p, None)
 
 
@@ -931,7 +936,8 @@ def cmd_loadgen(a) -> int:
                        samples_per_query=a.samples_per_query, duration_s=a.duration,
                        official_durations=a.official_durations, settings=settings, find_peak=a.find_peak,
                        peak_steps=a.peak_steps, output=a.output, labels=a.labels, cuda_mode=a.cuda_mode,
-                       openvino_hint=a.openvino_hint, command=command_line())
+                       openvino_hint=a.openvino_hint, command=command_line(),
+                       accept_preset_mismatch=a.accept_preset_mismatch)
     rec = loadgen(a.model, a.data, o)
     print_loadgen(rec)
     out.print(f"report: {a.output}/report.html", markup=False)

@@ -84,7 +84,7 @@ class _BinFiles(_Source):
         self.items = [(stem(e.path), e.path) for e in entries]
         self.where = os.path.abspath(info)
         self.unavailable, self.failed = [], []
-        self.made_with = _recorded_preset(info, {os.path.dirname(os.path.abspath(e.path)) for e in entries})
+        self.made_with = recorded_preset(info, {os.path.dirname(os.path.abspath(e.path)) for e in entries})
 
     def read(self, group, batch: np.ndarray) -> None:
         for i, (_, path) in enumerate(group):
@@ -93,7 +93,7 @@ class _BinFiles(_Source):
                     raise ClsbenchError(f"{path}: shorter than expected (changed during the run?)")
 
 
-def _recorded_preset(info: str, folders: set):
+def recorded_preset(info: str, folders: set):
     """The preset the .bin files were made with, from each folder's record beside it
     (`<folder>.clsbench.json`, written by `clsbench preprocess`); None where none says.
     Folders made with different presets are an error: the run would mix them."""

@@ -74,6 +74,7 @@ class LoadgenOptions:
     labels: str | None = None  # accuracy mode: the data's labels (default: found beside the images)
     cuda_mode: str = "graph"  # cuda backend: graph, eager or compile
     openvino_hint: str = "latency"
+    accept_preset_mismatch: bool = False  # tensors of another preset run anyway (recorded)
     backend_options: dict = field(default_factory=dict)  # passed to the backend (tests: device="cpu")
     command: str | None = None
 
@@ -119,6 +120,7 @@ class Samples:
     names: list[str]  # image keys (the label file's)
     source: str
     labels: str | None  # a label file for accuracy mode, when the data has one
+    made_with: object = None  # the Preprocessing the tensors were made with, where recorded
 
 
 def load_samples(data: str, pp_for, labels: str | None = None) -> Samples:
@@ -135,10 +137,13 @@ def load_samples(data: str, pp_for, labels: str | None = None) -> Samples:
         st = Store(root)
         if not st.complete:
             raise ClsbenchError(f"{data}: an incomplete store (rerun `clsbench preprocess --format store`)")
-        return Samples(st.batch(0, len(st)), list(st.names), f"store {data}", labels)
+        return Samples(st.batch(0, len(st)), list(st.names), f"store {data}", labels, st.pp)
     bins = sorted(root.glob("*.bin"))
     if bins:
-        return Samples(_read_bins(bins), [stem(b.name) for b in bins], f".bin tensors in {data}", labels)
+        from .infer import recorded_preset
+
+        return Samples(_read_bins(bins), [stem(b.name) for b in bins], f".bin tensors in {data}", labels,
+                       recorded_preset(data, {str(root.resolve())}))
     from .plan import resolve_data
     from .preprocess import load_folder
 
@@ -147,7 +152,7 @@ def load_samples(data: str, pp_for, labels: str | None = None) -> Samples:
     got = load_folder(d.images, pp)
     log.info(f"loaded {len(got.names)} images of {d.images} into memory ({pp.describe()})"
              + (f"; {got.skipped} unreadable skipped" if got.skipped else ""))
-    return Samples(got.x, got.names, f"images in {d.images}", labels or d.labels)
+    return Samples(got.x, got.names, f"images in {d.images}", labels or d.labels, pp)
 
 
 def _read_bins(bins: list[Path]) -> np.ndarray:
@@ -468,29 +473,20 @@ def batch_sizes(o: LoadgenOptions) -> list[int]:
 
 
 def open_target(model: str, o: LoadgenOptions, batch: int):
-    """The model through the same seam as `run`: the plan's model, preset and target rules
-    (plan.model_and_preset, resolve_target), then `open_backend`. Returns (backend, model
-    plan, preset plan, target plan, the backend options)."""
-    from .modelfile import kind
-    from .plan import _backend_options, model_and_preset, resolve_target
+    """The model through the same seam as every command: plan.resolve_runnable (the plan's
+    model, preset and target rules), then `open_backend`. Returns (backend, the Runnable)."""
+    from .plan import RunnableRequest, resolve_runnable
 
-    k = kind(model)
-    m, preset = model_and_preset(model, k, o.model_name, False, {})
-    t = resolve_target(model, k, o.backend, o.precision, {}, o.threads)
-    if t.artifact in ("compile", "export"):
-        how = (f"clsbench compile --model {model} --backend {t.backend} --precision {t.precision} --data IMAGES"
-               if t.artifact == "compile" else f"clsbench export --weights {model} --output model.onnx")
-        raise ClsbenchError(f"{model}: {t.label} needs {'a compiled' if t.artifact == 'compile' else 'an exported'} "
-                            f"model; make it first ({how}) and give that file to --model")
-    opts = _backend_options(t.backend, m.spec, preset.pp, o)
-    return open_at(model, t, opts, batch), m, preset, t, opts
+    r = resolve_runnable(model, RunnableRequest(model=o.model_name, backend=o.backend, precision=o.precision,
+                                                threads=o.threads, hint=o.openvino_hint, cuda_mode=o.cuda_mode))
+    return open_at(r, batch), r
 
 
-def open_at(model: str, t, opts: dict, batch: int):
-    """The resolved target opened at one batch size (the Server batcher keeps several)."""
+def open_at(r, batch: int):
+    """The resolved target (a plan.Runnable) opened at one batch size (the Server batcher keeps several)."""
     from .backends import open_backend
 
-    return open_backend(t.backend, model, batch_size=batch, precision=t.precision, threads=t.threads, **opts)
+    return open_backend(model=r.path, batch_size=batch, **r.open_kwargs())
 
 
 def _latency_ms(backend, x: np.ndarray, runs: int = 7) -> float:
@@ -517,13 +513,17 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
     _lg()
     sizes = batch_sizes(o)
     batch = sizes[-1]
-    be, m, preset, t, opts = open_target(model, o, batch)
+    from .plan import check_tensor_preset
+
+    be, r = open_target(model, o, batch)
+    m, preset, t = r.model, r.preset, r.target
     samples = load_samples(data, lambda: preset.pp, o.labels)
+    tensors = check_tensor_preset(data, samples.made_with, r, o.accept_preset_mismatch)
     if tuple(samples.x.shape[1:]) != tuple(be.input_shape):
         raise ClsbenchError(f"{data}: samples are {tuple(samples.x.shape[1:])}, the model takes "
                             f"{tuple(be.input_shape)} (preprocess the data with the model's preset)")
     lat = _latency_ms(be, samples.x)
-    backends = {batch: be} if getattr(be, "any_batch", False) else {batch: be, **{n: open_at(model, t, opts, n)
+    backends = {batch: be} if getattr(be, "any_batch", False) else {batch: be, **{n: open_at(r, n)
                                                                                  for n in sizes[:-1]}}
     b = Bench(backends, samples, o, expected_qps=batch * 1e3 / lat, expected_latency_ms=lat)
     log.info(f"loadgen {SCENARIOS[o.scenario]} · {t.label} · batch {batch} · {len(samples.names)} samples in "
@@ -552,7 +552,7 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
                "preset": preset.as_dict(), "data": {"source": samples.source, "samples": len(samples.names),
                                                     "labels": samples.labels},
                "measured_batch_ms": round(lat, 4), "offline_sizing": sizing, "options": _options_record(o),
-               "runs": runs, "peak": peak, "environment": environment()}
+               "runs": runs, "peak": peak, "environment": environment(), "plan": {**r.as_dict(), "tensors": tensors}}
         atomic_write_json(out / "loadgen.json", rec)
         from .htmlreport import write_report
 
