@@ -98,15 +98,22 @@ def proxy_images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory, proxy_onnx, proxy_images):
+    import openvino as ov
+
     from clsbench.compile import compile_model
 
+    no_bf16 = "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")  # OpenVINO's own word
     out = tmp_path_factory.mktemp("compiled")
     recs = {}
     for backend, precision in [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"),
                                ("openvino", "bf16"), ("openvino", "int8")]:
-        recs[(backend, precision)] = compile_model(str(proxy_onnx), backend=backend, precision=precision,
-                                                   output_dir=str(out), data=str(proxy_images),
-                                                   calib_images=64, parity_images=96)
+        kw = dict(backend=backend, precision=precision, output_dir=str(out), data=str(proxy_images),
+                  calib_images=64, parity_images=96)
+        if (backend, precision) == ("openvino", "bf16") and no_bf16:  # refused, never measured as bf16
+            with pytest.raises(ClsbenchError, match="openvino:bf16: this CPU .* has no bf16"):
+                compile_model(str(proxy_onnx), **kw)
+            continue
+        recs[(backend, precision)] = compile_model(str(proxy_onnx), **kw)
     return recs
 
 
@@ -140,6 +147,8 @@ def test_compile_artifacts_and_records(compiled):
     (("openvino", "int8"), 0.85, 0.25),
 ])
 def test_reduced_precision_agreement_on_held_out_images(compiled, key, min_top1, max_rel):
+    if key not in compiled:
+        pytest.skip(f"{key[0]}:{key[1]} does not run on this CPU (refused when compiled)")
     p = compiled[key]["parity"]
     assert p["top1_agreement"] >= min_top1, p
     assert p["rel_l2_error"] <= max_rel, p

@@ -144,3 +144,17 @@ def test_loadgen_refuses_tensors_of_another_preset(tmp_path, tiny_dataset):
     line = _one_error_line(run_cli("loadgen", "--model", model, "--data", tmp_path / "prep", "--mode", "accuracy",
                                    "--output", tmp_path / "lg", check=False))
     assert "resize 232" in line and "resize 256" in line, line
+
+
+def test_perf_checks_its_model_and_data_like_infer(tmp_path, tiny_dataset, weights):
+    """`perf --data` tensors of another preset are refused like infer's; a .pth as --model is
+    told what to type (was: timed anyway / an unexplained refusal)."""
+    run_cli("preprocess", "-q", "--model", "resnet50", tiny_dataset / "val", tmp_path / "prep")
+    model = stamped(tmp_path / "b0.onnx", "efficientnet_b0")
+    line = _one_error_line(run_cli("perf", "--model", model, "--data", tmp_path / "prep", "--batches", "1",
+                                   "--output", tmp_path / "perf", check=False))
+    assert "resize 232" in line and "resize 256" in line, line
+    assert not (tmp_path / "perf" / "perf.json").exists()
+    line = _one_error_line(run_cli("perf", "--model", weights, "--batches", "1", "--output", tmp_path / "p2",
+                                   check=False))
+    assert "clsbench export --weights" in line, line

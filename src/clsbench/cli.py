@@ -316,6 +316,7 @@ def _parser_perf(command) -> None:
                         "run on every node at once and never share one node's cores; merged into one table")
     p.add_argument("--ray-address", default=None, help="with --engine ray: join this cluster (default: start one)")
     _add_ray_timeout(p)
+    _add_accept_preset(p)
 
 
 def _parser_zoo(command) -> None:
@@ -891,7 +892,7 @@ def cmd_perf(a) -> int:
                  compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
                  warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint,
                  repeats=a.repeats, percentiles=a.percentiles, command=command_line(), engine=a.engine,
-                 ray_address=a.ray_address, ray_timeout=a.ray_timeout)
+                 ray_address=a.ray_address, ray_timeout=a.ray_timeout, accept_preset_mismatch=a.accept_preset_mismatch)
     out.print(r["markdown"], markup=False)
     f = r["files"]
     out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))

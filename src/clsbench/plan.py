@@ -346,7 +346,7 @@ def resolve_target(weights: str, kind: str, backend: str | None, precision: str 
     eagerly by torch/cuda); a model file records its own backend and precision (a compiled
     int8 file is int8), flags that contradict it are errors; a float ONNX asked to run at a
     precision that needs compiling is compiled here."""
-    from .backends import DEFAULT_PRECISION, OPTIONS, resolve, target
+    from .backends import DEFAULT_PRECISION, OPTIONS, check_precision_supported, resolve, target
     from .modelfile import read_metadata, stored_precision
 
     if kind == "pth":
@@ -366,6 +366,7 @@ def resolve_target(weights: str, kind: str, backend: str | None, precision: str 
             artifact = "as is"
         if "pth" in t.runs:
             raise ClsbenchError(f"{weights}: {t.label} runs PyTorch weights (.pth), not this file")
+    check_precision_supported(t.backend, t.precision)  # as executed: never a label for what would not run
     extra = sorted(set(options) - OPTIONS.get(t.backend, set()))
     if extra:
         raise ClsbenchError(f"the {t.backend} backend has no option {', '.join(extra)}"

@@ -24,12 +24,13 @@ def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: 
     the PyTorch weights, a `clsbench compile` artifact in `compiled` when there is one (an
     optimized or quantized model, an IR), else the ONNX model itself where the backend runs
     it as is."""
-    from .backends import DEFAULT_PRECISION, artifact_name, target
+    from .backends import DEFAULT_PRECISION, artifact_name, check_precision_supported, target
 
     out = []
     for item in configs.split(","):
         backend, _, precision = item.strip().partition(":")
         t = target(backend, precision or DEFAULT_PRECISION.get(backend, "fp32"))
+        check_precision_supported(t.backend, t.precision)  # before any cell is timed
         if "pth" in t.runs:
             if not weights:
                 raise ClsbenchError(f"{item}: the {backend} backend runs PyTorch weights: give --weights W.pth")
@@ -240,6 +241,7 @@ class PerfOptions:
     engine: str = "local"
     ray_address: str | None = None
     ray_timeout: float = 30.0
+    accept_preset_mismatch: bool = False  # --data tensors of another preset timed anyway (recorded)
 
     def timing(self) -> Timing:
         pct = parse_percentiles(self.percentiles) if isinstance(self.percentiles, str) else tuple(self.percentiles)
@@ -256,6 +258,7 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
 
     o = options or PerfOptions(**kw)
     sizes, timing = parse_batches(o.batches), o.timing()
+    plan = perf_plan(model, o)
     cfgs = resolve_configs(o.configs, model=model, weights=o.weights, compiled=o.compiled)
     pool = load_pool(o.data, 2 * max(sizes)) if o.data else None
     out = o.output
@@ -265,7 +268,7 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
         result = sweep(cfgs, sizes, timing, pool=pool, progress_cb=advance,
                        checkpoint=os.path.join(out, ".perf.partial.json"), latencies_dir=os.path.join(out, "latencies"),
                        cluster=_cluster(o) if o.engine == "ray" else None)
-        result.update(model=model_identity(model), command=o.command)
+        result.update(model=model_identity(model), command=o.command, plan=plan)
         md = perf_markdown(result)
         atomic_write_json(os.path.join(out, "perf.json"), result)
         atomic_write_text(os.path.join(out, "perf.md"), md)
@@ -275,6 +278,23 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
                        "png": png, "html": html}
     result["markdown"] = md
     return result
+
+
+def perf_plan(model: str, o: PerfOptions) -> dict:
+    """The plan's model and preset of the swept model (plan.resolve_runnable: a .pth is
+    refused with what to type, as by every command that runs a model file), and the --data
+    tensors' recorded preset checked against it. The record's "plan"."""
+    from .infer import recorded_preset
+    from .plan import RunnableRequest, check_tensor_preset, resolve_runnable
+
+    r = resolve_runnable(model, RunnableRequest(threads=o.threads))
+    tensors = None
+    if o.data:
+        if not os.path.isdir(o.data):
+            raise ClsbenchError(f"{o.data}: --data folder not found")
+        made_with = recorded_preset(o.data, {os.path.realpath(o.data)})
+        tensors = check_tensor_preset(o.data, made_with, r, o.accept_preset_mismatch)
+    return {**r.as_dict(), "tensors": tensors}
 
 
 def _cluster(o: PerfOptions):

@@ -8,6 +8,7 @@ it is asked for, and then gives a clear message instead of a traceback.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -163,6 +164,42 @@ def resolve(model: str, backend: str | None = None, precision: str | None = None
                             f"{precision!r} was asked for" + ("" if stored == "int8" else
                             f"; make one with `clsbench compile --backend {backend} --precision int8`"))
     return t
+
+
+@functools.lru_cache(maxsize=None)
+def openvino_cpu() -> tuple[str, tuple[str, ...]]:
+    """(FULL_DEVICE_NAME, OPTIMIZATION_CAPABILITIES) of OpenVINO's CPU device, as OpenVINO
+    reports them (asked once per process)."""
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise ClsbenchError(f"backend 'openvino' needs {_REGISTRY['openvino'][2]}, which is not installed "
+                            f"({e})") from None
+    core = ov.Core()
+    return (str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+            tuple(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")))
+
+
+def precision_unsupported(backend: str, precision: str) -> str | None:
+    """Why this machine cannot execute (backend, precision) as asked, or None. OpenVINO's CPU
+    plugin given INFERENCE_PRECISION_HINT bf16 on a CPU without bf16 runs fp32 (a record would
+    say bf16): decided by OpenVINO's own capability list. Free for any other pair."""
+    if (backend, precision) != ("openvino", "bf16"):
+        return None
+    name, caps = openvino_cpu()
+    if "BF16" in caps:
+        return None
+    return (f"this CPU ({name}) has no bf16 (OpenVINO's CPU capabilities: {', '.join(caps)}); "
+            f"OpenVINO would run fp32 and call it bf16")
+
+
+def check_precision_supported(backend: str, precision: str) -> None:
+    """Raises ClsbenchError (one line: the CPU's capability, what to type instead) where
+    `precision_unsupported` gives a reason."""
+    why = precision_unsupported(backend, precision)
+    if why:
+        raise ClsbenchError(f"{backend}:{precision}: {why}. Use --precision fp32 ({backend}:fp32 in "
+                            f"--configs), or a CPU with AVX512-BF16 or AMX")
 
 
 def open_backend(backend: str | None, model: str, *, batch_size: int, precision: str | None = None,

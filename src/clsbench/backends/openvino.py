@@ -2,17 +2,56 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 
 from .. import ClsbenchError
-from . import Backend, default_threads
+from . import Backend, check_precision_supported, default_threads
 
 # OpenVINO's CPU plugin runs bf16 by default on CPUs with AMX/AVX512-BF16: fp32 must be asked for.
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
 HINTS = ("latency", "throughput")
+# execution-graph nodes that compute nothing (their runtime precision is the data's, not the math's)
+_NOT_COMPUTE = {"Input", "Parameter", "Output", "Result", "Const", "Constant"}
+_FLOAT_LOW = {"bf16", "f16"}  # reduced float precisions of the exec graph (runtimePrecision)
+_INT = {"i8", "u8"}
+
+
+def executed_precisions(compiled) -> dict:
+    """What the compiled model runs, read back from OpenVINO: its INFERENCE_PRECISION_HINT
+    (what the plugin settled on, not what was asked) and the count of compute nodes of its
+    execution graph per runtime precision (rt_info "runtimePrecision": f32, bf16, i8, u8...)."""
+    counts: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
+        if kind not in _NOT_COMPUTE:
+            counts[info["runtimePrecision"].astype(str) if "runtimePrecision" in info else "?"] += 1
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    return {"inference_precision_hint": hint.to_string() if hasattr(hint, "to_string") else str(hint),
+            "runtime_precisions": dict(sorted(counts.items()))}
+
+
+def check_executed(precision: str, executed: dict, model_path: str) -> None:
+    """Refuses a model whose execution graph does not run the precision it will be recorded
+    as (a request OpenVINO quietly did not honour)."""
+    ran = {p for p, n in executed["runtime_precisions"].items() if n}
+    hint = executed["inference_precision_hint"]
+    nodes = ", ".join(f"{p}: {n}" for p, n in executed["runtime_precisions"].items())
+    if precision == "bf16" and (hint != "bf16" or "bf16" not in ran):
+        why = "no node of its execution graph runs in bf16"
+    elif precision in ("fp32", "int8") and ran & _FLOAT_LOW:
+        why = f"nodes of its execution graph run in {', '.join(sorted(ran & _FLOAT_LOW))}"
+    elif precision == "int8" and not ran & _INT:
+        why = "no node of its execution graph runs in i8/u8"
+    else:
+        return
+    raise ClsbenchError(f"{model_path}: openvino:{precision} asked, but {why} (nodes per runtime precision: "
+                        f"{nodes}; INFERENCE_PRECISION_HINT {hint}); clsbench does not record a precision "
+                        f"that did not run")
 
 
 class OpenVinoBackend(Backend):
@@ -33,6 +72,7 @@ class OpenVinoBackend(Backend):
         self.hint = hint
         if self.precision not in _HINTS:
             raise ClsbenchError(f"openvino backend: precision {self.precision!r} not in {', '.join(_HINTS)}")
+        check_precision_supported(self.name, self.precision)  # before any work: what to type instead
         if not os.path.isfile(model_path):
             raise ClsbenchError(f"{model_path}: model file not found")
         self.threads = self.threads or default_threads()
@@ -64,6 +104,8 @@ class OpenVinoBackend(Backend):
             # put its threads on the same first cores
             config["ENABLE_CPU_PINNING"] = False
         self.compiled = core.compile_model(model, "CPU", config)
+        self.executed = executed_precisions(self.compiled)
+        check_executed(self.precision, self.executed, model_path)
         self.request = self.compiled.create_infer_request()
         self._config = config
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
@@ -112,6 +154,7 @@ class OpenVinoBackend(Backend):
 
     def describe(self) -> dict:
         return {"backend": self.name, "runtime": "openvino", "version": self._version, "device": "cpu",
-                "precision": self.precision, "threads": self.threads, "config": dict(self._config),
+                "precision": self.precision, "precision_executed": self.executed, "threads": self.threads,
+                "config": dict(self._config),
                 "hint": self.hint, "streams": self.streams, "requests_in_flight": self.requests if
                 self.hint == "throughput" else 1, "model": os.path.abspath(self.model_path)}
