@@ -108,7 +108,7 @@ def test_a_wrong_path_is_told_before_any_slow_step(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 0 and "missing.pth: weights file not found" in p.stdout, p.stdout + p.stderr
     for extra, needle in ((["--weights", tmp_path / "missing.pth"], "missing.pth: weights/model file not found"),
-                          (["--batch-size", "0"], "--batch-size must be >= 1")):
+                          (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got '0'")):
         p = run_cli("demo", "--work-dir", tmp_path / "d", *extra, check=False)
         one_line_error(p, needle)
         assert not (tmp_path / "d").exists()

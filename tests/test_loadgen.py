@@ -152,7 +152,7 @@ def test_loadgen_refuses_bad_combinations_in_one_line(tmp_path, light):
     for args, msg in ((["--scenario", "offline", "--find-peak"], "--find-peak searches the Server scenario"),
                       (["--setting", "nonsense=1"], "--setting nonsense: not a key"),
                       (["--precision", "int8"], "runs a compiled artifact: make it first (`clsbench compile"),
-                      (["--duration", "0"], "--duration must be > 0")):
+                      (["--duration", "0"], "argument --duration: must be a finite number > 0")):
         p = run_cli("loadgen", "--model", model, "--data", data, "--output", tmp_path / "x", *args, check=False)
         assert p.returncode == 2 and msg in " ".join(p.stderr.split()) and "Traceback" not in p.stderr, p.stderr
 

@@ -16,9 +16,9 @@ from helpers import assert_guide_folder, default_sigint, guide_acc_eval, guide_t
 
 
 @pytest.mark.parametrize("args,says", [
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--threads", "-1"], "--threads must be >= 1"),
-    (["--workers", "0"], "--workers must be >= 1"),
+    (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got '0'"),
+    (["--threads", "-1"], "argument --threads: must be a whole number >= 1"),
+    (["--workers", "0"], "argument --workers: must be a whole number >= 1"),
     (["--precision", "int4"], "onnxruntime has no 'int4' precision"),
     (["--backend", "torch", "--precision", "int8"], "torch has no 'int8' precision"),
 ])

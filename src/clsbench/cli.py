@@ -16,13 +16,43 @@ OUTFMT_HELP = ("txt: one line of floats per image (the guide's eval reads it); b
 
 def _add_preprocessing_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("preprocessing flags (each applied on top of the model's own preset, field by field)")
-    g.add_argument("--resize", type=int, help="shorter side after resizing")
-    g.add_argument("--crop", type=int, help="square centre crop")
+    g.add_argument("--resize", type=_int(1), help="shorter side after resizing")
+    g.add_argument("--crop", type=_int(1), help="square centre crop")
     g.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"))
     g.add_argument("--mean", type=_floats3, help="three comma-separated values, e.g. 0.485,0.456,0.406")
     g.add_argument("--std", type=_floats3, help="three comma-separated values")
     g.add_argument("--exif-transpose", action="store_true",
                    help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
+
+
+def _number(kind, least: float, strict: bool):
+    """THE parser of every numeric option: a finite number of `kind` (int or float), at least
+    `least` (above it when `strict`); NaN, infinities, words and out-of-range values are told
+    in one line naming the value and the bound."""
+    import math
+
+    bound = f"{'>' if strict else '>='} {least:g}"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not {'a whole number' if kind is int else 'a number'}") from None
+        if not math.isfinite(v) or v < least or (strict and v == least):
+            raise argparse.ArgumentTypeError(f"must be {'a whole number' if kind is int else 'a finite number'} "
+                                             f"{bound}, got {text!r}")
+        return v
+
+    parse.__name__ = "integer" if kind is int else "number"
+    return parse
+
+
+def _int(least: int):
+    return _number(int, least, False)
+
+
+def _real(least: float, strict: bool = False):
+    return _number(float, least, strict)
 
 
 def _floats3(text: str) -> tuple:
@@ -32,6 +62,10 @@ def _floats3(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"{text!r}: not three comma-separated numbers") from None
     if len(v) != 3:
         raise argparse.ArgumentTypeError(f"{text!r}: three values needed, got {len(v)}")
+    import math
+
+    if not all(math.isfinite(x) for x in v):
+        raise argparse.ArgumentTypeError(f"{text!r}: three finite numbers needed")
     return v
 
 
@@ -50,7 +84,7 @@ def _preprocessing(a, base, base_source: str):
 
 
 def _add_ray_timeout(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ray-timeout", type=float, default=30.0,
+    p.add_argument("--ray-timeout", type=_real(0, strict=True), default=30.0,
                    help="seconds to reach --ray-address before giving up (default 30; Ray itself retries forever)")
 
 
@@ -81,9 +115,9 @@ def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> 
     p.add_argument("--precision", default=None,
                    help="precision, per backend: " + _pairs_help() + ". Default: the one the model file "
                         "records (a `clsbench compile` artifact knows its own), else the backend's first")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_int(1), default=None,
                    help="runtime threads (default: all CPUs this process may use)")
-    p.add_argument("--device-id", type=int, default=0,
+    p.add_argument("--device-id", type=_int(0), default=0,
                    help="names the output folder dumpOutput_device<ID> and perf file, as the vendor tool does")
     p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
                    help="openvino backend: latency = one synchronous request on all threads (default); "
@@ -91,8 +125,18 @@ def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> 
                         "(outputs identical in content; the stream count is recorded)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A value the parser refuses (`--batch-size 0`, `--duration nan`, a bad choice) is one
+    line, as every bad input is; a missing or misspelled option also shows the usage."""
+
+    def error(self, message: str):
+        if message.startswith("argument "):
+            self.exit(2, f"{self.prog}: error: {message}\n")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="clsbench",
         description="ImageNet classifier from PyTorch weights to measured numbers: export, "
                     "preprocess, dataset info, offline inference, accuracy, throughput. Files "
@@ -137,12 +181,12 @@ def _parser_export(command) -> None:
                         "their accuracy")
     p.add_argument("--weights", required=True, help="state-dict .pth (loaded with weights_only=True)")
     p.add_argument("--output", required=True, help="ONNX file to write")
-    p.add_argument("--opset", type=int, default=None,
+    p.add_argument("--opset", type=_int(7), default=None,
                    help="ONNX opset (default: 11, as the guide, where the architecture exports at 11; "
                         "else the lowest that exports it: 13, 14, 17, 18)")
     p.add_argument("--parity-images", help="folder of real photos for the parity check "
                                           "(default: synthetic normal input)")
-    p.add_argument("--parity-batch", type=int, default=16, help="images in the parity batch")
+    p.add_argument("--parity-batch", type=_int(1), default=16, help="images in the parity batch")
     p.add_argument("--no-check", action="store_true", help="write the model even if parity fails")
 
 
@@ -157,7 +201,7 @@ def _parser_preprocess(command) -> None:
                         "NAME[:WEIGHTS_TAG], whose weights.transforms() it reproduces")
     p.add_argument("src", metavar="SRC_DIR")
     p.add_argument("dst", metavar="DST_DIR")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=_int(1), default=None,
                    help="processes (default: one per CPU this process may use, at most one per 256 images; "
                         "fewer images are done in this process)")
     p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
@@ -175,8 +219,8 @@ def _parser_info(command) -> None:
     b = isub.add_parser("bin", help="for .bin tensors: width/height from the command line")
     b.add_argument("dir", metavar="DIR")
     b.add_argument("out", metavar="OUT.info")
-    b.add_argument("width", type=int, metavar="W")
-    b.add_argument("height", type=int, metavar="H")
+    b.add_argument("width", type=_int(1), metavar="W")
+    b.add_argument("height", type=_int(1), metavar="H")
     j = isub.add_parser("jpg", help="for images: width/height read from each file")
     j.add_argument("dir", metavar="DIR")
     j.add_argument("out", metavar="OUT.info")
@@ -194,11 +238,11 @@ def _parser_infer(command) -> None:
                         "or a `clsbench compile` artifact (its backend and precision are read from it)")
     p.add_argument("--info", help="dataset .info file of .bin tensors")
     p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=_int(1), default=1)
     p.add_argument("--output", default="result", help="result root (default ./result)")
     p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
-    p.add_argument("--loop", type=int, help="pure-inference mode: timed runs on random input")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs before --loop timing")
+    p.add_argument("--loop", type=_int(1), help="pure-inference mode: timed runs on random input")
+    p.add_argument("--warmup", type=_int(0), default=5, help="untimed runs before --loop timing")
     _add_percentiles(p, "; each batch's latency is also saved, one per line, in a .csv beside the perf file")
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
     p.add_argument("--arch", default=None,
@@ -228,7 +272,7 @@ def _parser_eval(command) -> None:
                         "accuracy is reported without a verdict)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when Top-1 is more than --tolerance points below the reference")
-    p.add_argument("--tolerance", type=float, default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
+    p.add_argument("--tolerance", type=_real(0), default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
     p.add_argument("--strict", action="store_true", help="fail on outputs without labels and labels without outputs")
     _add_scoring_args(p)
 
@@ -256,12 +300,12 @@ def _parser_compile(command) -> None:
                    help="cann: the guide's .om files through the vendor's atc (Ascend NPUs), one per --batches")
     p.add_argument("--precision", default=None,
                    help="onnxruntime: fp32, int8; openvino: fp32, bf16, int8; cann: fp16 (default), fp32")
-    p.add_argument("--max-drop", type=float, default=None,
+    p.add_argument("--max-drop", type=_real(0), default=None,
                    help="int8: keep the operations that cost accuracy in floating point until Top-1 "
                         "drops at most this many points on labelled tuning images (openvino: NNCF's accuracy "
                         "control; onnxruntime: the most sensitive Conv/Gemm/MatMul nodes kept out of QDQ; "
                         "needs --labels); the record then reports the drop on held-out images after them")
-    p.add_argument("--tune-images", type=int, default=200,
+    p.add_argument("--tune-images", type=_int(1), default=200,
                    help="with --max-drop: labelled images after the calibration ones that steer it (default 200)")
     p.add_argument("--uint8-input", action="store_true",
                    help="fold the normalization into the artifact (fp32, bf16): it takes the compact store's "
@@ -270,8 +314,8 @@ def _parser_compile(command) -> None:
     p.add_argument("--soc-version", default="Ascend710",
                    help="cann: atc --soc_version (the guide measured an Ascend 710; e.g. Ascend310)")
     p.add_argument("--data", help="folder of images (calibration and held-out parity)")
-    p.add_argument("--calib-images", type=int, default=300)
-    p.add_argument("--parity-images", type=int, default=200)
+    p.add_argument("--calib-images", type=_int(1), default=300)
+    p.add_argument("--parity-images", type=_int(1), default=200)
     p.add_argument("--preset", default=None,
                    help="preprocessing of the images: a guide preset or NAME[:TAG] (default: what the "
                         "ONNX records, else the default model's, with a warning)")
@@ -299,13 +343,13 @@ def _parser_perf(command) -> None:
                    help="comma-separated backend:precision, e.g. onnxruntime:fp32,onnxruntime:int8,"
                         "openvino:fp32,openvino:bf16,openvino:int8,torch:fp32")
     p.add_argument("--batches", default="1,4,8,16,32,64")
-    p.add_argument("--duration", type=float, default=2.0, help="minimum seconds per cell")
-    p.add_argument("--iterations", type=int, default=10, help="minimum runs per cell")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=5,
+    p.add_argument("--duration", type=_real(0, strict=True), default=2.0, help="minimum seconds per cell")
+    p.add_argument("--iterations", type=_int(1), default=10, help="minimum runs per cell")
+    p.add_argument("--warmup", type=_int(0), default=3)
+    p.add_argument("--repeats", type=_int(1), default=5,
                    help="windows the timed runs are split into; images/s is their median (default 5)")
     _add_percentiles(p, "")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=_int(1), default=None)
     p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
     p.add_argument("--output", default="perf", help="output folder (default ./perf)")
     p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
@@ -334,10 +378,10 @@ def _parser_zoo(command) -> None:
     p.add_argument("--stand-in-weights", action="store_true",
                    help="models without weights get realistic random ones: right for speed, not for accuracy "
                         "(marked in every row)")
-    p.add_argument("--duration", type=float, default=2.0, help="minimum seconds per cell")
-    p.add_argument("--iterations", type=int, default=10, help="minimum runs per cell")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--duration", type=_real(0, strict=True), default=2.0, help="minimum seconds per cell")
+    p.add_argument("--iterations", type=_int(1), default=10, help="minimum runs per cell")
+    p.add_argument("--warmup", type=_int(0), default=3)
+    p.add_argument("--threads", type=_int(1), default=None)
     p.add_argument("--output", default="zoo", help="output folder (default ./zoo)")
 
 
@@ -367,8 +411,8 @@ def _parser_demo(command) -> None:
                             "sample photographs and runs the whole flow. Without --weights it "
                             "uses realistic random weights: the accuracy is then meaningless.")
     p.add_argument("--work-dir", default="runs/demo")
-    p.add_argument("--per-class", type=int, default=60, help="images per source photo (5 photos)")
-    p.add_argument("--proxy-images", type=int, default=160,
+    p.add_argument("--per-class", type=_int(1), default=60, help="images per source photo (5 photos)")
+    p.add_argument("--proxy-images", type=_int(1), default=160,
                    help="images of the trained proxy's own task (at least 64: the first 32 calibrate int8); "
                         "more narrow the margin its Top-1 is judged with")
     _add_run_args(p, False)
@@ -385,7 +429,7 @@ def _parser_report(command) -> None:
     p.add_argument("folders", nargs="+", metavar="RUN_DIR")
     p.add_argument("--output", default="compare.html", help="the comparison page (default ./compare.html; "
                                                             "compare.json is written beside it)")
-    p.add_argument("--threshold", type=float, default=5.0,
+    p.add_argument("--threshold", type=_real(0), default=5.0,
                    help="a throughput lower than the baseline's by more than this %% is a regression (default 5)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any figure regressed (for CI)")
 
@@ -404,16 +448,16 @@ def _parser_loadgen(command) -> None:
     p.add_argument("--scenario", choices=("offline", "server", "single-stream", "multi-stream"), default="offline")
     p.add_argument("--mode", choices=("performance", "accuracy", "both"), default="performance")
     p.add_argument("--arch", default=None, help="NAME[:TAG] of a .pth's architecture (as run's --model)")
-    p.add_argument("--batch-size", type=int, default=8, help="offline/server: the largest batch (default 8)")
-    p.add_argument("--samples-per-query", type=int, default=8, help="multi-stream: samples per query (default 8)")
-    p.add_argument("--target-qps", type=float, default=None,
+    p.add_argument("--batch-size", type=_int(1), default=8, help="offline/server: the largest batch (default 8)")
+    p.add_argument("--samples-per-query", type=_int(1), default=8, help="multi-stream: samples per query (default 8)")
+    p.add_argument("--target-qps", type=_real(0, strict=True), default=None,
                    help="server: the Poisson arrival rate (default: half the measured batch throughput); "
                         "offline: the expected QPS LoadGen sizes its query by (default: 1.5x the measured rate)")
-    p.add_argument("--latency-bound-ms", type=float, default=None, help="server: the p99 bound (default 15, MLPerf's)")
-    p.add_argument("--max-wait-ms", type=float, default=0.0,
+    p.add_argument("--latency-bound-ms", type=_real(0, strict=True), default=None, help="server: the p99 bound (default 15, MLPerf's)")
+    p.add_argument("--max-wait-ms", type=_real(0), default=0.0,
                    help="server: how long the batcher waits for a batch to fill after its first sample "
                         "(default 0: it takes what arrived while the last batch ran, as Triton does by default)")
-    p.add_argument("--duration", type=float, default=5.0, help="minimum seconds of each LoadGen run (default 5)")
+    p.add_argument("--duration", type=_real(0, strict=True), default=5.0, help="minimum seconds of each LoadGen run (default 5)")
     p.add_argument("--official-durations", action="store_true",
                    help="MLPerf's own minimums: 600 s and the scenario's query count (hours on a CPU)")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
@@ -422,7 +466,7 @@ def _parser_loadgen(command) -> None:
     p.add_argument("--find-peak", action="store_true",
                    help="server: the highest target QPS LoadGen judges VALID at p99 <= --latency-bound-ms "
                         "(doubling, then bisecting; each try a run of --duration)")
-    p.add_argument("--peak-steps", type=int, default=6, help="bisection steps of --find-peak (default 6)")
+    p.add_argument("--peak-steps", type=_int(0), default=6, help="bisection steps of --find-peak (default 6)")
     p.add_argument("--labels", default=None, help="accuracy mode: label file (default: the data's val_label.txt)")
     p.add_argument("--output", default="loadgen", help="output folder (default ./loadgen)")
     p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph")
@@ -445,13 +489,13 @@ def _add_run_args(p, weights_required: bool) -> None:
                         "fingerprint) and stop before any slow step")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON (the schema every record's "
                                                       "\"plan\" has)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_int(1), default=16)
     p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=_int(1), default=None,
                    help="preprocessing processes (default: one per usable CPU, at most one per 256 images); "
                         "with --stream: pipelines, one runtime thread each (default: one per usable CPU)")
     p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
-    p.add_argument("--tolerance", type=float, default=1.0)
+    p.add_argument("--tolerance", type=_real(0), default=1.0)
     p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
@@ -468,7 +512,7 @@ def _add_run_args(p, weights_required: bool) -> None:
     p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
                                         "set (default: the first --calib-images images of the data, "
                                         "and the accuracy is also reported without them)")
-    p.add_argument("--calib-images", type=int, default=300, help="calibration images for int8 (default 300)")
+    p.add_argument("--calib-images", type=_int(1), default=300, help="calibration images for int8 (default 300)")
     _add_percentiles(p, "")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
