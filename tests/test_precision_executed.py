@@ -141,3 +141,16 @@ def test_capability_check_is_free_for_other_backends():
             "c('onnxruntime', 'fp32'); c('torch', 'bf16'); c('openvino', 'fp32'); c('openvino', 'int8'); "
             "assert u('cuda', 'bf16') is None; assert 'openvino' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_compile_refuses_bf16_without_data_too(tmp_path, proxy_onnx):
+    """Without --data no backend is opened, so the resolver's check is all there is: no IR
+    labelled bf16 is written on a CPU that would run it in fp32."""
+    from clsbench.backends import precision_unsupported
+
+    if not precision_unsupported("openvino", "bf16"):
+        pytest.skip("this CPU runs bf16")
+    p = run_cli("compile", "--model", proxy_onnx, "--backend", "openvino", "--precision", "bf16",
+                "--output", tmp_path / "c", check=False)
+    assert p.returncode == 2 and "has no bf16" in p.stderr, p.stderr
+    assert not list(tmp_path.glob("c/*.xml"))

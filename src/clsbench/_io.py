@@ -324,3 +324,28 @@ def folder_lock(folder: str | os.PathLike):
         yield
     finally:
         os.close(fd)
+
+
+def check_not_input(output: str | os.PathLike, inputs: dict | None = None, what: str = "--output", *,
+                    folders: dict | None = None) -> None:
+    """THE rule that an output is never its own input, in every command, checked before any
+    slow step: `output` (a file or folder about to be written) may not be one of `inputs`
+    ({"the --weights file": path, "one of the images DIR lists": [paths]}), nor be or lie
+    inside one of `folders` ({"SRC_DIR": folder read whole}). The same file however it is
+    spelled: `./a/../a/x`, a symlink (realpath), a hard link (samefile). One-line error
+    naming both, and `what` to change."""
+    out = os.path.realpath(output)
+    for label, paths in (inputs or {}).items():
+        for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths or ()):
+            same = os.path.realpath(p) == out
+            with contextlib.suppress(OSError):
+                same = same or os.path.samefile(output, p)
+            if same:
+                spelled = "" if os.fspath(p) == os.fspath(output) else f"{p}, "
+                raise ClsbenchError(f"{output}: is also {label} ({spelled}the same file); give another {what}")
+    for label, folder in (folders or {}).items():
+        f = os.path.realpath(folder)
+        if out == f or out.startswith(f.rstrip(os.sep) + os.sep):
+            where = "is" if out == f else "lies inside"
+            raise ClsbenchError(f"{output}: {where} {label} {folder}, which is read as input (an output is never "
+                                f"written among its inputs); give another {what}")

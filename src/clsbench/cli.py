@@ -314,7 +314,9 @@ def _parser_compile(command) -> None:
     p.add_argument("--soc-version", default="Ascend710",
                    help="cann: atc --soc_version (the guide measured an Ascend 710; e.g. Ascend310)")
     p.add_argument("--data", help="folder of images (calibration and held-out parity)")
-    p.add_argument("--calib-images", type=_int(1), default=300)
+    p.add_argument("--calib-images", type=_int(1), default=None,
+                   help="int8 calibration images (default 300; on a smaller folder, what it holds less the "
+                        "held-out parity images, at least 8, said and recorded)")
     p.add_argument("--parity-images", type=_int(1), default=200)
     p.add_argument("--preset", default=None,
                    help="preprocessing of the images: a guide preset or NAME[:TAG] (default: what the "
@@ -512,7 +514,9 @@ def _add_run_args(p, weights_required: bool) -> None:
     p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
                                         "set (default: the first --calib-images images of the data, "
                                         "and the accuracy is also reported without them)")
-    p.add_argument("--calib-images", type=_int(1), default=300, help="calibration images for int8 (default 300)")
+    p.add_argument("--calib-images", type=_int(1), default=None,
+                   help="calibration images for int8 (default 300; on a smaller folder, what it holds less the "
+                        "held-out parity images, at least 8, said and recorded)")
     _add_percentiles(p, "")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
@@ -721,7 +725,7 @@ def cmd_infer(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    from .evaluate import evaluate, write_result
+    from .evaluate import check_result_path, evaluate, write_result
     from .plan import judge_accuracy, outputs_reference
     from .report import accuracy_table
     from .ui import out, warn
@@ -735,6 +739,7 @@ def cmd_eval(a) -> int:
     if a.check and ref is None:
         raise ClsbenchError("--check judges against a reference: the outputs record no model; name it with "
                             "--model NAME[:TAG]")
+    check_result_path(a.out_dir, a.name, a.result_dir, a.labels)  # before the outputs are read
     acc = evaluate(a.result_dir, a.labels, strict=a.strict, scoring=scoring)
     path = write_result(acc, a.out_dir, a.name)
     if acc.unlabelled_outputs:

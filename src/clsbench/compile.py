@@ -202,27 +202,70 @@ def _validate_control(t, max_drop, labels, data):
 def _validate(onnx_path, backend, precision, data, calib_images, parity_images):
     from .modelfile import check_external_data, kind
 
+    from .backends import check_precision_supported
+
     t = target(backend, precision)
     if t.artifact_ext is None:
         raise ClsbenchError(f"compile: {t.label} runs the PyTorch weights; there is nothing to compile")
+    check_precision_supported(t.backend, t.precision)  # an IR labelled bf16 that this CPU would run in fp32
 
     if kind(onnx_path) != "onnx":
         raise ClsbenchError(f"{onnx_path}: compile takes an ONNX model (see `clsbench export`)")
     check_external_data(onnx_path)
-    if calib_images < 1 or parity_images < 0:
+    if (calib_images is not None and calib_images < 1) or parity_images < 0:
         raise ClsbenchError(f"--calib-images must be >= 1 and --parity-images >= 0, got "
                             f"{calib_images} and {parity_images}")
     if t.calibration and not data:
         raise ClsbenchError(f"{t.label} needs calibration images: --data DIR (a folder of your images)")
-    if data:
-        from .dataset import list_images
-
-        n = len(list_images(data).images)
-        need = calib_images if t.calibration else 1
-        if n < need:
-            raise ClsbenchError(f"{data}: holds {n} images; {t.label} calibrates on --calib-images "
-                                f"{calib_images}" if t.calibration else f"{data}: holds no images")
+    if data and not list_images(data).images:
+        raise ClsbenchError(f"{data}: holds no images")
     return t
+
+
+DEFAULT_CALIB_IMAGES = 300  # --calib-images when not given: adapted to a smaller folder
+MIN_CALIB_IMAGES = 8  # below this, no adapted default: MinMax ranges of a handful of images
+
+
+def _calibration_count(o: "CompileOptions", t, calib_data: str | None) -> tuple[int, dict | None]:
+    """How many images calibrate: --calib-images as given (more than the folder holds is an
+    error naming both numbers), else the default 300; where the folder holds fewer, what is
+    there less the images held out for parity (and tuning), said in one line. Returns the
+    count and, when the default was adapted, what was decided (for the record)."""
+    from .ui import info
+
+    if not t.calibration:
+        return o.calib_images or 0, None
+    n = len(list_images(calib_data).images)
+    if o.calib_images is not None:
+        if n < o.calib_images:
+            raise ClsbenchError(f"{calib_data}: holds {n} images; {t.label} calibrates on --calib-images "
+                                f"{o.calib_images}")
+        return o.calib_images, None
+    if n >= DEFAULT_CALIB_IMAGES:
+        return DEFAULT_CALIB_IMAGES, None
+    separate = bool(o.calib_data) and os.path.abspath(o.calib_data) != os.path.abspath(o.data or "")
+    wanted = (o.parity_images if o.data else 0) + (o.tune_images if o.max_drop is not None else 0)
+    held = 0 if separate else min(wanted, n // 3)
+    use = n - held
+    if use < MIN_CALIB_IMAGES:
+        raise ClsbenchError(f"{calib_data}: holds {n} images; {t.label} calibrates on at least {MIN_CALIB_IMAGES} "
+                            f"({held} held out for parity); give a folder with more images")
+    info(f"--calib-images: the default {DEFAULT_CALIB_IMAGES} is more than the {n} images of {calib_data}: "
+         f"calibrating on {use}" + (f", the last {held} held out for parity" if held else ""))
+    return use, {"default": DEFAULT_CALIB_IMAGES, "folder_images": n, "used": use, "held_out": held}
+
+
+def _check_outputs(onnx_path: str, dst: str, o: "CompileOptions", calib_data: str | None) -> None:
+    """Before anything is written: the artifact (its record, an IR's weights) is never the
+    model compiled, and the output folder is never a folder of images read."""
+    from ._io import check_not_input
+
+    folders = {"the --data folder": o.data} if o.data else {}
+    if calib_data:
+        folders["the calibration folder"] = calib_data
+    check_not_input(o.output_dir, what="--output folder", folders=folders)
+    for path in (dst, record_path(dst), str(Path(dst).with_suffix(".bin"))):
+        check_not_input(path, {"the --model file": onnx_path}, "--output folder")
 
 
 @dataclass
@@ -233,7 +276,7 @@ class CompileOptions:
     precision: str = ""
     output_dir: str = "compiled"
     data: str | None = None  # images: calibration (unless calib_data) and held-out parity
-    calib_images: int = 300
+    calib_images: int | None = None  # None: DEFAULT_CALIB_IMAGES, fewer where the folder holds fewer
     parity_images: int = 200
     pp: Preprocessing | None = None  # None: the preset the ONNX records
     labels: dict | None = None  # image stem -> class: accuracy on the held-out images
@@ -268,14 +311,21 @@ def compile_model(onnx_path: str, options: CompileOptions | None = None, **kw) -
     if o.uint8_input and t.calibration:
         raise ClsbenchError(f"--uint8-input: {t.label} calibrates on normalized images; fold the normalization "
                             f"into fp32 or bf16 artifacts")
-    out_dir = Path(o.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dst = str(out_dir / artifact_name(onnx_path, o.backend, o.precision, o.uint8_input))
+    dst = str(Path(o.output_dir) / artifact_name(onnx_path, o.backend, o.precision, o.uint8_input))
+    _check_outputs(onnx_path, dst, o, calib_data)
+    count, adapted = _calibration_count(o, t, calib_data)
+    o = dataclasses.replace(o, calib_images=count)
+    Path(o.output_dir).mkdir(parents=True, exist_ok=True)
     identity = _identity(onnx_path, o, t, calib_data)
     old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None
     if old and not o.overwrite:
         return {**old, "reused": True}
     record = _compile(onnx_path, dst, o, t, identity)
+    if adapted:
+        record["calib_images_adapted"] = adapted
+        record["notes"].append(f"--calib-images not given: {adapted['used']} calibration images, the "
+                               f"{adapted['folder_images']} of the folder less {adapted['held_out']} held out "
+                               f"(the default {adapted['default']} is more than the folder holds)")
     atomic_write_json(record_path(dst), record)
     return record
 

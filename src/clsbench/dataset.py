@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ClsbenchError
-from ._io import atomic_write_text
+from ._io import atomic_write_text, check_not_input
 
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif"}
 
@@ -104,6 +104,8 @@ def gen_bin_info(bin_dir: str, out: str, width: int, height: int) -> list[InfoEn
                for i, n in enumerate(names)]
     for e in entries:
         check_no_whitespace(e.path, "the .bin path")
+    # OUT.info inside DIR is the guide's own habit (gen_dataset_info.py lists only *.bin): only a listed file is refused
+    check_not_input(out, {"DIR": bin_dir, "one of the .bin files DIR lists": [e.path for e in entries]}, "OUT.info")
     atomic_write_text(out, format_info(entries))
     return entries
 
@@ -119,6 +121,8 @@ def gen_jpg_info(img_dir: str, out: str) -> list[InfoEntry]:
     listing = list_images(img_dir)
     if not listing.images:
         raise ClsbenchError(f"{img_dir}: holds no images")
+    listed = [os.path.join(img_dir, str(rel)) for rel in listing.images]
+    check_not_input(out, {"DIR": img_dir, "one of the images DIR lists": listed}, "OUT.info")  # before reading
     entries = []
     for i, rel in enumerate(listing.images):
         p = os.path.join(img_dir, str(rel))

@@ -35,6 +35,8 @@ class Accuracy:
     labels_without_output: int = 0
     label_set: str | None = None  # scored on this subset's classes (labelsets.LABEL_SETS)
     real: dict | None = None  # ReaL Top-1/Top-5 over the same images (labelsets.RealTally.record)
+    # what it was computed from ({"result_dir": ..., "label_file": ...}): result.json is never written over them
+    inputs: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def topk(self) -> list[float]:
@@ -194,7 +196,9 @@ def evaluate(result_dir: str | os.PathLike, label_file: str | os.PathLike, *,
     missing = len(labels) - tally.count
     if missing and strict:
         raise ClsbenchError(f"{outputs.dir}: {missing} labelled images have no output")
-    return tally.accuracy(missing)
+    acc = tally.accuracy(missing)
+    acc.inputs = {"result_dir": result_dir, "label_file": label_file}
+    return acc
 
 
 def evaluate_scores(where, keys: list[str], scores: np.ndarray, label_file: str | os.PathLike,
@@ -207,12 +211,28 @@ def evaluate_scores(where, keys: list[str], scores: np.ndarray, label_file: str 
     if not have:
         raise ClsbenchError(f"{label_file}: none of the {len(keys)} outputs in {where} has a label")
     tally.add(where, [keys[i] for i in have], scores[have])
-    return tally.accuracy(len(labels) - tally.count)
+    acc = tally.accuracy(len(labels) - tally.count)
+    acc.inputs = {"label_file": label_file}
+    return acc
+
+
+def check_result_path(out_dir: str | os.PathLike, name: str, result_dir: str | os.PathLike | None = None,
+                      label_file: str | os.PathLike | None = None) -> Path:
+    """Where result.json goes, refused when it is an input: the label file, or RESULT_DIR or a
+    file inside it (the guide's eval reads every file there, and a result named *.txt would be
+    read back as an output). Cheap: call it before reading the outputs."""
+    from ._io import check_not_input
+
+    path = Path(out_dir) / name
+    check_not_input(path, {"the label file": label_file} if label_file else {}, "OUT_DIR or result.json name",
+                    folders={"RESULT_DIR": result_dir} if result_dir else {})
+    if path.is_dir():
+        raise ClsbenchError(f"{path}: is a directory; give another result.json name")
+    return path
 
 
 def write_result(acc: Accuracy, out_dir: str | os.PathLike, name: str = "result.json") -> Path:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / name
+    path = check_result_path(out_dir, name, acc.inputs.get("result_dir"), acc.inputs.get("label_file"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, acc.result_json())
     return path

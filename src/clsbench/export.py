@@ -406,10 +406,11 @@ def _tensor_bytes(t) -> int:
     return int(np.prod(t.dims, dtype=np.int64)) * tensor_dtype_to_np_dtype(t.data_type).itemsize
 
 
-def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: dict) -> int:
-    """Export (trying OPSETS in order when `opset` is None), stamp the metadata, check, and
-    move into place; a model over 2 GB keeps its weights in `<output>.data` beside it.
-    Returns the opset written."""
+def _stage_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: dict) -> tuple[Path, int]:
+    """Export (trying OPSETS in order when `opset` is None), stamp the metadata and check the
+    graph, into a work folder beside `output`: `final.onnx` there (and, for a model over 2 GB,
+    its weights in `<output name>.data` beside it). Nothing is at `output` yet (`_place`).
+    Returns the work folder and the opset written."""
     import onnx
 
     from .modelfile import set_onnx_metadata
@@ -439,11 +440,70 @@ def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: 
     except Exception as e:
         shutil.rmtree(work, ignore_errors=True)
         raise ClsbenchError(f"{output}: exported graph fails onnx.checker ({e})") from None
-    if large:
+    return work, opset
+
+
+def _place(work: Path, output: str) -> None:
+    """The staged model (and its weights file, if any) moved to `output`, the weights first."""
+    data = Path(output).name + ".data"
+    if (work / data).is_file():
         os.replace(work / data, Path(output).parent / data)
-    os.replace(final, output)
-    shutil.rmtree(work, ignore_errors=True)
+    os.replace(work / "final.onnx", output)
+
+
+def _write_onnx(net, spec: ModelSpec, output: str, opset: int | None, metadata: dict) -> int:
+    """Export, stamp, check and move into place, unjudged (`export_onnx` judges before it
+    places). Returns the opset written."""
+    work, opset = _stage_onnx(net, spec, output, opset, metadata)
+    try:
+        _place(work, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return opset
+
+
+# torch 2.14.1's TorchScript exporter (dynamo=False): torch/onnx/_constants.py ONNX_MIN_OPSET,
+# ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+OPSET_RANGE = (7, 20)
+
+
+def _check_output(output: str) -> None:
+    """--output names a file whose folder exists or can be made, and can be written in."""
+    if os.path.isdir(output):
+        raise ClsbenchError(f"{output}: is a directory; --output names the ONNX file to write")
+    there = Path(os.path.abspath(output)).parent
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise ClsbenchError(f"{output}: its folder cannot be made ({there} is a file, not a folder)")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise ClsbenchError(f"{output}: cannot write in {there} (permission denied); give another --output")
+
+
+def check_export_arguments(weights: str, output: str, opset: int | None, parity_images: str | None,
+                           parity_batch: int) -> None:
+    """Every argument of an export, checked before torch is imported or anything is written:
+    a wrong one is told at once, not after the slow export. The model, its parity record and
+    its weights file (`<output>.data`) are never an input: the weights, a parity image."""
+    from ._io import check_not_input, regular_file
+    from .dataset import list_images
+
+    if parity_batch < 1:
+        raise ClsbenchError(f"--parity-batch must be >= 1, got {parity_batch}")
+    if opset is not None and not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
+        raise ClsbenchError(f"--opset {opset}: the exporter writes opsets {OPSET_RANGE[0]} to {OPSET_RANGE[1]}")
+    regular_file(weights, "weights file")
+    images = []
+    if parity_images:
+        if not os.path.isdir(parity_images):
+            raise ClsbenchError(f"{parity_images}: --parity-images folder not found (or not a folder)")
+        images = [os.path.join(parity_images, str(p)) for p in list_images(parity_images).images]
+        if not images:
+            raise ClsbenchError(f"{parity_images}: --parity-images folder holds no images")
+    output = os.fspath(output)
+    _check_output(output)
+    for path in (output, parity_path(output), output + ".data"):
+        check_not_input(path, {"the --weights file": weights, "one of the --parity-images": images}, "--output")
 
 
 def export_onnx(weights: str, output: str, *, model: str | None = None, opset: int | None = None,
@@ -451,16 +511,15 @@ def export_onnx(weights: str, output: str, *, model: str | None = None, opset: i
                 check: bool = True, provenance: str | None = None) -> dict:
     """Export, check the graph, judge it against PyTorch float64; writes `<output>.parity.json`.
     `model` None: plan.DEFAULT_MODEL. `provenance` (plan.PROVENANCE; None: told from the file's
-    digest) is recorded in the ONNX, so every later run knows where its weights came from."""
+    digest) is recorded in the ONNX, so every later run knows where its weights came from.
+    Every argument is checked before torch is imported; the model reaches `output` only once
+    it passed (or with check=False): a failed check leaves no model there, only its record."""
     from . import __version__
     from .provenance import DEFAULT_MODEL, PROVENANCE, weights_provenance
 
     spec = get_model(model or DEFAULT_MODEL)
-    if parity_batch < 1:
-        raise ClsbenchError(f"--parity-batch must be >= 1, got {parity_batch}")
-    from ._io import regular_file
-
-    regular_file(weights, "weights file")  # before importing torch: a wrong path is told at once
+    check_export_arguments(weights, output, opset, parity_images, parity_batch)
+    x, source = parity_inputs(spec, parity_images, parity_batch)  # unreadable photos: told before torch
     ident = identify_weights(weights, spec)
     provenance = provenance or weights_provenance(ident, stand_in=False)
     if provenance not in PROVENANCE:
@@ -468,24 +527,43 @@ def export_onnx(weights: str, output: str, *, model: str | None = None, opset: i
     torch, _ = _torch()
     net = build_model(spec, load_state_dict(weights), source=weights)
     pp = spec.preprocessing
-    opset = _write_onnx(net, spec, output, opset, {
+    work, opset = _stage_onnx(net, spec, output, opset, {
         "architecture": spec.name, "weights_tag": spec.tag, "num_classes": spec.num_classes,
         "preprocessing": json.dumps(pp.as_dict()), "weights_sha256": ident.sha256,
         "provenance": provenance, "tool": f"clsbench {__version__}",
         **({"reference_top1": spec.top1, "reference_top5": spec.top5} if spec.top1 is not None else {})})
-    x, source = parity_inputs(spec, parity_images, parity_batch)
-    p = {**check_export(net, output, x), "inputs": source, "torch": torch.__version__}
-    record = {"model": spec.name, "weights_tag": spec.tag, "onnx": os.path.abspath(output), "opset": opset,
-              "input": "image", "output": "class", "dynamic_batch": True,
-              "weights": {"path": os.path.abspath(weights), "md5": ident.md5, "sha256": ident.sha256,
-                          "official": ident.official, "provenance": provenance,
-                          "verdict": PROVENANCE[provenance] if provenance != "official" else ident.verdict},
-              "parity": p, "passed": p["passed"]}
-    atomic_write_json(parity_path(output), record)
+    try:
+        p = {**check_export(net, str(work / "final.onnx"), x), "inputs": source, "torch": torch.__version__}
+        record = {"model": spec.name, "weights_tag": spec.tag, "onnx": os.path.abspath(output), "opset": opset,
+                  "input": "image", "output": "class", "dynamic_batch": True,
+                  "weights": {"path": os.path.abspath(weights), "md5": ident.md5, "sha256": ident.sha256,
+                              "official": ident.official, "provenance": provenance,
+                              "verdict": PROVENANCE[provenance] if provenance != "official" else ident.verdict},
+                  "parity": p, "passed": p["passed"]}
+        _settle(work, output, record, keep=record["passed"] or not check)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     if check and not record["passed"]:
         raise ClsbenchError(f"{output}: the exported model does not compute what PyTorch computes: "
-                            + "; ".join(p["reasons"]) + f" (all figures: {parity_path(output)})")
+                            + "; ".join(p["reasons"]) + f" (all figures: {parity_path(output)}; no model written)")
     return record
+
+
+def _settle(work: Path, output: str, record: dict, keep: bool) -> None:
+    """The judged model moved to `output` with its record (`onnx_sha256`: the very file the
+    record judged, which `current_export` compares); a model refused by its check is not
+    placed, and an earlier one at `output` is removed (its record is replaced by this one)."""
+    from ._io import file_sha256
+
+    if keep:
+        record["onnx_sha256"] = file_sha256(work / "final.onnx")
+        _place(work, output)
+    else:
+        record["onnx"], record["onnx_sha256"] = None, None
+        for old in (Path(output), Path(output + ".data")):
+            if old.is_file() or old.is_symlink():
+                old.unlink()
+    atomic_write_json(parity_path(output), record)
 
 
 def parity_path(onnx_path: str) -> str:
@@ -494,14 +572,16 @@ def parity_path(onnx_path: str) -> str:
 
 def current_export(onnx_path, spec: ModelSpec, weights: str, provenance: str | None = None) -> dict | None:
     """The parity record of `onnx_path` when it is a passing export of exactly these weights
-    as `spec` (with this provenance recorded, when one is given); None when it must be
-    (re)exported. The one reuse check for exports."""
+    as `spec` (with this provenance recorded, when one is given) and the file there is the
+    one that record judged (its SHA-256: not a model a failed or interrupted export left,
+    nor one copied over it); None when it must be (re)exported. The one reuse check for exports."""
     from ._io import file_sha256
 
     rec = read_parity(str(onnx_path))
-    if (os.path.isfile(onnx_path) and rec and rec.get("passed") and rec.get("model") == spec.name
+    if (os.path.isfile(onnx_path) and rec and rec.get("passed") is True and rec.get("model") == spec.name
             and rec.get("weights_tag") == spec.tag and rec["weights"]["sha256"] == file_sha256(weights)
-            and (provenance is None or rec["weights"].get("provenance") == provenance)):
+            and (provenance is None or rec["weights"].get("provenance") == provenance)
+            and rec.get("onnx_sha256") == file_sha256(onnx_path)):  # the very file it judged
         return rec
     return None
 
@@ -572,6 +652,7 @@ def from_cache(key: str, onnx_path: Path, weights: str) -> dict | None:
     shutil.copyfile(entry / "model.onnx", tmp)
     os.replace(tmp, onnx_path)
     rec["onnx"], rec["weights"]["path"] = str(onnx_path), os.path.abspath(weights)
+    rec["onnx_sha256"] = meta["onnx_sha256"]  # the bytes just verified (entries kept before it was recorded)
     rec["from_cache"] = str(entry)
     atomic_write_json(parity_path(str(onnx_path)), rec)
     os.utime(entry)  # recently used

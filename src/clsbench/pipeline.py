@@ -64,7 +64,7 @@ class RunOptions:
     strict: bool = False
     stream: bool = False
     calib_data: str | None = None
-    calib_images: int = 300
+    calib_images: int | None = None  # None: 300, fewer on a smaller folder (compile.compile_model says so)
     decode: str = "cpu"  # with stream and the cuda backend: "gpu" decodes on the GPU (not exact)
     cuda_mode: str = "graph"  # cuda backend: graph, eager or compile
     openvino_hint: str = "latency"  # openvino backend: latency or throughput
@@ -225,7 +225,7 @@ def _artifact_for(model_file, plan, t, work: Path, val: Path, labels, o: RunOpti
     if plan.target.artifact != "compile":
         return model_file, None
     if not o.calib_data:
-        log.warning(f"no --calib-data: {t.label} calibrates on the first {o.calib_images} images of "
+        log.warning(f"no --calib-data: {t.label} calibrates on the first {o.calib_images or 'up to 300'} images of "
                     f"{val}; accuracy is also reported on the images outside that set")
     log.info(f"[1/5] compile {t.label} (calibration: {o.calib_data or val})")
     rec = compile_model(model_file, backend=t.backend, precision=t.precision, output_dir=str(work / "compiled"),

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from . import ClsbenchError, __version__
-from ._io import (ConflictError, atomic_write_bytes, atomic_write_json, folder_lock, matching_record,
-                  remove_temp_dir, sidecar, temp_dir)
+from ._io import (ConflictError, atomic_write_bytes, atomic_write_json, check_not_input, folder_lock,
+                  matching_record, remove_temp_dir, sidecar, temp_dir)
 from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
 
@@ -287,6 +287,7 @@ def preprocess_dir(src: str | os.PathLike, dst: str | os.PathLike, pp: Preproces
     """
 
     src, dst = Path(src), Path(dst)
+    check_not_input(dst, what="DST_DIR", folders={"SRC_DIR": src})  # .bin files never among the images
     listing = list_images(src)
     report = PreprocessReport(layout=listing.layout, ignored=[str(p) for p in listing.ignored])
     if not listing.images:

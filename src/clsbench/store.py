@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ClsbenchError, __version__
-from ._io import atomic_write_json, matching_record
+from ._io import atomic_write_json, check_not_input, matching_record
 from ._io import file_fingerprint
 from .dataset import check_unique, list_images, stem
 from .models import Preprocessing
@@ -79,6 +79,7 @@ def build_store(src: str | os.PathLike, dst: str | os.PathLike, pp: Preprocessin
     from .ui import progress, warn
 
     src, dst = Path(src), Path(dst)
+    check_not_input(dst, what="DST_DIR", folders={"SRC_DIR": src})  # the store never among the images
     listing = list_images(src)
     if not listing.images:
         raise ClsbenchError(f"{src}: holds no images")
