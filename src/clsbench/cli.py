@@ -345,7 +345,8 @@ def _parser_perf(command) -> None:
                    help="comma-separated backend:precision, e.g. onnxruntime:fp32,onnxruntime:int8,"
                         "openvino:fp32,openvino:bf16,openvino:int8,torch:fp32")
     p.add_argument("--batches", default="1,4,8,16,32,64")
-    p.add_argument("--duration", type=_real(0, strict=True), default=2.0, help="minimum seconds per cell")
+    p.add_argument("--duration", type=_real(0), default=2.0,
+                   help="minimum seconds per cell (0: --iterations alone decide)")
     p.add_argument("--iterations", type=_int(1), default=10, help="minimum runs per cell")
     p.add_argument("--warmup", type=_int(0), default=3)
     p.add_argument("--repeats", type=_int(1), default=5,
@@ -380,7 +381,8 @@ def _parser_zoo(command) -> None:
     p.add_argument("--stand-in-weights", action="store_true",
                    help="models without weights get realistic random ones: right for speed, not for accuracy "
                         "(marked in every row)")
-    p.add_argument("--duration", type=_real(0, strict=True), default=2.0, help="minimum seconds per cell")
+    p.add_argument("--duration", type=_real(0), default=2.0,
+                   help="minimum seconds per cell (0: --iterations alone decide)")
     p.add_argument("--iterations", type=_int(1), default=10, help="minimum runs per cell")
     p.add_argument("--warmup", type=_int(0), default=3)
     p.add_argument("--threads", type=_int(1), default=None)
