@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 
-from clsbench.backends import get_backend  # noqa: E402
-from clsbench.backends import default_threads  # noqa: E402
-from clsbench.compile import compile_model  # noqa: E402
-from clsbench.export import export_onnx  # noqa: E402
-from clsbench.perf import environment  # noqa: E402
-from clsbench.proxy_task import write_images  # noqa: E402
+from clsbench.runtime.backends import get_backend  # noqa: E402
+from clsbench.runtime.backends import default_threads  # noqa: E402
+from clsbench.compile.artifacts import compile_model  # noqa: E402
+from clsbench.compile.export import export_onnx  # noqa: E402
+from clsbench.runtime.timing import environment  # noqa: E402
+from clsbench.data.proxy_task import write_images  # noqa: E402
 
 
 def rate(rt, x, seconds: float) -> float:
@@ -55,9 +55,9 @@ def rate(rt, x, seconds: float) -> float:
 
 def held_out(work: Path, n: int = 100):
     """The last n proxy-task images, preprocessed exactly, and their labels."""
-    from clsbench.dataset import read_labels
-    from clsbench.models import get_model
-    from clsbench.preprocess import preprocess_image
+    from clsbench.data.folders import read_labels
+    from clsbench.model.table import get_model
+    from clsbench.data.preprocess import preprocess_image
 
     labels = read_labels(str(work / "data" / "val_label.txt"))
     images = sorted((work / "data" / "val").iterdir())[-n:]
@@ -81,7 +81,7 @@ def main() -> int:
     write_images(work / "data", 500, seed=7)
     configs = [("torch", "fp32", a.weights, {}), ("onnxruntime", "fp32", onnx_path, {})]
     labels_file = str(work / "data" / "val_label.txt")
-    from clsbench.dataset import read_labels
+    from clsbench.data.folders import read_labels
 
     labels = read_labels(labels_file)
     for backend, precision, extra in [("onnxruntime", "int8", {}), ("openvino", "fp32", {}), ("openvino", "bf16", {}),

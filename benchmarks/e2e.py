@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from clsbench.dataset import write_labels  # noqa: E402
-from clsbench.demo import skimage_data_dir  # noqa: E402
+from clsbench.data.folders import write_labels  # noqa: E402
+from clsbench.flows.demo import skimage_data_dir  # noqa: E402
 
 PHOTOS = ["hubble_deep_field.jpg", "retina.jpg", "astronaut.png", "motorcycle_left.png", "rocket.jpg",
           "coffee.png", "chelsea.png", "ihc.png", "color.png"]
@@ -107,10 +107,10 @@ def main() -> int:
     ap.add_argument("--weights", default=str(ROOT / "src/clsbench/data/proxy_mnasnet1_0.pth"))
     a = ap.parse_args()
 
-    from clsbench.evaluate import evaluate, write_result
-    from clsbench.infer import infer_offline
-    from clsbench.models import get_model
-    from clsbench.perf import environment
+    from clsbench.accuracy.evaluate import evaluate, write_result
+    from clsbench.measure.infer import infer_offline
+    from clsbench.model.table import get_model
+    from clsbench.runtime.timing import environment
 
     data = make_dataset(Path(a.data) / f"noise{a.noise:g}", a.images, min(a.distinct, a.images), a.noise)
     files = sorted((data / "val").iterdir())[: a.distinct]
@@ -120,7 +120,7 @@ def main() -> int:
     # export in a child process: this process, whose memory is measured, never loads torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "clsbench.cli", "export", "--weights", a.weights,
+    subprocess.run([sys.executable, "-m", "clsbench.cli.commands", "export", "--weights", a.weights,
                     "--output", onnx_path], check=True, capture_output=True)
     spec = get_model("mnasnet1_0")
 

@@ -72,7 +72,7 @@ def rt_batch(bs: int = 64) -> int:
 
 
 def open_cuda(device, bs, precision, mode):
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     return open_backend("cuda", str(WEIGHTS), batch_size=bs, precision=precision, mode=mode, device=device,
                         arch="mnasnet1_0")
@@ -82,7 +82,7 @@ def exact_crops(paths, pp, workers):
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
-    from clsbench.preprocess import crop_chw
+    from clsbench.data.preprocess import crop_chw
 
     with ProcessPoolExecutor(workers) as ex:
         return np.stack(list(ex.map(partial(crop_chw, pp=pp), paths, chunksize=16)))
@@ -102,11 +102,11 @@ def _padded(crops, bs):
 
 
 def parity_section(device, n, workdir, workers) -> dict:
-    from clsbench.backends.torch import TorchBackend
-    from clsbench.export import parity
-    from clsbench.models import get_model
-    from clsbench.preprocess import normalize_batch
-    from clsbench.proxy_task import write_images
+    from clsbench.runtime.backends.torch import TorchBackend
+    from clsbench.compile.export import parity
+    from clsbench.model.table import get_model
+    from clsbench.data.preprocess import normalize_batch
+    from clsbench.data.proxy_task import write_images
 
     pp = get_model("mnasnet1_0").preprocessing
     pairs = write_images(workdir / "proxy", n, seed=7)
@@ -251,8 +251,8 @@ def _make_part(a):
 
 def decode_section(torch, device, data: Path, n, workers) -> dict:
     """GPU decode vs the exact path on `n` distinct images: pixels and top-1 (fp32 and fp16)."""
-    from clsbench.gpudecode import DeviceDecoder
-    from clsbench.models import get_model
+    from clsbench.runtime.gpudecode import DeviceDecoder
+    from clsbench.model.table import get_model
 
     pp = get_model("mnasnet1_0").preprocessing
     paths = sorted((data / "val").iterdir())[:n]
@@ -282,7 +282,7 @@ def decode_section(torch, device, data: Path, n, workers) -> dict:
 
 
 def _e2e_run(data, workdir, decode, batch, opts, precision):
-    from clsbench.pipeline import RunOptions, run
+    from clsbench.flows.run import RunOptions, run
 
     return run(str(WEIGHTS), str(data), RunOptions(
         backend="cuda", precision=precision, batch_size=batch, stream=True, decode=decode,
@@ -324,7 +324,7 @@ def e2e_section(data: Path, workdir: Path, device, batch, deadline, precision="f
 def _agreement(workdir: Path, n: int = 2048) -> dict:
     """Top-1 agreement of the two decode paths' written outputs on a sample (a race or a
     mix-up of outputs would show as disagreement far beyond the decode difference)."""
-    from clsbench.outputs import load_scores
+    from clsbench.runtime.outputs import load_scores
 
     a_dir, b_dir = (workdir / f"run-{d}/result/dumpOutput_device0" for d in ("cpu", "gpu"))
     pick = sorted(os.listdir(a_dir))[:n]  # the first images are the distinct ones

@@ -31,9 +31,9 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from clsbench.demo import calibration_batch
-    from clsbench.export import build_model
-    from clsbench.models import get_model
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.model.weights import build_model
+    from clsbench.model.table import get_model
 
     spec = get_model(a.model)
     x = calibration_batch(spec.preprocessing, n=a.images)  # real photos, preprocessed

@@ -27,9 +27,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 
-from clsbench.loadgen import (Bench, LoadgenOptions, batch_sizes, find_peak, load_samples,  # noqa: E402
-                              open_at, open_target, run_once)
-from clsbench.perf import environment  # noqa: E402
+from clsbench.measure.loadgen import Bench, LoadgenOptions, batch_sizes, find_peak, load_samples, open_at, open_target, run_once
+from clsbench.runtime.timing import environment  # noqa: E402
 
 
 def compute_rate(backend, x: np.ndarray, seconds: float) -> float:
@@ -54,8 +53,8 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--json", default=None, help="also write the figures here")
     a = ap.parse_args()
-    from clsbench.export import export_onnx
-    from clsbench.proxy_task import write_images
+    from clsbench.compile.export import export_onnx
+    from clsbench.data.proxy_task import write_images
 
     tmp = Path(tempfile.mkdtemp(prefix="clsbench-lg-"))
     write_images(tmp / "data", a.images, seed=5)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def one(fmt: str, logits, keys, labels_file: Path, root: Path, batch: int) -> tuple[float, float, int]:
-    from clsbench.evaluate import evaluate
-    from clsbench.outputs import open_outputs
+    from clsbench.accuracy.evaluate import evaluate
+    from clsbench.runtime.outputs import open_outputs
 
     out = open_outputs(root, 0, fmt)
     out.prepare({"bench": fmt}, overwrite=True)

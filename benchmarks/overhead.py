@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np  # noqa: E402
 
-from clsbench.backends import get_backend  # noqa: E402
-from clsbench.backends import default_threads  # noqa: E402
-from clsbench.dataset import gen_bin_info  # noqa: E402
-from clsbench.infer import infer_offline  # noqa: E402
-from clsbench.models import get_model  # noqa: E402
-from clsbench.perf import environment  # noqa: E402
-from clsbench.preprocess import preprocess_dir  # noqa: E402
+from clsbench.runtime.backends import get_backend  # noqa: E402
+from clsbench.runtime.backends import default_threads  # noqa: E402
+from clsbench.data.folders import gen_bin_info  # noqa: E402
+from clsbench.measure.infer import infer_offline  # noqa: E402
+from clsbench.model.table import get_model  # noqa: E402
+from clsbench.runtime.timing import environment  # noqa: E402
+from clsbench.data.preprocess import preprocess_dir  # noqa: E402
 
 
 def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int, n_images: int,
@@ -80,7 +80,7 @@ def bare_loop(backend: str, precision: str, model: str, batch: int, threads: int
 def encode_cost(outfmt: str, batch: int = 256, runs: int = 7) -> int:
     """Microseconds per image to encode 1,000 float32 scores as `outfmt` (the guide's text is
     '%+.8e' per value), median of `runs` batches of random scores."""
-    from clsbench.outputs import encode
+    from clsbench.runtime.outputs import encode
 
     x = np.random.default_rng(0).standard_normal((batch, 1000), dtype=np.float32)
     times = []
@@ -122,14 +122,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="clsbench-overhead-"))
     data = a.data
     if not data:
-        from clsbench.demo import build_demo_dataset
+        from clsbench.flows.demo import build_demo_dataset
 
         data = str(build_demo_dataset(work / "data", per_class=-(-a.images // 5)) / "val")
     model = a.model
     if not model:
-        from clsbench.demo import calibration_batch
-        from clsbench.export import export_onnx
-        from clsbench.synthetic_weights import save_realistic_weights
+        from clsbench.flows.demo import calibration_batch
+        from clsbench.compile.export import export_onnx
+        from clsbench.model.stand_in import save_realistic_weights
 
         w = save_realistic_weights(spec, calibration_batch(spec.preprocessing), str(work / "w.pth"))
         model = str(work / "model.onnx")
@@ -138,12 +138,12 @@ def main() -> int:
             model = w
     preprocess_dir(data, work / "prep", spec.preprocessing, show_progress=False)
     if a.input == "store":
-        from clsbench.store import build_store
+        from clsbench.data.store import build_store
 
         build_store(data, work / "store", spec.preprocessing, show_progress=False)
     tool_model = model
     if a.uint8_input:
-        from clsbench.compile import compile_model
+        from clsbench.compile.artifacts import compile_model
 
         if a.input != "store" or a.backend == "torch":
             sys.exit("--uint8-input needs --input store and an ONNX backend")

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 def ort_variant(pre: str, dst: str, calib: np.ndarray, **settings) -> None:
     """clsbench's own ONNX Runtime quantizer (compile's), with one setting changed."""
-    from clsbench.ort_control import quantizer
+    from clsbench.compile.ort_control import quantizer
 
     quantizer(pre, calib, Path(dst).parent, **settings)(dst, [])
 
@@ -57,8 +57,8 @@ def ov_variant(src: str, dst: str, calib: np.ndarray, **kw) -> None:
 
 
 def logits(backend: str, model: str, x: np.ndarray, precision: str = "int8") -> np.ndarray:
-    from clsbench.backends import open_backend
-    from clsbench.stages import run_all
+    from clsbench.runtime.backends import open_backend
+    from clsbench.runtime.stages import run_all
 
     return run_all(open_backend(backend, model, batch_size=16, precision=precision), x, 16)
 
@@ -71,14 +71,14 @@ def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
 def control(batch: int, runs: int) -> int:
     import statistics
 
-    from clsbench.backends import open_backend
-    from clsbench.compile import compile_model
-    from clsbench.dataset import read_labels
-    from clsbench.export import export_onnx
-    from clsbench.models import get_model
-    from clsbench.perf import environment
-    from clsbench.preprocess import load_folder
-    from clsbench.proxy_task import write_images
+    from clsbench.runtime.backends import open_backend
+    from clsbench.compile.artifacts import compile_model
+    from clsbench.data.folders import read_labels
+    from clsbench.compile.export import export_onnx
+    from clsbench.model.table import get_model
+    from clsbench.runtime.timing import environment
+    from clsbench.data.preprocess import load_folder
+    from clsbench.data.proxy_task import write_images
 
     work = Path(tempfile.mkdtemp(prefix="clsbench-control-"))
     src = str(work / "proxy.onnx")
@@ -117,7 +117,7 @@ def control(batch: int, runs: int) -> int:
     print("| backend | artifact | held-out Top-1 % | kept in float | compile s | img/s | × plain int8 |")
     print("|---|---|---:|---|---:|---:|---:|")
     for i, (backend, name, model, max_drop, kept, secs) in enumerate(rows):
-        from clsbench.stages import run_all
+        from clsbench.runtime.stages import run_all
 
         got = run_all(open_backend(backend, model, batch_size=16, precision=None if model != src else "fp32"),
                       held.x, 16)
@@ -142,12 +142,12 @@ def main() -> int:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     import onnx
-    from clsbench.dataset import read_labels
-    from clsbench.export import export_onnx
-    from clsbench.models import get_model
-    from clsbench.perf import environment
-    from clsbench.preprocess import load_folder
-    from clsbench.proxy_task import write_images
+    from clsbench.data.folders import read_labels
+    from clsbench.compile.export import export_onnx
+    from clsbench.model.table import get_model
+    from clsbench.runtime.timing import environment
+    from clsbench.data.preprocess import load_folder
+    from clsbench.data.proxy_task import write_images
 
     work = Path(tempfile.mkdtemp(prefix="clsbench-quant-"))
     src = str(work / "proxy.onnx")

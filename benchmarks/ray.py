@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def dataset(root: Path, n: int) -> Path:
     """n ImageNet-like JPEGs (the demo's photo variants), labels beside them; cached."""
-    from clsbench.demo import build_demo_dataset
+    from clsbench.flows.demo import build_demo_dataset
 
     d = root / f"jpegs{n}"
     if not (d / "val_label.txt").exists():
@@ -46,7 +46,7 @@ def dataset(root: Path, n: int) -> Path:
 
 
 def model(root: Path) -> str:
-    from clsbench.export import export_onnx
+    from clsbench.compile.export import export_onnx
 
     out = root / "proxy.onnx"
     if not out.exists():
@@ -55,7 +55,7 @@ def model(root: Path) -> str:
 
 
 def one_run(onnx: str, data: Path, work: Path, batch: int, **engine) -> dict:
-    from clsbench.pipeline import RunOptions, run
+    from clsbench.flows.run import RunOptions, run
 
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()

@@ -29,10 +29,11 @@ def timed(fn) -> float:
 
 
 def export_rows(model: str, repeats: int, work: Path) -> list[tuple[str, float]]:
-    from clsbench.demo import calibration_batch
-    from clsbench.export import _torchvision_model, export_onnx
-    from clsbench.models import get_model
-    from clsbench.synthetic_weights import save_realistic_weights
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.model.weights import _torchvision_model
+    from clsbench.compile.export import export_onnx
+    from clsbench.model.table import get_model
+    from clsbench.model.stand_in import save_realistic_weights
 
     spec = get_model(model)
     w = save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=8), str(work / "w.pth"))
@@ -48,8 +49,8 @@ def export_rows(model: str, repeats: int, work: Path) -> list[tuple[str, float]]
 
 def cli_rows(repeats: int, work: Path) -> list[tuple[str, float]]:
     import helpers
-    from clsbench.export import export_onnx
-    from clsbench.proxy_task import write_images
+    from clsbench.compile.export import export_onnx
+    from clsbench.data.proxy_task import write_images
 
     onnx = str(work / "proxy.onnx")
     export_onnx(str(helpers.PROXY), onnx)

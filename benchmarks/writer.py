@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from clsbench._io import atomic_write_bytes  # noqa: E402
-from clsbench.outputs import format_scores  # noqa: E402
+from clsbench.runtime.outputs import format_scores  # noqa: E402
 
 
 def session(model: str, spin: bool):
@@ -52,7 +52,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="clsbench-writer-"))
     model = a.model
     if not model:
-        from clsbench.export import export_onnx
+        from clsbench.compile.export import export_onnx
 
         model = str(work / "proxy.onnx")
         export_onnx(str(ROOT / "src/clsbench/data/proxy_mnasnet1_0.pth"), model)

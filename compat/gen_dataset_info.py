@@ -2,7 +2,7 @@
 import sys
 
 import _path  # noqa: F401
-from clsbench.cli import main
+from clsbench.cli.commands import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -5,8 +5,8 @@ model_type is one of the reference's presets: mnasnet, resnet, inceptionv3, ince
 import sys
 
 import _path  # noqa: F401
-from clsbench.cli import main
-from clsbench.models import PRESETS
+from clsbench.cli.commands import main
+from clsbench.model.table import PRESETS
 
 if __name__ == "__main__":
     if len(sys.argv) < 4:

@@ -1,6 +1,7 @@
 """The layout rules of DEVELOPERS.md, checked: no import circles between clsbench's modules
-(lazy imports inside functions count), no function over 60 lines or 8 parameters, and the
-guide model's name written once. Prints what breaks them; exit 1 if anything does.
+(lazy imports inside functions count), imports only downward through the packages' LAYERS,
+no function over 60 lines or 8 parameters (a *args or **kw counts as one), and the guide
+model's name written once. Prints what breaks them; exit 1 if anything does.
 
     python scripts/layout_check.py
 """
@@ -67,14 +68,45 @@ def circles() -> list[list[str]]:
     return found
 
 
+# The packages from the bottom up: a module imports only from its own layer or one below
+# (each package's __init__ says what it owns). The root helpers, then what a model and the
+# data are, running them, scoring, the resolver, making artifacts, reports, measuring one
+# plan, the flows that chain commands, the command line.
+LAYERS = (("clsbench", "clsbench._io", "clsbench.ui"), ("clsbench.model",), ("clsbench.data",),
+          ("clsbench.runtime",), ("clsbench.accuracy",), ("clsbench.plan",), ("clsbench.compile",),
+          ("clsbench.report",), ("clsbench.measure",), ("clsbench.flows",), ("clsbench.cli", "clsbench.__main__"))
+
+
+def layer(module: str) -> int:
+    best = None
+    for i, prefixes in enumerate(LAYERS):
+        for pre in prefixes:
+            if (module == pre or module.startswith(pre + ".")) and (best is None or len(pre) > best[1]):
+                best = (i, len(pre))
+    if best is None:
+        raise SystemExit(f"{module}: in no layer of scripts/layout_check.py's LAYERS: add its package there")
+    return best[0]
+
+
+def upward_imports() -> list[str]:
+    files = {module_name(p): p for p in SRC.rglob("*.py")}
+    out = []
+    for m, p in sorted(files.items()):
+        for d in sorted(imports(p)):
+            target = d if d in files else d.rsplit(".", 1)[0]
+            if target in files and layer(target) > layer(m):
+                out.append(f"upward import: {m} (layer {layer(m)}) imports {target} (layer {layer(target)})")
+    return out
+
+
 def big_functions() -> list[str]:
     out = []
     for p in sorted(SRC.rglob("*.py")):
         for n in ast.walk(ast.parse(p.read_text())):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 a = n.args
-                params = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (a.args[:1] != [] and
-                                                                                 a.args[0].arg in ("self", "cls"))
+                params = (len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + (a.vararg is not None)
+                          + (a.kwarg is not None) - (a.args[:1] != [] and a.args[0].arg in ("self", "cls")))
                 lines = n.end_lineno - n.lineno + 1
                 if lines > MAX_LINES or params > MAX_PARAMS:
                     out.append(f"{p.relative_to(SRC.parent)}:{n.lineno} {n.name}: {lines} lines, {params} parameters")
@@ -87,11 +119,11 @@ def guide_literals() -> list[str]:
 
 
 def main() -> int:
-    bad = [f"import circle: {' -> '.join(c)}" for c in circles()] + big_functions()
+    bad = [f"import circle: {' -> '.join(c)}" for c in circles()] + upward_imports() + big_functions()
     lits = guide_literals()
     if len(lits) != 1:
-        bad.append(f'"mnasnet1_0" written {len(lits)} times (once, as models.GUIDE_MODEL): {", ".join(lits)}')
-    print("\n".join(bad) or "layout rules hold: no import circle, no function over "
+        bad.append(f'"mnasnet1_0" written {len(lits)} times (once, as model.table.GUIDE_MODEL): {", ".join(lits)}')
+    print("\n".join(bad) or "layout rules hold: no import circle, imports only downward, no function over "
                             f"{MAX_LINES} lines or {MAX_PARAMS} parameters, the guide model named once")
     return 1 if bad else 0
 

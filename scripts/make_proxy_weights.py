@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from clsbench import proxy_task  # noqa: E402
-from clsbench.models import get_model  # noqa: E402
-from clsbench.synthetic_weights import realistic_state_dict  # noqa: E402
+from clsbench.data import proxy_task  # noqa: E402
+from clsbench.model.table import get_model  # noqa: E402
+from clsbench.model.stand_in import realistic_state_dict  # noqa: E402
 
 
 def main() -> int:

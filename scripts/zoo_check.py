@@ -28,7 +28,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def rate(model: str, bs: int, crop: int, cap_s: float) -> float | str:
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     rt = open_backend("onnxruntime", model, batch_size=bs)
     x = np.random.default_rng(0).standard_normal((bs, 3, crop, crop), dtype=np.float32)
@@ -47,10 +47,10 @@ def rate(model: str, bs: int, crop: int, cap_s: float) -> float | str:
 
 
 def check(key: str, work: Path, photos: str, cap_s: float) -> dict:
-    from clsbench.demo import calibration_batch
-    from clsbench.export import export_onnx
-    from clsbench.models import get_model
-    from clsbench.synthetic_weights import save_realistic_weights
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.compile.export import export_onnx
+    from clsbench.model.table import get_model
+    from clsbench.model.stand_in import save_realistic_weights
 
     spec = get_model(key)
     d = work / key.replace(":", "_")
@@ -81,7 +81,7 @@ def fmt(v) -> str:
 
 
 def write_doc(rows: list[dict], out: Path, cap_s: float, total: int) -> None:
-    from clsbench.perf import environment
+    from clsbench.runtime.timing import environment
 
     env = environment()
     ok = sum(r["passed"] for r in rows)
@@ -114,9 +114,9 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=8.0, help="seconds of timing per batch size")
     ap.add_argument("--out", default=str(ROOT / "docs" / "zoo.md"))
     a = ap.parse_args()
-    from clsbench.models import all_models, default_tag
+    from clsbench.model.table import all_models, default_tag
 
-    from clsbench.demo import build_demo_dataset
+    from clsbench.flows.demo import build_demo_dataset
 
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ numpy, onnx, PIL, rich and jinja2 once, then forks one child per call (not onnxr
 child forked after importing it hangs in its exit, ONNX Runtime 1.32). Given `torch`, it
 imports torch and torchvision too (~5 s of one core in each call that exports a model);
 helpers.run_cli sends there only the calls that import torch anyway, since a run records
-the torch it finds imported (perf.environment). The child is what `python -m clsbench.cli
+the torch it finds imported (perf.environment). The child is what `python -m clsbench.cli.commands
 ARGS` is, minus that import: its own process, with the call's environment, working directory, stdin /dev/null and stdout/stderr to files; clsbench
 itself (whose modules read the environment when imported) is imported fresh in each child;
 the child leaves through Python's normal exit (threads joined, atexit handlers run, streams
@@ -54,7 +54,7 @@ def child(req: dict, requests, reply_fd: int) -> None:
     else:
         sys.argv = [sys.argv[0], *req["argv"]]
         sys.path[0] = os.getcwd()  # as `python -m` puts it
-        runpy.run_module("clsbench.cli", run_name="__main__", alter_sys=True)
+        runpy.run_module("clsbench.cli.commands", run_name="__main__", alter_sys=True)
     sys.exit(0)  # returned without sys.exit: status 0, as python gives
 
 

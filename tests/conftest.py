@@ -128,8 +128,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 def _tiny_dataset(root: Path) -> None:
-    from clsbench.dataset import write_labels
-    from clsbench.demo import build_demo_dataset
+    from clsbench.data.folders import write_labels
+    from clsbench.flows.demo import build_demo_dataset
 
     build_demo_dataset(root, per_class=3)  # 15 images
     val = root / "val"
@@ -145,7 +145,7 @@ def proxy_dataset(tmp_path_factory) -> Path:
     """The trained proxy's own task, ImageNet layout: 29 JPEGs of shapes x colours (a prime
     count), labels 0..15. The proxy gets most of them right, so accuracy is informative: a
     wrong label, a shifted class or a lost image changes result.json."""
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
     with made_once(tmp_path_factory, "proxydata") as (root, make):
         if make:
@@ -161,7 +161,7 @@ def proxy_weights() -> Path:
 
 @pytest.fixture(scope="session")
 def spec():
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
 
     return get_model("mnasnet1_0")
 
@@ -169,8 +169,8 @@ def spec():
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory, spec) -> Path:
     """Realistic random weights: BN statistics re-estimated on real photos, logits std ~1."""
-    from clsbench.demo import calibration_batch
-    from clsbench.synthetic_weights import save_realistic_weights
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.model.stand_in import save_realistic_weights
 
     with made_once(tmp_path_factory, "weights") as (d, make):
         if make:
@@ -180,7 +180,7 @@ def weights(tmp_path_factory, spec) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory, weights, photo_dir) -> Path:
-    from clsbench.export import export_onnx
+    from clsbench.compile.export import export_onnx
 
     with made_once(tmp_path_factory, "model") as (d, make):
         if make:
@@ -190,7 +190,7 @@ def onnx_model(tmp_path_factory, weights, photo_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def proxy_onnx(tmp_path_factory, proxy_weights) -> Path:
-    from clsbench.export import export_onnx
+    from clsbench.compile.export import export_onnx
 
     with made_once(tmp_path_factory, "proxy") as (d, make):
         if make:
@@ -200,7 +200,7 @@ def proxy_onnx(tmp_path_factory, proxy_weights) -> Path:
 
 @pytest.fixture(scope="session")
 def prep(tmp_path_factory, tiny_dataset, spec) -> Path:
-    from clsbench.preprocess import preprocess_dir
+    from clsbench.data.preprocess import preprocess_dir
 
     with made_once(tmp_path_factory, "prep") as (d, make):
         if make:
@@ -210,7 +210,7 @@ def prep(tmp_path_factory, tiny_dataset, spec) -> Path:
 
 @pytest.fixture(scope="session")
 def info_file(tmp_path_factory, prep) -> Path:
-    from clsbench.dataset import gen_bin_info
+    from clsbench.data.folders import gen_bin_info
 
     with made_once(tmp_path_factory, "info") as (d, make):
         if make:

@@ -33,7 +33,7 @@ def package_dir(module: str) -> Path:
 
 
 def photo(name: str) -> Image.Image:
-    from clsbench.demo import skimage_data_dir
+    from clsbench.flows.demo import skimage_data_dir
 
     with Image.open(skimage_data_dir() / name) as im:
         im.load()
@@ -58,7 +58,7 @@ PHOTO_CASES = [
 def run_cli(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
     """`clsbench ...` in a process of its own, the way a user runs it: forked from this test
     process's fork server (tests/cli_fork.py: the third-party imports done once), or a fresh
-    `python -m clsbench.cli` where that cannot stand in for one (CLSBENCH_TEST_SPAWN=1 forces it)."""
+    `python -m clsbench.cli.commands` where that cannot stand in for one (CLSBENCH_TEST_SPAWN=1 forces it)."""
     e = dict(os.environ, **(env or {}))
     argv = [str(a) for a in args]
     server = _FORK_TORCH if imports_torch(argv) else _FORK
@@ -298,7 +298,7 @@ def bin_tensors(folder: Path, count: int, size: int, seed: int = 0) -> Path:
 
 def stamped(path: Path, key: str, provenance: str = "other", **kw) -> Path:
     """A tiny model recording `key` the way clsbench's export does (the table's preset)."""
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
 
     spec = get_model(key)
     kw["size"] = kw.get("size") or spec.preprocessing.crop
@@ -309,6 +309,6 @@ def stamped(path: Path, key: str, provenance: str = "other", **kw) -> Path:
 
 def run_options(**kw):
     """pipeline.RunOptions for in-process plan tests (no progress bars)."""
-    from clsbench.pipeline import RunOptions
+    from clsbench.flows.run import RunOptions
 
     return RunOptions(show_progress=False, **kw)

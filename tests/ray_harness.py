@@ -32,7 +32,7 @@ def main(scenario, weights, data, work, out):
         os.environ.setdefault(f"RAY_health_check_{k}", v)
     from ray.cluster_utils import Cluster
 
-    from clsbench.pipeline import RunOptions, run
+    from clsbench.flows.run import RunOptions, run
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
     worker = cluster.add_node(num_cpus=2)

@@ -17,7 +17,7 @@ def labelled(tmp_path_factory):
     """128 images of the proxy's task: 32 calibrate, 32 steer, the last 64 are held out.
     (64 steering images made NNCF's ranking take 77 s here; with 32 plain int8 still misses
     the bound on them, so both searches must act.)"""
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
     root = tmp_path_factory.mktemp("acdata")
     write_images(root, 128, seed=11)
@@ -26,10 +26,10 @@ def labelled(tmp_path_factory):
 
 def _held_out_top1(model, root, backend):
     """Top-1 on the last 64 images, computed here from the images and labels."""
-    from clsbench.backends import open_backend
-    from clsbench.dataset import read_labels
-    from clsbench.models import get_model
-    from clsbench.preprocess import preprocess_image
+    from clsbench.runtime.backends import open_backend
+    from clsbench.data.folders import read_labels
+    from clsbench.model.table import get_model
+    from clsbench.data.preprocess import preprocess_image
 
     labels = read_labels(str(root / "val_label.txt"))
     images = sorted((root / "val").iterdir())[-64:]
@@ -97,9 +97,9 @@ def test_search_tries_equal_onnx_runtimes_own_quantization(tmp_path, proxy_onnx)
     from onnx import numpy_helper, version_converter
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    from clsbench.models import get_model
-    from clsbench.ort_control import name_nodes, quantizer
-    from clsbench.proxy_task import batch
+    from clsbench.model.table import get_model
+    from clsbench.compile.ort_control import name_nodes, quantizer
+    from clsbench.data.proxy_task import batch
 
     pre = str(tmp_path / "pre.onnx")
     onnx.save(version_converter.convert_version(onnx.load(str(proxy_onnx)), 13), pre)
@@ -125,7 +125,7 @@ def test_search_tries_equal_onnx_runtimes_own_quantization(tmp_path, proxy_onnx)
     a, b = ({i.name: numpy_helper.to_array(i) for i in g.initializer} for g in (ours, ort_))
     assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
     assert any(n.op_type == "DequantizeLinear" for n in ours.node) and any(k.endswith("_quantized") for k in a)
-    from clsbench.ort_control import weight_overrides
+    from clsbench.compile.ort_control import weight_overrides
 
     given = weight_overrides(str(tmp_path / "all.onnx"))  # what the second try was given: every weight
     convs = [n for n in onnx.load(pre).graph.node if n.op_type in ("Conv", "Gemm")]

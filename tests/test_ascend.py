@@ -13,7 +13,7 @@ from clsbench import ClsbenchError
 
 
 def test_provider_options_mirror_the_guides_atc_settings():
-    from clsbench.backends.cann import provider_options
+    from clsbench.runtime.backends.cann import provider_options
 
     assert provider_options(3, "fp16") == {"device_id": "3", "precision_mode": "force_fp16",
                                            "enable_cann_graph": "1", "arena_extend_strategy": "kNextPowerOfTwo"}
@@ -25,7 +25,7 @@ def test_provider_options_mirror_the_guides_atc_settings():
 def test_cann_backend_says_what_is_missing(proxy_onnx):
     import onnxruntime as ort
 
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     if "CANNExecutionProvider" in ort.get_available_providers():
         pytest.skip("expected: an Ascend machine; the backend would run")

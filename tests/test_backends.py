@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
-from clsbench.backends import get_backend, open_backend
-from clsbench.export import parity, parity_inputs
-from clsbench.models import get_model
-from clsbench.preprocess import preprocess_image
+from clsbench.runtime.backends import get_backend, open_backend
+from clsbench.compile.export import parity, parity_inputs
+from clsbench.model.table import get_model
+from clsbench.data.preprocess import preprocess_image
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_torch_backend_computes_in_the_layout_it_records(weights, photos_batch, 
     computes them in that layout."""
     import torch
 
-    from clsbench.export import build_model, load_state_dict
-    from clsbench.models import get_model
+    from clsbench.model.weights import build_model, load_state_dict
+    from clsbench.model.table import get_model
 
     assert not photos_batch.flags["C_CONTIGUOUS"]
     rt = get_backend("torch")(str(weights), arch="mnasnet1_0", batch_size=len(photos_batch),
@@ -89,7 +89,7 @@ def test_onnxruntime_precision_label_must_match_the_file(onnx_model):
 
 @pytest.fixture(scope="module")
 def proxy_images(tmp_path_factory):
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
     root = tmp_path_factory.mktemp("proxyimgs")
     write_images(root, 160, seed=123)
@@ -100,7 +100,7 @@ def proxy_images(tmp_path_factory):
 def compiled(tmp_path_factory, proxy_onnx, proxy_images):
     import openvino as ov
 
-    from clsbench.compile import compile_model
+    from clsbench.compile.artifacts import compile_model
 
     no_bf16 = "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")  # OpenVINO's own word
     out = tmp_path_factory.mktemp("compiled")
@@ -118,8 +118,8 @@ def compiled(tmp_path_factory, proxy_onnx, proxy_images):
 
 
 def test_proxy_is_a_trained_classifier(proxy_onnx):
-    from clsbench.models import get_model
-    from clsbench.proxy_task import batch
+    from clsbench.model.table import get_model
+    from clsbench.data.proxy_task import batch
 
     x, y = batch(64, seed=4242, pp=get_model("mnasnet1_0").preprocessing)
     logits = ort_reference(proxy_onnx, x)
@@ -166,7 +166,7 @@ def test_int8_models_are_really_quantized(compiled):
 
 
 def test_int8_compile_needs_calibration_data(proxy_onnx, tmp_path):
-    from clsbench.compile import compile_model
+    from clsbench.compile.artifacts import compile_model
 
     with pytest.raises(ClsbenchError, match="int8 needs calibration images"):
         compile_model(str(proxy_onnx), backend="onnxruntime", precision="int8", output_dir=str(tmp_path))
@@ -180,7 +180,7 @@ def test_onnxruntime_int8_compile_keeps_torch_out(proxy_onnx, proxy_dataset, tmp
     import subprocess
     import sys
 
-    code = ("import sys; from clsbench.compile import compile_model; "
+    code = ("import sys; from clsbench.compile.artifacts import compile_model; "
             f"r = compile_model({str(proxy_onnx)!r}, backend='onnxruntime', precision='int8', "
             f"output_dir={str(tmp_path)!r}, data={str(proxy_dataset / 'val')!r}, calib_images=8, parity_images=8); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(r['artifact'])")
@@ -193,7 +193,7 @@ def test_onnxruntime_int8_compile_keeps_torch_out(proxy_onnx, proxy_dataset, tmp
 
 
 def test_compile_reuses_a_matching_artifact(compiled, proxy_onnx, proxy_images):
-    from clsbench.compile import compile_model
+    from clsbench.compile.artifacts import compile_model
 
     first = compiled[("openvino", "int8")]
     again = compile_model(str(proxy_onnx), backend="openvino", precision="int8",
@@ -209,7 +209,7 @@ def test_compiled_artifacts_rerun_independently_of_their_records(compiled, proxy
     import onnxruntime as ort
     import openvino as ov
 
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
     from helpers import reference_bin
 
     pp = get_model("mnasnet1_0").preprocessing
@@ -250,7 +250,7 @@ def test_gpu_script_refuses_cleanly_without_a_gpu(tmp_path):
 def test_the_fp32_reference_is_computed_once_per_images(monkeypatch, proxy_onnx, proxy_dataset, tmp_path):
     """Each compiled precision is judged against the fp32 ONNX on the same held-out images:
     one reference run serves them all, and other images get their own."""
-    from clsbench import compile as comp
+    from clsbench.compile import artifacts as comp
 
     opened = []
     real = comp.open_backend

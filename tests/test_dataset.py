@@ -2,8 +2,7 @@ import pytest
 from PIL import Image
 
 from clsbench import ClsbenchError
-from clsbench.dataset import (gen_bin_info, gen_jpg_info, labels_from_class_folders, list_images,
-                              read_info, read_labels)
+from clsbench.data.folders import gen_bin_info, gen_jpg_info, labels_from_class_folders, list_images, read_info, read_labels
 
 
 def test_bin_info_sorted_continuous_guide_format(tmp_path):
@@ -84,7 +83,7 @@ def test_class_folders_get_imagenet_class_indices(tmp_path):
 
 
 def test_first_and_last_wnids_and_count():
-    from clsbench.dataset import imagenet_wnids
+    from clsbench.data.folders import imagenet_wnids
 
     w = imagenet_wnids()
     assert len(w) == len(set(w)) == 1000 and w[0] == "n01440764" and w[-1] == "n15075141"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
-from clsbench.evaluate import evaluate, write_result
-from clsbench.outputs import image_key
+from clsbench.accuracy.evaluate import evaluate, write_result
+from clsbench.runtime.outputs import image_key
 
 
 def write_outputs(d, rows: dict, fmt="txt"):
@@ -64,7 +64,7 @@ def test_exact_result_json_text(tmp_path):
 
 
 def test_rounding_matches_reference_on_guide_figure():
-    from clsbench.evaluate import Accuracy
+    from clsbench.accuracy.evaluate import Accuracy
 
     # 36700/50000 = 73.4 % -> "73.4%" (not "73.40%"), as the guide prints it
     acc = Accuracy(50000, 1000, [36700, 5250, 1985, 1105, 710])
@@ -133,7 +133,7 @@ def test_label_out_of_range_for_the_model_named(tmp_path):
 
 
 def test_fast_reader_of_own_text_outputs_is_exact_and_falls_back():
-    from clsbench.outputs import _parse_e8, format_scores
+    from clsbench.runtime.outputs import _parse_e8, format_scores
 
     rng = np.random.default_rng(11)
     bits = rng.integers(0, 2**32, size=(50, 1000), dtype=np.uint64).astype(np.uint32).view(np.float32)

@@ -11,8 +11,8 @@ import onnx
 import torch
 
 from clsbench import ClsbenchError
-from clsbench.export import (build_model, export_onnx, identify_weights, load_state_dict, parity,
-                             parity_inputs, parity_path)
+from clsbench.model.weights import build_model, identify_weights, load_state_dict
+from clsbench.compile.export import export_onnx, parity, parity_inputs, parity_path
 
 
 def test_realistic_weights_are_not_vacuous(weights, spec, photo_dir):
@@ -72,8 +72,8 @@ def test_parity_on_realistic_weights_and_real_photos(onnx_model, weights, spec, 
 def seeded_exports(tmp_path_factory, spec):
     """Realistic weights of seeds 1-3 (not the session's seed 0), each exported once: the
     photo sets below judge the same file (weights and export took most of this test's time)."""
-    from clsbench.demo import calibration_batch
-    from clsbench.synthetic_weights import save_realistic_weights
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.model.stand_in import save_realistic_weights
 
     made = {}
 
@@ -96,7 +96,7 @@ def test_correct_exports_pass_on_other_seeds_and_photos(spec, seed, photos, requ
     """Seed 3 of the 0.1.0 issue: rel. error 2.9e-5 vs PyTorch fp32 refused a correct export.
     Each seed's file is exported once (its own parity on the first photo set it meets) and
     judged by the export's rule, check_export, on the other set."""
-    from clsbench.export import check_export
+    from clsbench.compile.export import check_export
 
     folder = request.getfixturevalue(photos)
     folder = folder / "val" if (folder / "val").is_dir() else folder
@@ -115,7 +115,7 @@ def test_correct_exports_pass_on_other_seeds_and_photos(spec, seed, photos, requ
 def _wrong_onnx(net, spec, path, mutate):
     import copy
 
-    from clsbench.export import _write_onnx
+    from clsbench.compile.export import _write_onnx
 
     bad = copy.deepcopy(net)
     mutate(bad)
@@ -134,7 +134,7 @@ def _bn_eps(m):
 
 @pytest.mark.parametrize("mutate,why", [(_perturb_conv, "conv weight x1.01"), (_bn_eps, "one BatchNorm eps 1e-5 -> 1e-3")])
 def test_wrong_exports_fail_saying_what_differs(tmp_path, weights, spec, photo_dir, mutate, why):
-    from clsbench.export import check_export
+    from clsbench.compile.export import check_export
 
     net = build_model(spec, load_state_dict(weights))
     bad = _wrong_onnx(net, spec, tmp_path / "bad.onnx", mutate)
@@ -150,7 +150,7 @@ def test_the_float64_reference_does_not_depend_on_the_arrays_layout(weights, spe
     """Preprocessed images are channels-last views; the ground truth of the same pixels must
     be the same whatever the strides (and computed in NCHW, where PyTorch's float64 kernels
     are ~3x faster for MnasNet than channels-last: benchmarks/layouts.py)."""
-    from clsbench.export import torch_references
+    from clsbench.compile.export import torch_references
 
     x, _ = parity_inputs(spec, str(photo_dir), n=2)
     assert not x.flags["C_CONTIGUOUS"]  # what preprocessing gives
@@ -161,7 +161,7 @@ def test_the_float64_reference_does_not_depend_on_the_arrays_layout(weights, spe
 def test_logits_that_ignore_the_input_are_no_evidence(tmp_path, weights, spec, photo_dir):
     """A zero last Linear (as a freshly built ViT has): every image gets the bias, so an export
     with a wrong convolution computes exactly what PyTorch computes. No PASS for that."""
-    from clsbench.export import check_export
+    from clsbench.compile.export import check_export
 
     sd = load_state_dict(weights)
     sd["classifier.1.weight"].zero_()
@@ -180,11 +180,11 @@ def test_inception_v3_built_as_torchvision_builds_it_for_its_weights(tmp_path, m
     import torchvision
     from torchvision.models import Inception_V3_Weights
 
-    from clsbench.export import check_export
-    from clsbench.models import get_model
+    from clsbench.compile.export import check_export
+    from clsbench.model.table import get_model
 
-    from clsbench.demo import calibration_batch
-    from clsbench.synthetic_weights import realistic_state_dict
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.model.stand_in import realistic_state_dict
 
     spec = get_model("inception_v3")
     sd = realistic_state_dict(spec, calibration_batch(spec.preprocessing, n=12))  # random init is vacuous
@@ -209,7 +209,7 @@ def test_inception_v3_built_as_torchvision_builds_it_for_its_weights(tmp_path, m
 
 
 def test_dynamic_batch_runs_every_batch_size(onnx_model, spec, photo_dir):
-    from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+    from clsbench.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     x, _ = parity_inputs(spec, str(photo_dir))
     full = OnnxRuntimeBackend(str(onnx_model), batch_size=len(x)).run(x)
@@ -227,7 +227,7 @@ def test_parity_detects_a_different_model():
 
 
 def test_official_file_recognised_and_impostor_refused(tmp_path, spec, weights):
-    from clsbench import models
+    from clsbench.model import table as models
 
     data = open(weights, "rb").read()
     md5 = hashlib.md5(data).hexdigest()
@@ -326,8 +326,8 @@ def test_checkpoint_wrappers_unwrapped(tmp_path, weights, spec):
 def test_a_model_past_the_size_limit_keeps_its_weights_beside_it(tmp_path, weights, photo_dir, monkeypatch):
     """Models over 2 GB (vit_h_14, regnet_y_128gf) go to model.onnx + model.onnx.data; the
     limit is lowered here so a small model takes that path."""
-    import clsbench.export as ex
-    from clsbench.backends import open_backend
+    import clsbench.compile.export as ex
+    from clsbench.runtime.backends import open_backend
 
     monkeypatch.setattr(ex, "LARGE", 1000)
     out = tmp_path / "big" / "m.onnx"

@@ -50,7 +50,7 @@ def _reference_top5(model: Path, folder: Path, key: str):
 
 @pytest.mark.parametrize("key", ["resnet18:IMAGENET1K_V1", "efficientnet_b0:IMAGENET1K_V1"])
 def test_predictions_without_labels_equal_torchvision_and_onnxruntime(tmp_path, key):
-    from clsbench.pipeline import run
+    from clsbench.flows.run import run
 
     photos = _photos(tmp_path / "photos")
     model = stamped(tmp_path / "m.onnx", key)
@@ -109,7 +109,7 @@ def test_scoring_flags_need_labels(tmp_path):
 def test_shipped_label_data_equals_its_sources():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    from clsbench.labelsets import imagenet_names, real_labels, subset_indices
+    from clsbench.data.labelsets import imagenet_names, real_labels, subset_indices
 
     assert list(imagenet_names()) == list(_IMAGENET_CATEGORIES)
     assert [list(x) for x in real_labels()] == json.loads((TIMM_INFO / "imagenet_real_labels.json").read_text())
@@ -130,7 +130,7 @@ def test_real_labels_equal_timm_real_labels_imagenet(tmp_path):
     import torch
     from timm.data import RealLabelsImagenet
 
-    from clsbench.evaluate import Scoring, evaluate
+    from clsbench.accuracy.evaluate import Scoring, evaluate
 
     rng = np.random.default_rng(3)
     real = json.loads((TIMM_INFO / "imagenet_real_labels.json").read_text())
@@ -159,7 +159,7 @@ def test_real_labels_equal_timm_real_labels_imagenet(tmp_path):
 
 def test_real_labels_need_validation_names(tmp_path):
     from clsbench import ClsbenchError
-    from clsbench.evaluate import Scoring, evaluate
+    from clsbench.accuracy.evaluate import Scoring, evaluate
 
     out = _outputs(tmp_path / "out", ["cat", "dog"], np.zeros((2, 1000)))
     (tmp_path / "l.txt").write_text("cat 1\ndog 2\n")
@@ -173,7 +173,7 @@ def test_label_set_scores_like_timm_masking_the_logits(tmp_path, label_set):
     the positions in the subset. Computed here with torch.topk, independently."""
     import torch
 
-    from clsbench.evaluate import Scoring, evaluate
+    from clsbench.accuracy.evaluate import Scoring, evaluate
 
     name = label_set.split("-")[1]
     indices = [int(x) for x in (TIMM_INFO / f"imagenet_{name}_indices.txt").read_text().split()]
@@ -201,8 +201,8 @@ def test_label_set_scores_like_timm_masking_the_logits(tmp_path, label_set):
 
 def test_label_set_refuses_a_label_outside_it(tmp_path):
     from clsbench import ClsbenchError
-    from clsbench.evaluate import Scoring, evaluate
-    from clsbench.labelsets import subset_indices
+    from clsbench.accuracy.evaluate import Scoring, evaluate
+    from clsbench.data.labelsets import subset_indices
 
     outside = next(c for c in range(1000) if c not in set(subset_indices("imagenet-a").tolist()))
     out = _outputs(tmp_path / "out", ["a"], np.zeros((1, 1000)))
@@ -228,7 +228,7 @@ def test_eval_cli_real_labels_and_label_set(tmp_path):
 def test_run_real_labels_into_the_record_terminal_and_report(tmp_path):
     """ReaL through `run`: images named as ImageNet's validation files; the first has no
     ReaL label (left out and counted); the figures equal evaluate's on the same outputs."""
-    from clsbench.evaluate import Scoring, evaluate
+    from clsbench.accuracy.evaluate import Scoring, evaluate
 
     d = tmp_path / "data"
     (d / "val").mkdir(parents=True)
@@ -259,7 +259,7 @@ def test_a_mistyped_option_gets_the_subcommands_usage_and_the_nearest_spelling()
 
 
 def test_models_filter_matches_words_and_says_when_nothing_matches():
-    from clsbench.models import all_models, default_tag
+    from clsbench.model.table import all_models, default_tag
 
     keys = {s.key for s in all_models("vit")}
     assert "vit_b_16:IMAGENET1K_V1" in keys and not any(k.startswith("maxvit") for k in keys)
@@ -292,7 +292,7 @@ def test_piped_output_has_no_progress_bars_or_blank_lines_and_idle_stages_say_so
 
 @pytest.mark.parametrize("model", ["efficientnet_b0"])  # bicubic 256/224: not the default model's preset
 def test_demo_runs_any_model_with_its_own_preset_and_advice(tmp_path, model):
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
 
     spec = get_model(model)
     p = run_cli("demo", "--model", model, "--per-class", "3", "--work-dir", tmp_path / "d", "-q",
@@ -364,7 +364,7 @@ def test_a_second_work_dir_copies_the_export_only_when_everything_matches(tmp_pa
     CLSBENCH_CACHE=off: no cache at all."""
     import shutil
 
-    from clsbench.export import cache_dir, from_cache
+    from clsbench.compile.export import cache_dir, from_cache
 
     photos = _photos(tmp_path / "photos", 3)
     cache = tmp_path / "cache"
@@ -395,7 +395,7 @@ def test_a_second_work_dir_copies_the_export_only_when_everything_matches(tmp_pa
     assert cache_dir() is None and from_cache(entry.name, tmp_path / "x.onnx", str(proxy_weights)) is None
 
 def test_zoo_table_lists_a_models_batches_in_order():
-    from clsbench.zoo import to_markdown
+    from clsbench.flows.zoo import to_markdown
 
     def row(model, bs, rate):
         return {"model": model, "backend": "onnxruntime", "precision": "fp32", "infer_batch_size": bs,

@@ -21,7 +21,7 @@ CPU = {"device": "cpu", "mode": "eager"}
 
 @pytest.fixture(scope="module")
 def cuda_on_cpu():
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     return open_backend("cuda", str(PROXY), batch_size=4, precision="fp32", arch="mnasnet1_0", **CPU)
 
@@ -31,7 +31,7 @@ def test_normalization_on_the_device_is_torchvisions_to_the_bit(cuda_on_cpu):
     import torch
     from torchvision.transforms import functional as F
 
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
 
     pp = get_model("mnasnet1_0").preprocessing
     u8 = np.random.default_rng(0).integers(0, 256, (4, 3, 224, 224), dtype=np.uint8)
@@ -43,9 +43,9 @@ def test_normalization_on_the_device_is_torchvisions_to_the_bit(cuda_on_cpu):
 
 def test_pipelined_batches_come_back_in_order_and_match_pytorch(cuda_on_cpu):
     """One batch behind on the GPU; every result must belong to its own batch."""
-    from clsbench.backends.torch import TorchBackend
-    from clsbench.models import get_model
-    from clsbench.preprocess import normalize_batch
+    from clsbench.runtime.backends.torch import TorchBackend
+    from clsbench.model.table import get_model
+    from clsbench.data.preprocess import normalize_batch
 
     pp = get_model("mnasnet1_0").preprocessing
     rng = np.random.default_rng(1)
@@ -62,7 +62,7 @@ def test_pipelined_batches_come_back_in_order_and_match_pytorch(cuda_on_cpu):
 
 
 def test_cuda_backend_refuses_what_needs_a_gpu():
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     with pytest.raises(ClsbenchError, match="mode 'graph' needs a CUDA device"):
         open_backend("cuda", str(PROXY), batch_size=1, arch="mnasnet1_0", device="cpu", mode="graph")
@@ -77,11 +77,11 @@ def test_streaming_to_a_device_backend_writes_what_the_guide_reads(tmp_path, pro
     on the exact crops (decode cpu) or agree in top-1 (decode gpu, torchvision's decoder
     here), result.json is what the guide's evaluation script computes, no shared-memory
     file is left behind."""
-    from clsbench.backends.torch import TorchBackend
-    from clsbench.models import get_model
-    from clsbench.outputs import load_scores
-    from clsbench.pipeline import RunOptions, run
-    from clsbench.preprocess import preprocess_image
+    from clsbench.runtime.backends.torch import TorchBackend
+    from clsbench.model.table import get_model
+    from clsbench.runtime.outputs import load_scores
+    from clsbench.flows.run import RunOptions, run
+    from clsbench.data.preprocess import preprocess_image
 
     before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     s = run(str(PROXY), str(proxy_dataset), RunOptions(
@@ -107,7 +107,7 @@ def test_device_streaming_writes_parquet_rows_in_image_order(tmp_path, proxy_dat
     """The feeder's writer threads with a Parquet dataset: one writer, so the rows come in the
     order the images were run (sorted), split into parts of CLSBENCH_PARQUET_ROWS."""
     pq = pytest.importorskip("pyarrow.parquet")
-    from clsbench.pipeline import RunOptions, run
+    from clsbench.flows.run import RunOptions, run
 
     monkeypatch.setenv("CLSBENCH_PARQUET_ROWS", "8")
     run(str(PROXY), str(proxy_dataset), RunOptions(

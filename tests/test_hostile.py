@@ -52,7 +52,7 @@ def test_crafted_onnx_metadata_is_a_one_line_error(tmp_path, tiny_dataset, meta,
 def test_crafted_folded_normalization_is_refused(value):
     """What a uint8-input model says it folded in decides which crops it takes: checked."""
     from clsbench import ClsbenchError
-    from clsbench.fold import FOLDED_KEY, folded
+    from clsbench.model.fold import FOLDED_KEY, folded
 
     with pytest.raises(ClsbenchError, match="not the mean and std a folded model records"):
         folded({FOLDED_KEY: value})
@@ -102,7 +102,7 @@ def test_fifo_as_weights_is_refused_not_waited_on(tmp_path, tiny_dataset):
 def test_a_wrong_path_is_told_before_any_slow_step(tmp_path):
     """export refused a missing weights file only after importing torch (6 s here, for a
     one-line error); demo built its photo folder first and left it behind."""
-    code = ("import sys\nfrom clsbench import ClsbenchError\nfrom clsbench.export import export_onnx\n"
+    code = ("import sys\nfrom clsbench import ClsbenchError\nfrom clsbench.compile.export import export_onnx\n"
             f"try:\n    export_onnx({str(tmp_path / 'missing.pth')!r}, 'o.onnx')\n"
             "except ClsbenchError as e:\n    print(e)\nassert 'torch' not in sys.modules, 'torch imported'")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
@@ -202,7 +202,7 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_die_with_their_parent(tmp_path, sig):
-    from clsbench.demo import build_demo_dataset
+    from clsbench.flows.demo import build_demo_dataset
 
     build_demo_dataset(tmp_path / "d", per_class=40)
     p = subprocess.Popen([sys.executable, "-m", "clsbench.cli", "preprocess", tmp_path / "d" / "val", tmp_path / "p",

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
-from clsbench.dataset import read_info
-from clsbench.infer import infer_offline, pure_inference
-from clsbench.outputs import load_scores
+from clsbench.data.folders import read_info
+from clsbench.measure.infer import infer_offline, pure_inference
+from clsbench.runtime.outputs import load_scores
 from helpers import assert_guide_folder, guide_interface_rate, guide_perf_fields
 
 
@@ -33,7 +33,7 @@ def test_one_output_per_input_none_for_padding(onnx_model, info_file, tmp_path, 
 
 
 def test_outputs_match_direct_backend_run_and_round_trip(onnx_model, info_file, tmp_path):
-    from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+    from clsbench.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     # batch 5: the last batch holds 3 images and 2 padding copies, so misaligned rows would show
     infer_offline(str(onnx_model), str(info_file), batch_size=5, output=str(tmp_path), show_progress=False)
@@ -131,7 +131,7 @@ def test_fixed_batch_model_rejects_other_batch_sizes(onnx_model, tmp_path):
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
     fixed = tmp_path / "bs4.onnx"
     onnx.save(m, fixed)
-    from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+    from clsbench.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     OnnxRuntimeBackend(str(fixed), batch_size=4)
     with pytest.raises(ClsbenchError, match="fixed batch size 4 cannot run batch size 16"):
@@ -139,7 +139,7 @@ def test_fixed_batch_model_rejects_other_batch_sizes(onnx_model, tmp_path):
 
 
 def test_not_an_onnx_file(tmp_path):
-    from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+    from clsbench.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     p = tmp_path / "model.onnx"
     p.write_bytes(b"this is not a protobuf")
@@ -156,7 +156,7 @@ def test_pure_inference_mode(onnx_model, tmp_path):
 
 
 def test_text_scores_are_python_e8_formatting_and_round_trip():
-    from clsbench.outputs import format_scores
+    from clsbench.runtime.outputs import format_scores
 
     rng = np.random.default_rng(7)
     bits = rng.integers(0, 2**32, size=(40, 1000), dtype=np.uint64).astype(np.uint32).view(np.float32)

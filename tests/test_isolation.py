@@ -21,7 +21,7 @@ BLOCK_TORCH = textwrap.dedent("""
 def test_inference_path_imports_and_runs_without_torch(tmp_path, tiny_dataset, onnx_model):
     """preprocess → info → infer → eval through the CLI, with torch made unimportable."""
     code = BLOCK_TORCH + textwrap.dedent(f"""
-        from clsbench.cli import main
+        from clsbench.cli.commands import main
         steps = [
             ["preprocess", "-q", "--model", "mnasnet", {str(tiny_dataset / 'val')!r}, "prep"],
             ["info", "bin", "prep", "x.info", "224", "224"],
@@ -45,7 +45,7 @@ def test_inference_path_imports_and_runs_without_torch(tmp_path, tiny_dataset, o
 
 def test_export_without_torch_says_what_to_install(tmp_path):
     (tmp_path / "w.pth").write_bytes(b"PK")  # there (a missing file is told first, without torch)
-    code = BLOCK_TORCH + "from clsbench.cli import main; sys.exit(main(['export', '--weights', 'w.pth', '--output', 'm.onnx']))"
+    code = BLOCK_TORCH + "from clsbench.cli.commands import main; sys.exit(main(['export', '--weights', 'w.pth', '--output', 'm.onnx']))"
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 2 and "pip install 'clsbench[export]'" in p.stderr
 
@@ -56,7 +56,7 @@ CI_MARKERS = {"CI", "CONTINUOUS_INTEGRATION", "TF_BUILD", "JENKINS_URL", "GITHUB
 LIVE = textwrap.dedent("""
     import sys, time
     if sys.argv[1] == "clsbench":
-        from clsbench.backends import get_backend
+        from clsbench.runtime.backends import get_backend
         import numpy as np
         x = np.zeros((1, 3, 224, 224), np.float32)
         get_backend("onnxruntime")(sys.argv[2], batch_size=1).run(x)

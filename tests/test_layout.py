@@ -28,3 +28,25 @@ def test_the_check_sees_a_circle(tmp_path, monkeypatch):
     monkeypatch.setattr(lc, "SRC", pkg)
     assert lc.circles() == [["clsbench.a", "clsbench.b"]]
     assert [x.split(" ", 1)[1] for x in lc.big_functions()] == ["h: 2 lines, 9 parameters"]
+
+
+def test_the_check_sees_an_upward_import_and_counts_kw(tmp_path, monkeypatch):
+    """A lazy import from a lower package into a higher one (model/ reaching measure/) is
+    refused; a **kw counts as a parameter."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("layout_check", ROOT / "scripts" / "layout_check.py")
+    lc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lc)
+    pkg = tmp_path / "clsbench"
+    for sub in ("model", "measure"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model" / "table.py").write_text("def f():\n    from ..measure.sweep import g\n")
+    (pkg / "measure" / "sweep.py").write_text("from ..model.table import f\n\n\ndef g(" +
+                                              ", ".join(f"p{i}" for i in range(8)) + ", **kw):\n    pass\n")
+    monkeypatch.setattr(lc, "SRC", pkg)
+    assert lc.upward_imports() == ["upward import: clsbench.model.table (layer 1) imports clsbench.measure.sweep "
+                                   "(layer 8)"]
+    assert [x.split(" ", 1)[1] for x in lc.big_functions()] == ["g: 2 lines, 9 parameters"]

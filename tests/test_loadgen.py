@@ -83,7 +83,7 @@ class Slow:
 
 
 def _bench(tmp_path, backend, **kw):
-    from clsbench.loadgen import Bench, LoadgenOptions, Samples
+    from clsbench.measure.loadgen import Bench, LoadgenOptions, Samples
 
     x = np.zeros((32, 3, 8, 8), np.float32)
     o = LoadgenOptions(scenario="server", duration_s=1.0, batch_size=backend.batch_size, **kw)
@@ -93,7 +93,7 @@ def _bench(tmp_path, backend, **kw):
 
 
 def test_a_slowed_backend_at_a_tight_bound_is_invalid_and_says_why(tmp_path):
-    from clsbench.loadgen import run_once
+    from clsbench.measure.loadgen import run_once
 
     b = _bench(tmp_path, Slow(4, 0.02), target_qps=100, latency_bound_ms=10)
     r = run_once(b, tmp_path / "slow", "performance")
@@ -109,7 +109,7 @@ def test_find_peak_brackets_the_known_capacity_of_a_fixed_service_time(tmp_path)
     """4 samples per 5 ms: capacity 800 samples/s. The search's verdicts are monotone in the
     offered load, its VALID peak lies below the capacity and within one bisection step of
     the first INVALID load, and a good part of the capacity is usable at a 40 ms p99 bound."""
-    from clsbench.loadgen import find_peak
+    from clsbench.measure.loadgen import find_peak
 
     b = _bench(tmp_path, Slow(4, 0.005), latency_bound_ms=40, peak_steps=4)
     pk = find_peak(b, tmp_path / "peak")
@@ -160,7 +160,7 @@ def test_loadgen_refuses_bad_combinations_in_one_line(tmp_path, light):
 def test_server_batches_run_on_the_smallest_backend_that_holds_them(tmp_path):
     """Server keeps a backend per power of two up to --batch-size: a lone sample runs at
     batch 1 (not padded to 8), three run padded to 4; every response is its own sample's."""
-    from clsbench.loadgen import LoadgenOptions, Samples, Sut, batch_sizes
+    from clsbench.measure.loadgen import LoadgenOptions, Samples, Sut, batch_sizes
 
     assert batch_sizes(LoadgenOptions(scenario="server", batch_size=8)) == [1, 2, 4, 8]
     assert batch_sizes(LoadgenOptions(scenario="server", batch_size=6)) == [1, 2, 4, 6]

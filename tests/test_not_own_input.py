@@ -87,7 +87,7 @@ def test_export_arguments_are_checked_before_torch(tmp_path, proxy_weights, args
     argv = ["export", "--weights", "w.pth", "--output", "m.onnx", *args]
     if "--output" in args:
         argv = ["export", "--weights", "w.pth", *args]
-    code = BLOCK_TORCH + f"from clsbench.cli import main; sys.exit(main({argv!r}))"
+    code = BLOCK_TORCH + f"from clsbench.cli.commands import main; sys.exit(main({argv!r}))"
     before = tree(tmp_path)
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     refused(p, needle)
@@ -109,8 +109,8 @@ def test_a_failed_export_leaves_no_model_at_output(tmp_path, proxy_weights):
     only its record, which says it failed, is left, so neither `run` nor `infer` takes it."""
     import torch
 
-    from clsbench.export import current_export, read_parity
-    from clsbench.models import get_model
+    from clsbench.compile.export import current_export, read_parity
+    from clsbench.model.table import get_model
 
     sd = torch.load(proxy_weights, map_location="cpu", weights_only=True)
     sd["classifier.1.weight"].zero_()  # logits that ignore the input: no evidence, a failed check
@@ -129,8 +129,8 @@ def test_the_export_cache_takes_only_the_file_its_record_judged(tmp_path, proxy_
     put there since (an interrupted export, a copy over it) is not the one the record judged."""
     import onnx
 
-    from clsbench.export import current_export, parity_path
-    from clsbench.models import get_model
+    from clsbench.compile.export import current_export, parity_path
+    from clsbench.model.table import get_model
 
     spec, onnx_path = get_model("mnasnet1_0"), tmp_path / "model.onnx"
     shutil.copyfile(proxy_onnx, onnx_path)
@@ -224,7 +224,7 @@ def test_compile_default_calibration_adapts_to_a_small_folder(tmp_path, proxy_on
     are held out for parity, one line says so and the record keeps the numbers. A folder too
     small for 8 calibration images is refused; an explicit count is never adapted."""
     from clsbench import ClsbenchError
-    from clsbench.compile import compile_model, record_path
+    from clsbench.compile.artifacts import compile_model, record_path
 
     names = sorted(os.listdir(proxy_dataset / "val"))
     for n, k in (("d24", 24), ("d10", 10)):

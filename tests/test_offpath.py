@@ -40,7 +40,7 @@ def test_unreadable_file_mid_listing_parquet_rows_are_their_images(tmp_path, pro
 
 def test_unstable_threshold_alone():
     """Spreads just below and just above 10 %: only the threshold decides."""
-    from clsbench.perf import UNSTABLE_SPREAD, stability
+    from clsbench.runtime.timing import UNSTABLE_SPREAD, stability
 
     assert UNSTABLE_SPREAD == 0.10
     for spread, stable in ((0.099, True), (0.101, False), (0.2, False)):
@@ -54,7 +54,8 @@ def test_unstable_threshold_alone():
 def test_parity_top1_rule_alone():
     """Logits where the L2 rule passes (fp32 exact, the error far under the floor) and only
     the top-1 rule decides: one clear-margin row whose two best swap fails the check."""
-    from clsbench.export import PARITY_FLOOR, judge_parity
+    from clsbench.compile.export import PARITY_FLOOR
+    from clsbench.compile.export import judge_parity
 
     rng = np.random.default_rng(0)
     ref64 = rng.standard_normal((16, 1000))
@@ -73,7 +74,7 @@ def test_parity_top1_rule_alone():
 
 def test_last_line_without_newline_counts(tmp_path):
     """val_label.txt and a .info file whose last line has no newline: every row is read."""
-    from clsbench.dataset import read_info, read_labels
+    from clsbench.data.folders import read_info, read_labels
 
     (tmp_path / "l.txt").write_text("a.JPEG 1\nb.JPEG 2\nc.JPEG 3")
     assert read_labels(tmp_path / "l.txt") == {"a": 1, "b": 2, "c": 3}
@@ -106,7 +107,7 @@ def test_compare_judges_top1_just_past_the_threshold(tmp_path, proxy_onnx, proxy
 def test_held_out_images_are_named_and_disjoint_from_calibration(tmp_path, proxy_onnx, proxy_dataset):
     """compile names its calibration and held-out images: disjoint, and together the first
     images of the listing, in order (calibration first)."""
-    from clsbench.dataset import list_images, stem
+    from clsbench.data.folders import list_images, stem
 
     run_cli("compile", "--model", proxy_onnx, "--backend", "onnxruntime", "--precision", "int8", "--data",
             proxy_dataset / "val", "--calib-images", "10", "--parity-images", "12", "--output", tmp_path)
@@ -123,7 +124,7 @@ def test_every_tag_preset_equals_torchvision():
     weights.transforms() builds (a preset swapped between tags of one architecture fails)."""
     from torchvision.models import get_model_weights
 
-    from clsbench.models import all_models
+    from clsbench.model.table import all_models
 
     n = 0
     for spec in all_models():

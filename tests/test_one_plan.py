@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, stamped, tiny_classifier
 
-from clsbench.models import get_model
+from clsbench.model.table import get_model
 
 
 def _one_error_line(p) -> str:

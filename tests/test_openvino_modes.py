@@ -27,7 +27,7 @@ def test_throughput_mode_writes_the_same_outputs_as_the_synchronous_one(tmp_path
 def test_run_many_returns_results_in_order_and_stops_cleanly(proxy_onnx):
     import numpy as np
 
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     rt = open_backend("openvino", str(proxy_onnx), batch_size=2, hint="throughput")
     xs = [np.random.default_rng(i).standard_normal((2, 3, 224, 224), dtype=np.float32) for i in range(5)]

@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from clsbench import cli
+from clsbench.cli import commands as cli
 
 
 def _numeric_options():

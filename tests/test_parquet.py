@@ -106,7 +106,7 @@ def test_eval_of_a_dataset_by_hand(tmp_path):
     write_part(d / "part-00000.parquet", ["a", "b"], s[:2])
     write_part(d / "part-00001.parquet", ["c", "x"], s[2:])
     (tmp_path / "l.txt").write_text("a.JPEG 0\nb.JPEG 3\nc.JPEG 0\n")
-    from clsbench.evaluate import evaluate
+    from clsbench.accuracy.evaluate import evaluate
 
     acc = evaluate(d, tmp_path / "l.txt")
     assert acc.hits == [1, 0, 1, 0, 0] and acc.images == 3 and acc.num_classes == 7
@@ -141,7 +141,7 @@ def test_damaged_or_foreign_datasets_are_one_line_errors(tmp_path, proxy_onnx, p
 def test_top5_ranks_as_a_stable_argsort_of_the_negated_scores():
     """The fast ranking (partition, then sort five) against numpy's stable argsort, with
     many ties (small integers) and without, and fewer than five classes."""
-    from clsbench.evaluate import top5
+    from clsbench.accuracy.evaluate import top5
 
     rng = np.random.default_rng(1)
     for trial in range(300):

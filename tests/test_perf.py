@@ -27,8 +27,8 @@ def test_perf_sweep_outputs(onnx_model, prep, tmp_path):
 
 
 def test_perf_resumes_finished_cells(onnx_model, tmp_path):
-    from clsbench.perf import Config, Timing
-    from clsbench.sweep import sweep
+    from clsbench.runtime.timing import Config, Timing
+    from clsbench.measure.sweep import sweep
 
     ck = tmp_path / "ck.json"
     cfg = [Config("onnxruntime", "fp32", str(onnx_model))]
@@ -39,7 +39,7 @@ def test_perf_resumes_finished_cells(onnx_model, tmp_path):
     assert [r["batch_size"] for r in again["rows"]] == [1, 2]
     assert again["rows"][0]["latency_ms"] != first["rows"][0]["latency_ms"]  # remeasured: new timings
     # identical settings: nothing is remeasured, every row comes back from the checkpoint
-    import clsbench.perf as perf
+    import clsbench.runtime.timing as perf
 
     calls = []
     real = perf.measure

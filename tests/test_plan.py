@@ -120,7 +120,7 @@ def test_timm_preset_with_an_override_equals_timms_transform(tmp_path, photo_dir
     timm = pytest.importorskip("timm")
     from PIL import Image
 
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
     from clsbench.plan import resolve
 
     spec = get_model("timm:resnet18.a1_in1k")
@@ -131,7 +131,7 @@ def test_timm_preset_with_an_override_equals_timms_transform(tmp_path, photo_dir
     cfg = timm.data.resolve_data_config(pretrained_cfg=timm.models.get_pretrained_cfg("resnet18.a1_in1k").to_dict())
     assert cfg["interpolation"] == "bicubic"  # the override changes something
     t = timm.data.create_transform(**{**cfg, "interpolation": "bilinear"})
-    from clsbench.preprocess import preprocess_image
+    from clsbench.data.preprocess import preprocess_image
 
     for n in sorted(os.listdir(photo_dir))[:4]:
         want = t(Image.open(photo_dir / n).convert("RGB")).numpy()
@@ -325,7 +325,7 @@ def test_other_and_stand_in_weights_get_no_verdict(tmp_path, proxy_dataset, resn
 
 
 def test_stand_in_export_is_recorded_in_the_onnx(tmp_path, resnet18):
-    from clsbench.modelfile import read_metadata
+    from clsbench.model.files import read_metadata
 
     pth, _ = resnet18
     run_cli("export", "--model", "resnet18", "--weights", pth, "--output", tmp_path / "m.onnx",
@@ -336,7 +336,7 @@ def test_stand_in_export_is_recorded_in_the_onnx(tmp_path, resnet18):
 def test_official_verdict_uses_the_sampling_margin():
     """The verdict rule alone: a drop just past the allowed one fails, just inside passes;
     the allowed drop is the tolerance or the 95 % binomial margin of the image count."""
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
     from clsbench.plan import _judged, judge_accuracy
 
     m = _judged(get_model("mnasnet1_0"), "official", None)
@@ -358,7 +358,7 @@ def test_official_verdict_uses_the_sampling_margin():
 @pytest.fixture(scope="module")
 def two_datasets(tmp_path_factory):
     """A and B: the proxy's task, other pictures under the same file names."""
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
     root = tmp_path_factory.mktemp("ab")
     write_images(root / "A", 12, seed=5)
@@ -428,8 +428,8 @@ def test_preprocess_into_a_used_folder_takes_the_new_images(tmp_path, two_datase
 
 
 def test_store_slots_of_replaced_images_are_redone(tmp_path, two_datasets):
-    from clsbench.preprocess import crop_chw
-    from clsbench.store import Store
+    from clsbench.data.preprocess import crop_chw
+    from clsbench.data.store import Store
 
     a, b = two_datasets
     data = tmp_path / "d"
@@ -440,7 +440,7 @@ def test_store_slots_of_replaced_images_are_redone(tmp_path, two_datasets):
     p = run_cli("preprocess", data, tmp_path / "S", "--format", "store", "-q")
     assert "1 written, 11 already done" in p.stdout
     s = Store(tmp_path / "S")
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
 
     pp = get_model("mnasnet1_0").preprocessing
     for i, n in enumerate(s.names):
@@ -477,8 +477,8 @@ def test_a_model_file_is_parsed_once_per_version(tmp_path, monkeypatch, proxy_da
     rewritten at the same path is read again."""
     import onnx
 
-    from clsbench.modelfile import read_metadata
-    from clsbench.pipeline import run
+    from clsbench.model.files import read_metadata
+    from clsbench.flows.run import run
 
     model = stamped(tmp_path / "m.onnx", "resnet18:IMAGENET1K_V1")
     parsed = []

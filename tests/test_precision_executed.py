@@ -84,7 +84,7 @@ def test_backstop_refuses_what_openvino_executed_for_a_bf16_request(proxy_onnx):
     """What OpenVINO reports for a bf16-hinted compile on this CPU, checked as the backend
     checks it after compile_model: refused as bf16, accepted as the fp32 it is."""
     from clsbench import ClsbenchError
-    from clsbench.backends.openvino import check_executed
+    from clsbench.runtime.backends.openvino import check_executed
 
     hint, nodes = _exec_graph(proxy_onnx, "bf16")
     executed = {"inference_precision_hint": hint, "runtime_precisions": dict(nodes)}
@@ -119,9 +119,9 @@ def test_fp32_record_shows_fp32_nodes_and_no_bf16(tmp_path, proxy_onnx, info_fil
 
 def test_int8_ir_record_shows_int8_nodes(tmp_path, proxy_onnx):
     """An NNCF int8 IR: OpenVINO executes its quantized convolutions in u8/i8, and the record says so."""
-    from clsbench.backends import open_backend
-    from clsbench.compile import compile_model
-    from clsbench.proxy_task import write_images
+    from clsbench.runtime.backends import open_backend
+    from clsbench.compile.artifacts import compile_model
+    from clsbench.data.proxy_task import write_images
 
     write_images(tmp_path / "calib", 8, seed=77)
     ir = compile_model(str(proxy_onnx), backend="openvino", precision="int8", output_dir=str(tmp_path / "c"),
@@ -137,7 +137,7 @@ def test_int8_ir_record_shows_int8_nodes(tmp_path, proxy_onnx):
 
 def test_capability_check_is_free_for_other_backends():
     """Asking about any pair but openvino:bf16 does not even import OpenVINO."""
-    code = ("import sys; from clsbench.backends import check_precision_supported as c, precision_unsupported as u; "
+    code = ("import sys; from clsbench.runtime.backends import check_precision_supported as c, precision_unsupported as u; "
             "c('onnxruntime', 'fp32'); c('torch', 'bf16'); c('openvino', 'fp32'); c('openvino', 'int8'); "
             "assert u('cuda', 'bf16') is None; assert 'openvino' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -146,7 +146,7 @@ def test_capability_check_is_free_for_other_backends():
 def test_compile_refuses_bf16_without_data_too(tmp_path, proxy_onnx):
     """Without --data no backend is opened, so the resolver's check is all there is: no IR
     labelled bf16 is written on a CPU that would run it in fp32."""
-    from clsbench.backends import precision_unsupported
+    from clsbench.runtime.backends import precision_unsupported
 
     if not precision_unsupported("openvino", "bf16"):
         pytest.skip("this CPU runs bf16")

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from clsbench import ClsbenchError
-from clsbench.models import PRESETS, get_preprocessing
+from clsbench.model.table import PRESETS, get_preprocessing
 from clsbench._io import sidecar
-from clsbench.preprocess import preprocess_dir, preprocess_image
+from clsbench.data.preprocess import preprocess_dir, preprocess_image
 from helpers import PHOTO_CASES, assert_guide_folder, guide_bin_info, reference_bin
 
 
@@ -175,8 +175,8 @@ def test_default_pool_is_sized_by_usable_cpus_and_images(monkeypatch, photo_dir,
     import subprocess
     import sys
 
-    from clsbench import preprocess
-    from clsbench.preprocess import pool_size
+    from clsbench.data import preprocess
+    from clsbench.data.preprocess import pool_size
 
     code = "import os; os.sched_setaffinity(0, {0}); from clsbench._io import usable_cpus; print(usable_cpus())"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "1"

@@ -195,7 +195,7 @@ def test_ray_parquet_output_holds_the_local_runs_logits(ray_head, proxy_onnx, da
 
 def test_ray_refuses_an_actor_pool_that_takes_every_cpu():
     from clsbench import ClsbenchError
-    from clsbench.engines.raydata import plan_actors
+    from clsbench.runtime.engines.raydata import plan_actors
 
     assert plan_actors(4, None) == 3 and plan_actors(2, None) == 1 and plan_actors(16, 4) == 4
     for cpus, actors in ((2, 2), (4, 4), (1, None)):
@@ -204,7 +204,7 @@ def test_ray_refuses_an_actor_pool_that_takes_every_cpu():
 
 
 def test_the_local_engine_never_imports_ray(onnx_model, tiny_dataset, tmp_path):
-    code = ("import sys; from clsbench.infer import infer_offline; from clsbench.models import get_preprocessing;"
+    code = ("import sys; from clsbench.measure.infer import infer_offline; from clsbench.model.table import get_preprocessing;"
             f"infer_offline({str(onnx_model)!r}, images={str(tiny_dataset / 'val')!r}, batch_size=4, "
             f"preprocessing=get_preprocessing('mnasnet'), output={str(tmp_path / 'r')!r}, show_progress=False);"
             "assert 'ray' not in sys.modules, 'ray imported'")

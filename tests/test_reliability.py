@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from clsbench import ClsbenchError
-from clsbench.infer import infer_offline
-from clsbench.models import PRESETS
-from clsbench.preprocess import preprocess_dir, preprocess_image
+from clsbench.measure.infer import infer_offline
+from clsbench.model.table import PRESETS
+from clsbench.data.preprocess import preprocess_dir, preprocess_image
 from helpers import (assert_guide_folder, default_sigint, guide_acc_eval, guide_top1, photo, reference_bin,
                      run_cli)
 
@@ -115,7 +115,7 @@ def test_onnx_input_of_wrong_layout_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from clsbench.backends.onnxruntime import OnnxRuntimeBackend
+    from clsbench.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 224, 224, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 224, 224, 3])
@@ -163,7 +163,7 @@ def test_read_only_and_full_disk(tmp_path, onnx_model, info_file):
                   show_progress=False)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    cli = f"{sys.executable} -m clsbench.cli infer -q --model {onnx_model} --info {info_file} --batch-size 4"
+    cli = f"{sys.executable} -m clsbench.cli.commands infer -q --model {onnx_model} --info {info_file} --batch-size 4"
     script = f"""
         mount -t tmpfs -o size=10k,ro tmpfs {mnt}
         {cli} --output {mnt}/r > {tmp_path}/ro.out 2>&1; echo "ro rc=$?"
@@ -247,7 +247,7 @@ def dir_bytes(d, suffix):
 
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory):
-    from clsbench.demo import build_demo_dataset
+    from clsbench.flows.demo import build_demo_dataset
 
     return build_demo_dataset(tmp_path_factory.mktemp("many"), per_class=16) / "val"  # 80 JPEGs
 
@@ -340,7 +340,7 @@ def test_mixed_good_and_bad_files_right_accuracy_precise_list(tmp_path, proxy_on
 
 @pytest.fixture(scope="module")
 def proxy_many(tmp_path_factory):
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
     root = tmp_path_factory.mktemp("proxymany")
     write_images(root, 80, seed=77)

@@ -14,7 +14,7 @@ from helpers import run_cli
 
 
 def test_percentiles_by_hand():
-    from clsbench.perf import latency_stats, parse_percentiles
+    from clsbench.runtime.timing import latency_stats, parse_percentiles
 
     # 1..1000 ms: linear interpolation puts p99.9 at position 0.999 * 999 = 998.001 -> 999.001
     s = latency_stats(np.arange(1, 1001, dtype=float), parse_percentiles("50, 90,99.9,99"))
@@ -33,7 +33,7 @@ def test_bad_percentiles_are_one_line_errors(text, onnx_model, tmp_path):
 
 
 def test_stability_by_hand():
-    from clsbench.perf import stability
+    from clsbench.runtime.timing import stability
 
     # batch 10, four 100 ms runs then four 200 ms runs, in 2 windows: 100 and 50 images/s
     s = stability([100.0] * 4 + [200.0] * 4, 10, repeats=2)
@@ -48,7 +48,7 @@ def test_stability_by_hand():
 
 
 def test_latency_log_streams_and_cleans_up(tmp_path):
-    from clsbench.perf import LatencyLog
+    from clsbench.runtime.timing import LatencyLog
 
     path = tmp_path / "lat.csv"
     with LatencyLog(path) as log:

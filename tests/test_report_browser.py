@@ -345,8 +345,8 @@ def test_bar_labels_fit_their_bars_as_chromium_lays_them_out(tmp_path):
     that Chromium draws wider than the bar ("infer: 3.33 s (15" cut): each label on a bar
     must fit it, the others go to the legend. And a lone point per series is drawn large,
     with its value beside it."""
-    from clsbench.htmlreport import page
-    from clsbench.svg import line_chart, stacked_bar
+    from clsbench.report.html import page
+    from clsbench.report.svg import line_chart, stacked_bar
 
     bars = [stacked_bar([("infer", 3.33), ("preprocess+infer", 18.9)], unit="s", title="steps"),
             stacked_bar([("read/decode", 1.2), ("preprocess", 2.1), ("inference", 3.3), ("write", 0.4)],

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from clsbench import ClsbenchError
-from clsbench.infer import infer_offline
-from clsbench.models import PRESETS
-from clsbench.store import Store, build_store
+from clsbench.measure.infer import infer_offline
+from clsbench.model.table import PRESETS
+from clsbench.data.store import Store, build_store
 
 PP = PRESETS["mnasnet"]
 

@@ -20,8 +20,8 @@ def test_timm_presets_are_timms_eval_transform_to_the_bit(tmp_path, name):
     resolve_data_config + create_transform give on PIL images, on photos of several shapes."""
     from timm.data import create_transform, resolve_data_config
 
-    from clsbench.models import get_model
-    from clsbench.preprocess import preprocess_image
+    from clsbench.model.table import get_model
+    from clsbench.data.preprocess import preprocess_image
 
     spec = get_model("timm:" + name.replace(".", ":"))
     cfg = timm.models.get_pretrained_cfg(name)
@@ -41,17 +41,17 @@ def test_a_timm_model_exports_checks_and_runs(tmp_path, proxy_dataset, name):
     passes the float64 parity check on realistic weights; `run` on the ONNX needs no --model;
     reading the identity back imports neither timm nor torch; no reference accuracy exists,
     so the summary says none and --check refuses."""
-    from clsbench.demo import calibration_batch
-    from clsbench.export import export_onnx
-    from clsbench.models import get_model
-    from clsbench.synthetic_weights import save_realistic_weights
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.compile.export import export_onnx
+    from clsbench.model.table import get_model
+    from clsbench.model.stand_in import save_realistic_weights
 
     spec = get_model(f"timm:{name}")
     w = tmp_path / "w.pth"
     save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=8), str(w))
     rec = export_onnx(str(w), str(tmp_path / "m.onnx"), model=spec.key, parity_batch=2)
     assert rec["passed"] and rec["opset"] == 11
-    probe = subprocess.run([sys.executable, "-c", "import sys; from clsbench.modelfile import identity_of; "
+    probe = subprocess.run([sys.executable, "-c", "import sys; from clsbench.model.files import identity_of; "
                             f"s, pp = identity_of({str(tmp_path / 'm.onnx')!r}); "
                             "print(s.key, pp.resize, 'timm' in sys.modules, 'torch' in sys.modules)"],
                            capture_output=True, text=True, check=True)
@@ -70,7 +70,7 @@ def test_a_timm_model_exports_checks_and_runs(tmp_path, proxy_dataset, name):
 
 def test_unknown_timm_names_get_suggestions():
     from clsbench import ClsbenchError
-    from clsbench.models import get_model
+    from clsbench.model.table import get_model
 
     with pytest.raises(ClsbenchError, match="unknown timm model 'mobilenetv4_conv_smal'; did you mean"):
         get_model("timm:mobilenetv4_conv_smal")

@@ -100,7 +100,7 @@ def test_conflict_advice_names_the_commands_own_flags(tmp_path, proxy_weights, p
 
 @pytest.mark.slow
 def test_ctrl_c_during_stream_reports_the_files_on_disk(tmp_path, proxy_onnx):
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
     write_images(tmp_path / "data", 160, seed=5)
     work = tmp_path / "w"
@@ -157,7 +157,7 @@ def test_run_int8_calibrates_on_the_data_and_reports_the_drop(tmp_path, proxy_we
 @pytest.mark.slow
 def test_artifact_knows_its_precision_and_weights_take_any_model_file(tmp_path, proxy_weights, proxy_dataset,
                                                                       proxy_onnx, info_file):
-    from clsbench.compile import compile_model
+    from clsbench.compile.artifacts import compile_model
 
     art = compile_model(str(proxy_onnx), backend="onnxruntime", precision="int8", output_dir=str(tmp_path / "c"),
                         data=str(proxy_dataset / "val"), calib_images=8, parity_images=0)["artifact"]
@@ -172,10 +172,10 @@ def test_artifact_knows_its_precision_and_weights_take_any_model_file(tmp_path, 
 
 
 def test_perf_uses_the_compiled_artifacts(tmp_path, proxy_onnx, proxy_dataset):
-    from clsbench.compile import compile_model
-    from clsbench.sweep import resolve_configs
+    from clsbench.compile.artifacts import compile_model
+    from clsbench.measure.sweep import resolve_configs
 
-    from clsbench.backends import precision_unsupported
+    from clsbench.runtime.backends import precision_unsupported
 
     c = tmp_path / "c"
     p = "fp32" if precision_unsupported("openvino", "bf16") else "bf16"  # bf16 is refused on a CPU without it
@@ -186,7 +186,7 @@ def test_perf_uses_the_compiled_artifacts(tmp_path, proxy_onnx, proxy_dataset):
     if p == "bf16":
         assert resolve_configs("openvino:fp32", model=str(proxy_onnx), weights=None,
                                compiled=str(c))[0].model == str(proxy_onnx)
-    from clsbench.modelfile import read_metadata
+    from clsbench.model.files import read_metadata
 
     assert read_metadata(ir)["precision"] == p and read_metadata(opt)["backend"] == "onnxruntime"
 
@@ -215,7 +215,7 @@ def _external(tmp_path, location):
 
 
 def test_external_data_beside_the_model_works(tmp_path):
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     rt = open_backend(None, str(_external(tmp_path, "w.data")), batch_size=2)
     y = rt.run(np.zeros((2, 3, 4, 4), np.float32))
@@ -224,7 +224,7 @@ def test_external_data_beside_the_model_works(tmp_path):
 
 @pytest.mark.parametrize("where", ["../secret.data", "/etc/hostname", "link"])
 def test_external_data_leaving_the_folder_is_refused(tmp_path, where):
-    from clsbench.backends import open_backend
+    from clsbench.runtime.backends import open_backend
 
     (tmp_path / "secret.data").write_bytes(np.ones(48, np.float32).tobytes())
     if where == "link":
@@ -254,9 +254,9 @@ def test_second_process_on_the_same_folder_refused(tmp_path, proxy_onnx, info_fi
 def test_run_works_for_other_pairs_of_the_table(tmp_path, proxy_weights, proxy_dataset, backend, precision):
     work = tmp_path / "w"
     calib = tmp_path / "calib"
-    from clsbench.proxy_task import write_images
+    from clsbench.data.proxy_task import write_images
 
-    from clsbench.backends import precision_unsupported
+    from clsbench.runtime.backends import precision_unsupported
 
     write_images(calib, 16, seed=31)  # calibration images apart from the evaluation set
     args = ("run", "-q", "--weights", proxy_weights, "--data", proxy_dataset, "--work-dir", work,
@@ -276,7 +276,7 @@ def test_run_works_for_other_pairs_of_the_table(tmp_path, proxy_weights, proxy_d
 
 
 def test_an_openvino_ir_as_weights_runs_on_openvino(tmp_path, proxy_onnx, proxy_dataset):
-    from clsbench.compile import compile_model
+    from clsbench.compile.artifacts import compile_model
 
     ir = compile_model(str(proxy_onnx), backend="openvino", precision="fp32", output_dir=str(tmp_path / "c"))["artifact"]
     run_cli("run", "-q", "--weights", ir, "--data", proxy_dataset, "--work-dir", tmp_path / "w")

@@ -9,8 +9,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from clsbench.models import all_models, get_model, get_preprocessing
-from clsbench.preprocess import preprocess_image
+from clsbench.model.table import all_models, get_model, get_preprocessing
+from clsbench.data.preprocess import preprocess_image
 from helpers import PHOTO_CASES, ROOT, run_cli
 
 
@@ -115,9 +115,9 @@ def family_photos(tmp_path_factory, photo_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family_representative_exports_and_matches_pytorch(tmp_path, photo_dir, family_photos, name):
-    from clsbench.demo import calibration_batch
-    from clsbench.modelfile import read_metadata
-    from clsbench.synthetic_weights import save_realistic_weights
+    from clsbench.flows.demo import calibration_batch
+    from clsbench.model.files import read_metadata
+    from clsbench.model.stand_in import save_realistic_weights
 
     spec = get_model(name)
     w = tmp_path / "w.pth"

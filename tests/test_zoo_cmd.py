@@ -8,7 +8,7 @@ from helpers import PROXY, run_cli
 
 
 def test_frontier_keeps_only_what_nothing_beats():
-    from clsbench.zoo import frontier
+    from clsbench.flows.zoo import frontier
 
     pts = [(100, 70), (50, 75), (60, 72), (40, 74), (200, 60), (90, 69)]
     # (40, 74) loses to (50, 75) on both; (90, 69) to (100, 70)

@@ -1,6 +1,6 @@
 """What a run is, resolved once, before any slow step: the plan.
 
-`resolve(weights, data, options)` turns what the user asked for (`pipeline.RunOptions`, no
+`resolve(weights, data, options)` turns what the user asked for (`flows.run.RunOptions`, no
 defaults filled in) and what the model file says about itself into a frozen `Plan`:
 
     model    identity, provenance (official │ proxy │ stand-in │ other weights │ foreign file),
@@ -27,9 +27,9 @@ from pathlib import Path
 
 from . import ClsbenchError
 from ._io import file_fingerprint, fingerprint
-from .evaluate import Scoring
-from .models import ModelSpec, Preprocessing
-from .provenance import DEFAULT_MODEL, PROVENANCE, proxy_record, weights_provenance
+from .accuracy.evaluate import Scoring
+from .model.table import ModelSpec, Preprocessing
+from .model.provenance import DEFAULT_MODEL, PROVENANCE, proxy_record, weights_provenance
 
 log = logging.getLogger("clsbench")
 
@@ -137,7 +137,7 @@ class Plan:
     def runnable(self, path: str) -> "Runnable":
         """This plan's model, preset and target for the file that runs (the weights, their
         export or a compiled artifact): what `infer` is handed instead of resolving again."""
-        from .modelfile import kind
+        from .model.files import kind
 
         return Runnable(path, self.weights_kind if path == self.weights else kind(path), self.model,
                         self.preset, self.target)
@@ -170,7 +170,7 @@ ARTIFACTS = (("export", "the .pth exported to ONNX, checked against PyTorch"),
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:
     """The fingerprint of an image folder's listing: what a compiled artifact calibrated on."""
-    from .dataset import list_images
+    from .data.folders import list_images
 
     folder = Path(folder)
     return fingerprint([str(rel), *file_fingerprint(folder / rel)[1:]] for rel in list_images(folder).images)
@@ -189,7 +189,7 @@ def _data_plan(data: str, images: Path, labels: Path | None, layout: str, listin
 def resolve_data(data: str) -> DataPlan:
     """An ImageNet-layout directory (val/ + val_label.txt, or val/<wnid>/ class folders), or
     any folder of images without labels: then predictions only."""
-    from .dataset import list_images
+    from .data.folders import list_images
 
     root = Path(data)
     if not root.is_dir():
@@ -237,7 +237,7 @@ def _judged(spec: ModelSpec | None, provenance: str, sha: str | None) -> ModelPl
 def reference_for(name: str) -> ModelPlan:
     """The reference of a model named by the user (`eval --model`): the table's published
     accuracy, taken as the claim to judge against."""
-    from .models import get_model
+    from .model.table import get_model
 
     return _judged(get_model(name), "official", None)
 
@@ -249,7 +249,7 @@ def outputs_reference(result_dir: str, model: str | None) -> ModelPlan | None:
     the published weights (the vendor's tools record nothing). A --model that contradicts the
     record is refused. None: nothing to judge against."""
     from ._io import read_record, sidecar
-    from .models import get_model
+    from .model.table import get_model
 
     where = sidecar(Path(result_dir))
     recorded = ((read_record(where) or {}).get("identity") or {}).get("model")
@@ -272,7 +272,7 @@ def outputs_reference(result_dir: str, model: str | None) -> ModelPlan | None:
 
 
 def _pth_provenance(weights: str, spec: ModelSpec, stand_in: bool) -> tuple[str, str]:
-    from .export import identify_weights
+    from .model.weights import identify_weights
 
     ident = identify_weights(weights, spec)  # a file named like the official one with another digest: error
     return weights_provenance(ident, stand_in), ident.sha256
@@ -296,7 +296,7 @@ def resolve_model(weights: str, kind: str, meta: dict, recorded: ModelSpec | Non
                   stand_in: bool) -> ModelPlan:
     """Which model: what the file records, else --model, else DEFAULT_MODEL for a .pth (the
     torchvision architecture must be known to load it); an unnamed foreign ONNX/IR stays unnamed."""
-    from .models import get_model
+    from .model.table import get_model
 
     asked = get_model(model) if model else None
     if recorded and asked and recorded.key != asked.key:
@@ -316,7 +316,7 @@ def resolve_model(weights: str, kind: str, meta: dict, recorded: ModelSpec | Non
 def resolve_preset(base: Preprocessing | None, base_source: str, overrides: dict) -> PresetPlan:
     """The model's own preset with the flags given applied on top, each field's source named.
     `base` None (a foreign file that records none): DEFAULT_MODEL's preset, said as such."""
-    from .models import custom_preprocessing, get_model
+    from .model.table import custom_preprocessing, get_model
 
     given = {k: v for k, v in overrides.items() if v is not None and v is not False}
     if base is None:
@@ -346,8 +346,8 @@ def resolve_target(weights: str, kind: str, backend: str | None, precision: str 
     eagerly by torch/cuda); a model file records its own backend and precision (a compiled
     int8 file is int8), flags that contradict it are errors; a float ONNX asked to run at a
     precision that needs compiling is compiled here."""
-    from .backends import DEFAULT_PRECISION, OPTIONS, check_precision_supported, resolve, target
-    from .modelfile import read_metadata, stored_precision
+    from .runtime.backends import DEFAULT_PRECISION, OPTIONS, check_precision_supported, resolve, target
+    from .model.files import read_metadata, stored_precision
 
     if kind == "pth":
         t = target(backend or "onnxruntime", precision or DEFAULT_PRECISION.get(backend or "onnxruntime", "fp32"))
@@ -405,7 +405,7 @@ def check_input_shape(weights: str, kind: str, crop: int, batch_size: int, prese
     after every image was preprocessed."""
     if kind != "onnx":
         return
-    from .modelfile import parsed_onnx
+    from .model.files import parsed_onnx
 
     inputs = parsed_onnx(weights).inputs
     if len(inputs) != 1:
@@ -450,7 +450,7 @@ def model_and_preset(weights: str, k: str, model: str | None, stand_in: bool,
                      overrides: dict) -> tuple[ModelPlan, PresetPlan]:
     """The model (resolve_model) and its preset: what the file records, else the table's
     entry, each flag in `overrides` applied on top (resolve_preset). `run` and `loadgen`."""
-    from .modelfile import identity_of, read_metadata
+    from .model.files import identity_of, read_metadata
 
     meta = read_metadata(weights, k) if k != "pth" else {}
     recorded, recorded_pp = identity_of(weights, k) if k != "pth" else (None, None)
@@ -478,8 +478,8 @@ def check_inputs(weights: str | None, o) -> None:
 
 def resolve(weights: str, data: str, o) -> Plan:
     """THE resolver of `clsbench run` (and demo): see the module's docstring."""
-    from .dataset import check_no_whitespace
-    from .modelfile import kind
+    from .data.folders import check_no_whitespace
+    from .model.files import kind
 
     check_inputs(weights, o)
     for path, what in ((o.work_dir, "the work directory"), (data, "the data path")):
@@ -557,7 +557,7 @@ def resolve_runnable(path: str, r: RunnableRequest, *, can_export: bool = False)
     """The model, preset and target of one model file, as `resolve` decides them for `run`.
     A command that cannot export or compile (`can_export` False) refuses a target that needs
     it, saying what to type: the same file and flags mean the same thing everywhere."""
-    from .modelfile import kind
+    from .model.files import kind
 
     if not os.path.exists(path):
         raise ClsbenchError(f"{path}: model file not found")

@@ -1,0 +1,220 @@
+"""Many models × configs in one resumable run: `clsbench zoo`.
+
+For each model: its weights (`<weights_dir>/<torchvision's file name>` or `<name>.pth`; or,
+asked for with `stand_in_weights`, realistic stand-in weights: right for speed, meaningless
+for accuracy, and marked so in every row), the export with its parity check (reused when a
+passing one is there), then `perf.sweep` over the configs and batch sizes with one checkpoint
+per model, so a killed run measures only what is missing. Writes zoo.csv (timm's benchmark
+CSV columns, plus backend, precision, reference accuracy, weights and the environment),
+zoo.md, zoo.json and zoo.png: measured img/s (log x) against each model's reference Top-1,
+one mark per model × config, with each config's accuracy/speed frontier.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import ClsbenchError
+
+log = logging.getLogger("clsbench")
+
+CSV_COLUMNS = ["model", "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
+               "infer_gflops", "param_count", "backend", "precision", "reference_top1", "reference_top5",
+               "weights", "threads", "cpu", "runtime_version", "clsbench"]
+
+
+def parse_models(text: str) -> list:
+    from ..model.table import all_models, get_model
+
+    if text.strip() == "all":
+        return list(all_models(""))
+    specs = [get_model(k.strip()) for k in text.split(",") if k.strip()]
+    if not specs:
+        raise ClsbenchError("--models: give at least one NAME[:TAG], or all")
+    return specs
+
+
+def find_weights(spec, weights_dir: str | None, work: Path, stand_in: bool) -> tuple[str, str]:
+    """(path, kind): the user's file, else stand-in weights when allowed, else an error."""
+    names = ([spec.official.filename] if spec.official else []) + [f"{spec.name}.pth"]
+    for n in names if weights_dir else []:
+        p = os.path.join(weights_dir, n)
+        if os.path.isfile(p):
+            return p, "given"
+    if not stand_in:
+        where = f"in {weights_dir} " if weights_dir else ""
+        raise ClsbenchError(f"{spec.key}: no weights {where}(looked for {', '.join(names)}); give --weights-dir, "
+                            f"or --stand-in-weights to measure speed with realistic random weights")
+    path = work / "weights" / f"{spec.key.replace(':', '_')}.pth"
+    if not path.is_file():
+        from .demo import calibration_batch
+        from ..model.stand_in import save_realistic_weights
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_realistic_weights(spec, calibration_batch(spec.preprocessing, n=8), str(tmp))
+        os.replace(tmp, path)
+    return str(path), "stand-in (speed only)"
+
+
+def exported(spec, weights: str, work: Path, stand_in: bool = False) -> str:
+    """The model's ONNX; stand-in weights are recorded in it as such (no run judges their accuracy)."""
+    from ..compile.export import current_export, export_onnx
+
+    provenance = "stand-in" if stand_in else None
+    onnx_path = work / "models" / f"{spec.key.replace(':', '_')}.onnx"
+    if current_export(onnx_path, spec, weights, provenance):
+        return str(onnx_path)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    log.info(f"export {spec.key} → {onnx_path}")
+    export_onnx(weights, str(onnx_path), model=spec.key, parity_batch=2, provenance=provenance)
+    return str(onnx_path)
+
+
+@dataclass
+class ZooOptions:
+    configs: str = "onnxruntime:fp32"
+    batches: str = "32"
+    output: str = "zoo"
+    weights_dir: str | None = None
+    stand_in_weights: bool = False
+    duration: float = 2.0
+    iterations: int = 10
+    warmup: int = 3
+    threads: int | None = None
+    show_progress: bool = True
+
+
+def run_zoo(models: str, options: ZooOptions | None = None, **kw) -> dict:
+    """Each model: its weights, its export, the perf sweep of the configs; one checkpoint per
+    model under cells/, so a rerun measures only what is missing."""
+    from .._io import atomic_write_json, atomic_write_text, folder_lock
+    from ..runtime.timing import Timing, parse_batches
+    from ..measure.sweep import resolve_configs, sweep
+    from ..ui import progress
+
+    o = options or ZooOptions(**kw)
+    specs = parse_models(models)
+    sizes = parse_batches(o.batches)
+    timing = Timing(o.duration, o.iterations, o.warmup, o.threads)
+    work = Path(o.output)
+    (work / "cells").mkdir(parents=True, exist_ok=True)
+    rows, results = [], {}
+    with folder_lock(work), progress(len(specs), "zoo", o.show_progress) as advance:
+        for spec in specs:
+            weights, kind = find_weights(spec, o.weights_dir, work, o.stand_in_weights)
+            onnx_path = exported(spec, weights, work, stand_in=kind.startswith("stand-in"))
+            cfgs = resolve_configs(o.configs, model=onnx_path, weights=weights, compiled=str(work / "compiled"))
+            res = sweep(cfgs, sizes, timing,
+                        checkpoint=str(work / "cells" / f"{spec.key.replace(':', '_')}.json"))
+            results[spec.key] = res
+            rows += [csv_row(spec, r, kind, res["environment"]) for r in res["rows"]]
+            advance()
+        atomic_write_text(work / "zoo.csv", to_csv(rows))
+        atomic_write_text(work / "zoo.md", to_markdown(rows))
+        atomic_write_json(work / "zoo.json", {"rows": rows, "sweeps": results})
+        png = frontier_plot(rows, str(work / "zoo.png"))
+    return {"rows": rows, "files": {"csv": str(work / "zoo.csv"), "md": str(work / "zoo.md"),
+                                    "json": str(work / "zoo.json"), "png": png}}
+
+
+def csv_row(spec, r: dict, weights_kind: str, env: dict) -> dict:
+    rt = r["runtime"]
+    return {"model": spec.key, "infer_samples_per_sec": round(r["throughput_compute"], 2),
+            "infer_step_time": round(r["latency_ms"]["p50"], 3) if r["latency_ms"] else None, "infer_batch_size": r["batch_size"],
+            "infer_img_size": spec.preprocessing.crop, "infer_gflops": spec.gflops,
+            "param_count": round(spec.params / 1e6, 2), "backend": r["backend"], "precision": r["precision"],
+            "reference_top1": spec.top1, "reference_top5": spec.top5, "weights": weights_kind,
+            "threads": rt.get("threads"), "cpu": env.get("cpu"), "runtime_version": rt.get("version"),
+            "clsbench": env.get("clsbench")}
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def to_markdown(rows: list[dict]) -> str:
+    head = ["model", "backend", "precision", "batch", "img/s", "p50 ms/batch", "ref. Top-1", "GFLOPS", "params (M)",
+            "weights"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = {}
+    for r in rows:
+        best[r["model"]] = max(best.get(r["model"], 0.0), r["infer_samples_per_sec"])
+    # models fastest first; a model's own rows by backend, precision and batch, smallest first
+    for r in sorted(rows, key=lambda r: (-best[r["model"]], r["model"], r["backend"], r["precision"],
+                                         r["infer_batch_size"])):
+        lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['infer_batch_size']} | "
+                     f"{r['infer_samples_per_sec']:,.1f} | {r['infer_step_time']:.2f} | {r['reference_top1']} | "
+                     f"{r['infer_gflops']} | {r['param_count']} | {r['weights']} |")
+    env = rows[0] if rows else {}
+    lines += ["", f"CPU: {env.get('cpu')}, {env.get('threads')} threads; clsbench {env.get('clsbench')}. "
+              "img/s is compute only: batch × runs / time inside the runtime (as `clsbench perf`); "
+              "Top-1 is torchvision's reference for the weights, not measured here."]
+    return "\n".join(lines) + "\n"
+
+
+def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats in both speed and accuracy, fastest first."""
+    best, out = float("-inf"), []
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if y > best:
+            out.append((x, y))
+            best = y
+    return out
+
+
+def frontier_plot(rows: list[dict], path: str) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["backend"], r["precision"], r["infer_batch_size"]), []).append(r)
+    markers = "osD^vP*X"
+    for i, ((b, p, bs), rs) in enumerate(sorted(groups.items())):
+        pts = [(r["infer_samples_per_sec"], r["reference_top1"]) for r in rs if r["reference_top1"] is not None]
+        if not pts:
+            continue
+        sc = ax.scatter(*zip(*pts), s=36, marker=markers[i % len(markers)], label=f"{b} {p}, batch {bs}",
+                        zorder=3, alpha=0.85)
+        f = sorted(frontier(pts))
+        ax.plot(*zip(*f), color=sc.get_facecolor()[0], alpha=0.5, lw=1.5, zorder=2)
+    fastest: dict = {}  # one label per model, at its fastest mark
+    for r in rows:
+        if r["reference_top1"] is not None and r["infer_samples_per_sec"] > fastest.get(r["model"], {}).get(
+                "infer_samples_per_sec", 0):
+            fastest[r["model"]] = r
+    import math
+
+    placed: list = []
+    for r in sorted(fastest.values(), key=lambda r: r["infer_samples_per_sec"]):
+        x, y = math.log10(r["infer_samples_per_sec"]), r["reference_top1"]
+        near = sum(1 for px, py in placed if abs(px - x) < 0.25 and abs(py - y) < 0.8)  # label would overlap
+        placed.append((x, y))
+        ax.annotate(r["model"].split(":")[0], (r["infer_samples_per_sec"], y), textcoords="offset points",
+                    xytext=(5, 3 - 10 * near), fontsize=7, color="#333")
+    ax.set_xscale("log")
+    ax.set_xlabel("measured images/s (compute only, log scale)")
+    ax.set_ylabel("reference ImageNet Top-1 (%)")
+    cpu = rows[0]["cpu"] if rows else ""
+    ax.set_title(f"Accuracy / speed frontier on this machine\n{cpu}, {rows[0]['threads'] if rows else ''} threads",
+                 fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
