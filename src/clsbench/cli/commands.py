@@ -84,7 +84,7 @@ def _preprocessing(a, base, base_source: str):
 
 
 def _add_ray_timeout(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ray-timeout", type=_real(0, strict=True), default=30.0,
+    p.add_argument("--ray-timeout", type=_real(0, strict=True),
                    help="seconds to reach --ray-address before giving up (default 30; Ray itself retries forever)")
 
 
@@ -117,9 +117,9 @@ def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> 
                         "records (a `clsbench compile` artifact knows its own), else the backend's first")
     p.add_argument("--threads", type=_int(1), default=None,
                    help="runtime threads (default: all CPUs this process may use)")
-    p.add_argument("--device-id", type=_int(0), default=0,
+    p.add_argument("--device-id", type=_int(0),
                    help="names the output folder dumpOutput_device<ID> and perf file, as the vendor tool does")
-    p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
+    p.add_argument("--openvino-hint", choices=("latency", "throughput"),
                    help="openvino backend: latency = one synchronous request on all threads (default); "
                         "throughput = OpenVINO's THROUGHPUT hint, several streams and requests in flight "
                         "(outputs identical in content; the stream count is recorded)")
@@ -165,7 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     _parser_demo(command)
     _parser_report(command)
     _parser_loadgen(command)
+    _apply_defaults(sub)
     return ap
+
+
+def _apply_defaults(sub) -> None:
+    """Every option's default from THE table (clsbench.defaults), said in its help where
+    the help does not say it already: the parser writes none of its own."""
+    from ..defaults import default, has_default
+
+    for cmd, p in sub.choices.items():
+        for a in p._actions:
+            if a.dest and has_default(cmd, a.dest) and a.default is None:
+                a.default = default(cmd, a.dest)
+                if a.default is not None and a.help and "default" not in a.help:
+                    a.help += f" (default {a.default})"
 
 
 def _parser_export(command) -> None:
@@ -186,7 +200,7 @@ def _parser_export(command) -> None:
                         "else the lowest that exports it: 13, 14, 17, 18)")
     p.add_argument("--parity-images", help="folder of real photos for the parity check "
                                           "(default: synthetic normal input)")
-    p.add_argument("--parity-batch", type=_int(1), default=16, help="images in the parity batch")
+    p.add_argument("--parity-batch", type=_int(1), help="images in the parity batch")
     p.add_argument("--no-check", action="store_true", help="write the model even if parity fails")
 
 
@@ -206,7 +220,7 @@ def _parser_preprocess(command) -> None:
                         "fewer images are done in this process)")
     p.add_argument("--overwrite", action="store_true", help="regenerate files already present")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
-    p.add_argument("--format", choices=("bin", "store"), default="bin",
+    p.add_argument("--format", choices=("bin", "store"),
                    help="bin: the guide's float32 .bin per image (602,112 B); store: one memory-mapped "
                         "uint8 file + index (150,528 B/image), normalized per batch at inference")
     _add_preprocessing_args(p)
@@ -238,11 +252,11 @@ def _parser_infer(command) -> None:
                         "or a `clsbench compile` artifact (its backend and precision are read from it)")
     p.add_argument("--info", help="dataset .info file of .bin tensors")
     p.add_argument("--store", help="compact store made by `clsbench preprocess --format store` (instead of --info)")
-    p.add_argument("--batch-size", type=_int(1), default=1)
-    p.add_argument("--output", default="result", help="result root (default ./result)")
-    p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
+    p.add_argument("--batch-size", type=_int(1))
+    p.add_argument("--output", help="result root (default ./result)")
+    p.add_argument("--outfmt", choices=OUTFMTS, help=OUTFMT_HELP)
     p.add_argument("--loop", type=_int(1), help="pure-inference mode: timed runs on random input")
-    p.add_argument("--warmup", type=_int(0), default=5, help="untimed runs before --loop timing")
+    p.add_argument("--warmup", type=_int(0), help="untimed runs before --loop timing")
     _add_percentiles(p, "; each batch's latency is also saved, one per line, in a .csv beside the perf file")
     p.add_argument("--overwrite", action="store_true", help="replace outputs of another run in the output folder")
     p.add_argument("--arch", default=None,
@@ -272,7 +286,7 @@ def _parser_eval(command) -> None:
                         "accuracy is reported without a verdict)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when Top-1 is more than --tolerance points below the reference")
-    p.add_argument("--tolerance", type=_real(0), default=1.0, help="allowed Top-1 drop, points (default 1, as the guide)")
+    p.add_argument("--tolerance", type=_real(0), help="allowed Top-1 drop, points (default 1, as the guide)")
     p.add_argument("--strict", action="store_true", help="fail on outputs without labels and labels without outputs")
     _add_scoring_args(p)
 
@@ -305,26 +319,26 @@ def _parser_compile(command) -> None:
                         "drops at most this many points on labelled tuning images (openvino: NNCF's accuracy "
                         "control; onnxruntime: the most sensitive Conv/Gemm/MatMul nodes kept out of QDQ; "
                         "needs --labels); the record then reports the drop on held-out images after them")
-    p.add_argument("--tune-images", type=_int(1), default=200,
+    p.add_argument("--tune-images", type=_int(1),
                    help="with --max-drop: labelled images after the calibration ones that steer it (default 200)")
     p.add_argument("--uint8-input", action="store_true",
                    help="fold the normalization into the artifact (fp32, bf16): it takes the compact store's "
                         "uint8 crops (`infer --store`), checked against the .bin path; written as <...>.u8.onnx/.xml")
-    p.add_argument("--batches", default="1,4,8,16,32,64", help="cann: batch sizes, one .om each (the guide's)")
-    p.add_argument("--soc-version", default="Ascend710",
+    p.add_argument("--batches", help="cann: batch sizes, one .om each (the guide's)")
+    p.add_argument("--soc-version",
                    help="cann: atc --soc_version (the guide measured an Ascend 710; e.g. Ascend310)")
     p.add_argument("--data", help="folder of images (calibration and held-out parity)")
     p.add_argument("--calib-images", type=_int(1), default=None,
                    help="int8 calibration images (default 300; on a smaller folder, what it holds less the "
                         "held-out parity images, at least 8, said and recorded)")
-    p.add_argument("--parity-images", type=_int(1), default=200)
+    p.add_argument("--parity-images", type=_int(1))
     p.add_argument("--preset", default=None,
                    help="preprocessing of the images: a guide preset or NAME[:TAG] (default: what the "
                         "ONNX records, else the default model's, with a warning)")
     p.add_argument("--labels", help="val_label.txt for --data: the record then holds fp32 and compiled "
                                     "Top-1 on the held-out images, and their difference")
     _add_preprocessing_args(p)
-    p.add_argument("--output", default="compiled", help="output folder (default ./compiled)")
+    p.add_argument("--output", help="output folder (default ./compiled)")
     p.add_argument("--overwrite", action="store_true", help="recompile even if a matching artifact exists")
 
 
@@ -340,25 +354,25 @@ def _parser_perf(command) -> None:
                             "beside random-input ones (the guide warns random data can mislead). A rerun resumes.")
     p.add_argument("--model", required=True, help="exported ONNX model (fp32)")
     p.add_argument("--weights", help=".pth for the torch backend")
-    p.add_argument("--compiled", default="compiled", help="folder of `clsbench compile` artifacts (int8, IR)")
-    p.add_argument("--configs", default="onnxruntime:fp32",
+    p.add_argument("--compiled", help="folder of `clsbench compile` artifacts (int8, IR)")
+    p.add_argument("--configs",
                    help="comma-separated backend:precision, e.g. onnxruntime:fp32,onnxruntime:int8,"
                         "openvino:fp32,openvino:bf16,openvino:int8,torch:fp32")
-    p.add_argument("--batches", default="1,4,8,16,32,64")
-    p.add_argument("--duration", type=_real(0), default=2.0,
+    p.add_argument("--batches")
+    p.add_argument("--duration", type=_real(0),
                    help="minimum seconds per cell (0: --iterations alone decide)")
-    p.add_argument("--iterations", type=_int(1), default=10, help="minimum runs per cell")
-    p.add_argument("--warmup", type=_int(0), default=3)
-    p.add_argument("--repeats", type=_int(1), default=5,
+    p.add_argument("--iterations", type=_int(1), help="minimum runs per cell")
+    p.add_argument("--warmup", type=_int(0))
+    p.add_argument("--repeats", type=_int(1),
                    help="windows the timed runs are split into; images/s is their median (default 5)")
     _add_percentiles(p, "")
     p.add_argument("--threads", type=_int(1), default=None)
     p.add_argument("--data", help="folder of preprocessed .bin files for the real-data figures")
-    p.add_argument("--output", default="perf", help="output folder (default ./perf)")
-    p.add_argument("--openvino-hint", choices=("latency", "throughput"), default="latency",
+    p.add_argument("--output", help="output folder (default ./perf)")
+    p.add_argument("--openvino-hint", choices=("latency", "throughput"),
                    help="openvino configs: latency = one synchronous request (default); throughput = "
                         "several streams and requests in flight, timed over the whole loop")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=("local", "ray"),
                    help="ray: each cell a Ray task reserving --threads CPUs (default a whole node's), so cells "
                         "run on every node at once and never share one node's cores; merged into one table")
     p.add_argument("--ray-address", default=None, help="with --engine ray: join this cluster (default: start one)")
@@ -375,18 +389,18 @@ def _parser_zoo(command) -> None:
                             "against reference Top-1: this machine's accuracy/speed frontier). A rerun "
                             "measures only what is missing.")
     p.add_argument("--models", required=True, help="comma-separated NAME[:TAG] (see `clsbench models`), or all")
-    p.add_argument("--configs", default="onnxruntime:fp32", help="comma-separated backend:precision")
-    p.add_argument("--batches", default="32")
+    p.add_argument("--configs", help="comma-separated backend:precision")
+    p.add_argument("--batches")
     p.add_argument("--weights-dir", help="folder of .pth files (torchvision's names, or NAME.pth)")
     p.add_argument("--stand-in-weights", action="store_true",
                    help="models without weights get realistic random ones: right for speed, not for accuracy "
                         "(marked in every row)")
-    p.add_argument("--duration", type=_real(0), default=2.0,
+    p.add_argument("--duration", type=_real(0),
                    help="minimum seconds per cell (0: --iterations alone decide)")
-    p.add_argument("--iterations", type=_int(1), default=10, help="minimum runs per cell")
-    p.add_argument("--warmup", type=_int(0), default=3)
+    p.add_argument("--iterations", type=_int(1), help="minimum runs per cell")
+    p.add_argument("--warmup", type=_int(0))
     p.add_argument("--threads", type=_int(1), default=None)
-    p.add_argument("--output", default="zoo", help="output folder (default ./zoo)")
+    p.add_argument("--output", help="output folder (default ./zoo)")
 
 
 def _parser_models(command) -> None:
@@ -394,7 +408,7 @@ def _parser_models(command) -> None:
                 description="Every torchvision classification architecture and weights entry: the preset "
                             "of its weights.transforms(), reference Top-1/Top-5, GFLOPS, parameters. "
                             "Any NAME[:TAG] works with --model in export, preprocess, run, compile, perf.")
-    p.add_argument("filter", nargs="?", default="",
+    p.add_argument("filter", nargs="?",
                    help="show only NAME:TAG with a word starting with this ('vit', 'b0', 'v2'; words split at _ and :)")
     p.add_argument("--json", action="store_true", help="machine-readable rows")
 
@@ -405,7 +419,7 @@ def _parser_run(command) -> None:
                             "layout directory (val/ + val_label.txt, or val/<class>/ folders), "
                             "ending with an accuracy table, throughput, and where every file is.")
     p.add_argument("--data", required=True, help="ImageNet-layout directory")
-    p.add_argument("--work-dir", default="runs/latest", help="where every output goes (default runs/latest)")
+    p.add_argument("--work-dir", help="where every output goes (default runs/latest)")
     _add_run_args(p, True)
 
 
@@ -414,9 +428,9 @@ def _parser_demo(command) -> None:
                 description="Makes a few hundred ImageNet-layout JPEGs from scikit-image's "
                             "sample photographs and runs the whole flow. Without --weights it "
                             "uses realistic random weights: the accuracy is then meaningless.")
-    p.add_argument("--work-dir", default="runs/demo")
-    p.add_argument("--per-class", type=_int(1), default=60, help="images per source photo (5 photos)")
-    p.add_argument("--proxy-images", type=_int(1), default=160,
+    p.add_argument("--work-dir")
+    p.add_argument("--per-class", type=_int(1), help="images per source photo (5 photos)")
+    p.add_argument("--proxy-images", type=_int(1),
                    help="images of the trained proxy's own task (at least 64: the first 32 calibrate int8); "
                         "more narrow the margin its Top-1 is judged with")
     _add_run_args(p, False)
@@ -431,9 +445,9 @@ def _parser_report(command) -> None:
                             "the environment (versions, CPU, revision). The pages are self-contained: they "
                             "open offline and load nothing.")
     p.add_argument("folders", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--output", default="compare.html", help="the comparison page (default ./compare.html; "
+    p.add_argument("--output", help="the comparison page (default ./compare.html; "
                                                             "compare.json is written beside it)")
-    p.add_argument("--threshold", type=_real(0), default=5.0,
+    p.add_argument("--threshold", type=_real(0),
                    help="a throughput lower than the baseline's by more than this %% is a regression (default 5)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any figure regressed (for CI)")
 
@@ -449,19 +463,19 @@ def _parser_loadgen(command) -> None:
                                                   "--backend torch/cuda")
     p.add_argument("--data", required=True, help="an image folder (preprocessed into memory with the model's preset "
                                                  "first), a compact store, or a folder of the guide's .bin tensors")
-    p.add_argument("--scenario", choices=("offline", "server", "single-stream", "multi-stream"), default="offline")
-    p.add_argument("--mode", choices=("performance", "accuracy", "both"), default="performance")
+    p.add_argument("--scenario", choices=("offline", "server", "single-stream", "multi-stream"))
+    p.add_argument("--mode", choices=("performance", "accuracy", "both"))
     p.add_argument("--arch", default=None, help="NAME[:TAG] of a .pth's architecture (as run's --model)")
-    p.add_argument("--batch-size", type=_int(1), default=8, help="offline/server: the largest batch (default 8)")
-    p.add_argument("--samples-per-query", type=_int(1), default=8, help="multi-stream: samples per query (default 8)")
+    p.add_argument("--batch-size", type=_int(1), help="offline/server: the largest batch (default 8)")
+    p.add_argument("--samples-per-query", type=_int(1), help="multi-stream: samples per query (default 8)")
     p.add_argument("--target-qps", type=_real(0, strict=True), default=None,
                    help="server: the Poisson arrival rate (default: half the measured batch throughput); "
                         "offline: the expected QPS LoadGen sizes its query by (default: 1.5x the measured rate)")
     p.add_argument("--latency-bound-ms", type=_real(0, strict=True), default=None, help="server: the p99 bound (default 15, MLPerf's)")
-    p.add_argument("--max-wait-ms", type=_real(0), default=0.0,
+    p.add_argument("--max-wait-ms", type=_real(0),
                    help="server: how long the batcher waits for a batch to fill after its first sample "
                         "(default 0: it takes what arrived while the last batch ran, as Triton does by default)")
-    p.add_argument("--duration", type=_real(0, strict=True), default=5.0, help="minimum seconds of each LoadGen run (default 5)")
+    p.add_argument("--duration", type=_real(0, strict=True), help="minimum seconds of each LoadGen run (default 5)")
     p.add_argument("--official-durations", action="store_true",
                    help="MLPerf's own minimums: 600 s and the scenario's query count (hours on a CPU)")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
@@ -470,10 +484,10 @@ def _parser_loadgen(command) -> None:
     p.add_argument("--find-peak", action="store_true",
                    help="server: the highest target QPS LoadGen judges VALID at p99 <= --latency-bound-ms "
                         "(doubling, then bisecting; each try a run of --duration)")
-    p.add_argument("--peak-steps", type=_int(0), default=6, help="bisection steps of --find-peak (default 6)")
+    p.add_argument("--peak-steps", type=_int(0), help="bisection steps of --find-peak (default 6)")
     p.add_argument("--labels", default=None, help="accuracy mode: label file (default: the data's val_label.txt)")
-    p.add_argument("--output", default="loadgen", help="output folder (default ./loadgen)")
-    p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph")
+    p.add_argument("--output", help="output folder (default ./loadgen)")
+    p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"))
     _add_accept_preset(p)
     _add_infer_args(p, None)
 
@@ -493,24 +507,24 @@ def _add_run_args(p, weights_required: bool) -> None:
                         "fingerprint) and stop before any slow step")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON (the schema every record's "
                                                       "\"plan\" has)")
-    p.add_argument("--batch-size", type=_int(1), default=16)
-    p.add_argument("--outfmt", choices=OUTFMTS, default="txt", help=OUTFMT_HELP)
+    p.add_argument("--batch-size", type=_int(1))
+    p.add_argument("--outfmt", choices=OUTFMTS, help=OUTFMT_HELP)
     p.add_argument("--workers", type=_int(1), default=None,
                    help="preprocessing processes (default: one per usable CPU, at most one per 256 images); "
                         "with --stream: pipelines, one runtime thread each (default: one per usable CPU)")
     p.add_argument("--check", action="store_true", help="exit 1 when Top-1 misses the reference by more than --tolerance")
-    p.add_argument("--tolerance", type=_real(0), default=1.0)
+    p.add_argument("--tolerance", type=_real(0))
     p.add_argument("--overwrite", action="store_true", help="redo every step from scratch")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image or unmatched label instead of skipping/reporting it")
     p.add_argument("--stream", action="store_true",
                    help="one decode..infer..write pipeline per CPU, straight from the JPEGs: no .bin files, "
                         "memory flat in the number of images")
-    p.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
+    p.add_argument("--decode", choices=("cpu", "gpu"),
                    help="with --stream and --backend cuda: cpu = the exact path (PIL) on all CPUs "
                         "feeding the GPU (default); gpu = nvJPEG decode, resize and crop on the GPU, "
                         "faster but not pixel-exact (its difference is in docs/performance.md)")
-    p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"), default="graph",
+    p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"),
                    help="cuda backend: one CUDA graph per batch size (default), eager, or "
                         "torch.compile (inductor) under the graph (compile time is reported)")
     p.add_argument("--calib-data", help="images to calibrate an int8 model on, apart from the evaluation "
@@ -520,7 +534,7 @@ def _add_run_args(p, weights_required: bool) -> None:
                    help="calibration images for int8 (default 300; on a smaller folder, what it holds less the "
                         "held-out parity images, at least 8, said and recorded)")
     _add_percentiles(p, "")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=("local", "ray"),
                    help="local: this machine's cores (default); ray: Ray Data — decode tasks feeding a pool "
                         "of inference actors (--workers actors, default one per CPU but one, each reserving one CPU and "
                         "running --threads threads, default 1), same outputs and "

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import default
 from .. import ClsbenchError, __version__
 from .._io import atomic_write_json, file_sha256, reusable_record
 from ..runtime.backends import artifact_name, open_backend, target
@@ -277,14 +278,14 @@ class CompileOptions:
     output_dir: str = "compiled"
     data: str | None = None  # images: calibration (unless calib_data) and held-out parity
     calib_images: int | None = None  # None: DEFAULT_CALIB_IMAGES, fewer where the folder holds fewer
-    parity_images: int = 200
+    parity_images: int = default("compile", "parity_images")
     pp: Preprocessing | None = None  # None: the preset the ONNX records
     labels: dict | None = None  # image stem -> class: accuracy on the held-out images
     calib_data: str | None = None
     overwrite: bool = False
     cann: dict | None = None  # for cann: batches, soc_version (compile/ascend.py)
     max_drop: float | None = None  # int8 accuracy control
-    tune_images: int = 200
+    tune_images: int = default("compile", "tune_images")
     uint8_input: bool = False  # fold the normalization in
 
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..defaults import default
 from .. import __version__
 from .._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock
 from ..data.folders import gen_bin_info, labels_from_class_folders, list_images, read_labels, write_labels
@@ -49,15 +50,15 @@ class RunOptions:
     mean: tuple | None = None
     std: tuple | None = None
     exif_transpose: bool = False
-    batch_size: int = 16
-    work_dir: str = "runs/latest"
-    device_id: int = 0
+    batch_size: int = default("run", "batch_size")
+    work_dir: str = default("run", "work_dir")
+    device_id: int = default("run", "device_id")
     threads: int | None = None
     backend: str | None = None  # None: what the model file is (plan.resolve_target)
     precision: str | None = None
-    outfmt: str = "txt"
+    outfmt: str = default("run", "outfmt")
     workers: int | None = None
-    tolerance: float = 1.0
+    tolerance: float = default("run", "tolerance")
     check: bool = False  # the caller exits non-zero on a failed accuracy verdict: refuse runs with none
     stand_in_weights: bool = False  # the weights are stand-ins (realistic random): no accuracy verdict
     overwrite: bool = False
@@ -65,16 +66,16 @@ class RunOptions:
     stream: bool = False
     calib_data: str | None = None
     calib_images: int | None = None  # None: 300, fewer on a smaller folder (compile.compile_model says so)
-    decode: str = "cpu"  # with stream and the cuda backend: "gpu" decodes on the GPU (not exact)
-    cuda_mode: str = "graph"  # cuda backend: graph, eager or compile
-    openvino_hint: str = "latency"  # openvino backend: latency or throughput
+    decode: str = default("run", "decode")  # with stream and the cuda backend: "gpu" decodes on the GPU (not exact)
+    cuda_mode: str = default("run", "cuda_mode")  # cuda backend: graph, eager or compile
+    openvino_hint: str = default("run", "openvino_hint")  # openvino backend: latency or throughput
     backend_options: dict = field(default_factory=dict)  # passed to the backend (tests: device="cpu")
     show_progress: bool = True
     command: str | None = None  # the command line, recorded for the report (the CLI sets it)
     percentiles: tuple = DEFAULT_PERCENTILES  # latency percentiles per batch
-    engine: str = "local"  # local (this machine's cores) or ray (Ray Data; implies streaming)
+    engine: str = default("run", "engine")  # local (this machine's cores) or ray (Ray Data; implies streaming)
     ray_address: str | None = None  # with engine ray: join this cluster (None: start a local instance)
-    ray_timeout: float = 30.0  # seconds to reach ray_address before giving up
+    ray_timeout: float = default("run", "ray_timeout")  # seconds to reach ray_address before giving up
     label_set: str | None = None  # imagenet-a | imagenet-r: score on that 200-class subset (labelsets)
     real_labels: bool = False  # ImageNet-ReaL Top-1/Top-5 beside the original labels'
 

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..defaults import default
 from .. import ClsbenchError
 
 log = logging.getLogger("clsbench")
@@ -77,14 +78,14 @@ def exported(spec, weights: str, work: Path, stand_in: bool = False) -> str:
 
 @dataclass
 class ZooOptions:
-    configs: str = "onnxruntime:fp32"
-    batches: str = "32"
-    output: str = "zoo"
+    configs: str = default("zoo", "configs")
+    batches: str = default("zoo", "batches")
+    output: str = default("zoo", "output")
     weights_dir: str | None = None
     stand_in_weights: bool = False
-    duration: float = 2.0
-    iterations: int = 10
-    warmup: int = 3
+    duration: float = default("zoo", "duration")
+    iterations: int = default("zoo", "iterations")
+    warmup: int = default("zoo", "warmup")
     threads: int | None = None
     show_progress: bool = True
 

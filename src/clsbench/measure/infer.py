@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import default
 from .. import ClsbenchError, __version__
 from .._io import atomic_write_json, atomic_write_text, file_sha256, folder_lock, read_record
 from ..runtime.backends import open_backend
@@ -203,26 +204,26 @@ def _open_source(rt, info, store, images, preprocessing) -> _Source:
 class InferOptions:
     """`infer_offline`'s settings; exactly one input (an .info file, `store` or `images`)."""
 
-    batch_size: int = 1
+    batch_size: int = default("infer", "batch_size")
     store: str | None = None  # a compact store (`preprocess --format store`)
     images: str | None = None  # an image folder, decoded on the fly (streaming)
     preprocessing: object = None  # models.Preprocessing, for `images`
     workers: int | None = None
     strict: bool = False
-    output: str = "result"
-    device_id: int = 0
-    outfmt: str = "txt"
+    output: str = default("infer", "output")
+    device_id: int = default("infer", "device_id")
+    outfmt: str = default("infer", "outfmt")
     backend: str | None = None  # None: what the model file is
     threads: int | None = None
     precision: str | None = None
     overwrite: bool = False
     show_progress: bool = True
-    decode: str = "cpu"
+    decode: str = default("infer", "decode")
     backend_options: dict = field(default_factory=dict)
     percentiles: tuple = DEFAULT_PERCENTILES
-    engine: str = "local"
+    engine: str = default("infer", "engine")
     ray_address: str | None = None
-    ray_timeout: float = 30.0  # seconds to reach --ray-address
+    ray_timeout: float = default("infer", "ray_timeout")  # seconds to reach --ray-address
     labels: dict | None = None  # image key -> class: the label column of `outfmt="parquet"` outputs
     arch: str | None = None  # NAME[:TAG]: the architecture of a .pth (plan.resolve_runnable)
     accept_preset_mismatch: bool = False  # run tensors of another preset anyway (recorded)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import default
 from .. import ClsbenchError
 
 log = logging.getLogger("clsbench")
@@ -54,26 +55,26 @@ SHORT_MIN_QUERIES = {"offline": 1, "server": 662, "single-stream": 64, "multi-st
 
 @dataclass
 class LoadgenOptions:
-    scenario: str = "offline"
-    mode: str = "performance"
-    batch_size: int = 8
+    scenario: str = default("loadgen", "scenario")
+    mode: str = default("loadgen", "mode")
+    batch_size: int = default("loadgen", "batch_size")
     backend: str | None = None
     precision: str | None = None
     threads: int | None = None
     model_name: str | None = None  # NAME[:TAG]: the architecture of a .pth, the preset of an image folder
     target_qps: float | None = None  # server; offline: the expected QPS (default: measured)
     latency_bound_ms: float | None = None  # server's p99 bound (default 15 ms, MLPerf's ResNet-50 bound)
-    max_wait_ms: float = 0.0  # server batcher's wait for a batch to fill after its first sample
-    samples_per_query: int = 8  # multi-stream
+    max_wait_ms: float = default("loadgen", "max_wait_ms")  # server batcher's wait for a batch to fill after its first sample
+    samples_per_query: int = default("loadgen", "samples_per_query")  # multi-stream
     duration_s: float = 5.0
     official_durations: bool = False  # MLPerf's 600 s and query counts
     settings: dict = field(default_factory=dict)  # user.conf keys, as given
     find_peak: bool = False
-    peak_steps: int = 6  # bisection steps after the bracket
-    output: str = "loadgen"
+    peak_steps: int = default("loadgen", "peak_steps")  # bisection steps after the bracket
+    output: str = default("loadgen", "output")
     labels: str | None = None  # accuracy mode: the data's labels (default: found beside the images)
-    cuda_mode: str = "graph"  # cuda backend: graph, eager or compile
-    openvino_hint: str = "latency"
+    cuda_mode: str = default("loadgen", "cuda_mode")  # cuda backend: graph, eager or compile
+    openvino_hint: str = default("loadgen", "openvino_hint")
     accept_preset_mismatch: bool = False  # tensors of another preset run anyway (recorded)
     backend_options: dict = field(default_factory=dict)  # passed to the backend (tests: device="cpu")
     command: str | None = None
@@ -356,7 +357,7 @@ def parse_summary(path: Path) -> dict:
         else:
             m = re.match(r"^\s*(.+?)\s*:\s*(.*?)\s*$", line)
             if m and m.group(2):
-                fields[m.group(1)] = _number(m.group(2)) * (1e3 if m.group(1).endswith('(ns)') else 1)
+                fields[m.group(1)] = _number(m.group(2))
     result = fields.get("Result is")
     return {"fields": fields, "valid": result == "VALID", "result": result, "notes": notes,
             "reasons": [f"{k}: NO" for k in ("Performance constraints satisfied", "Min duration satisfied",

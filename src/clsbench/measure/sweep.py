@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..defaults import default
 from .. import ClsbenchError
 from ..runtime import timing as perf
 from ..runtime.timing import DEFAULT_PERCENTILES, GUIDE_REFERENCE, Config, Timing, environment, load_pool, parse_batches, parse_percentiles
@@ -223,24 +224,24 @@ def _row_key(r: dict) -> tuple:
 class PerfOptions:
     """`clsbench perf`: what to sweep, how to time it, where to write it."""
 
-    configs: str = "onnxruntime:fp32"
-    batches: str = "1,4,8,16,32,64"
-    output: str = "perf"
+    configs: str = default("perf", "configs")
+    batches: str = default("perf", "batches")
+    output: str = default("perf", "output")
     weights: str | None = None  # .pth for the eager backends
-    compiled: str = "compiled"  # folder of `clsbench compile` artifacts
+    compiled: str = default("perf", "compiled")  # folder of `clsbench compile` artifacts
     data: str | None = None  # preprocessed .bin files for the real-data figures
-    duration: float = 2.0
-    iterations: int = 10
-    warmup: int = 3
+    duration: float = default("perf", "duration")
+    iterations: int = default("perf", "iterations")
+    warmup: int = default("perf", "warmup")
     threads: int | None = None
-    openvino_hint: str = "latency"
-    repeats: int = 5
+    openvino_hint: str = default("perf", "openvino_hint")
+    repeats: int = default("perf", "repeats")
     percentiles: object = DEFAULT_PERCENTILES  # a tuple, or the flag's text
     show_progress: bool = True
     command: str | None = None
-    engine: str = "local"
+    engine: str = default("perf", "engine")
     ray_address: str | None = None
-    ray_timeout: float = 30.0
+    ray_timeout: float = default("perf", "ray_timeout")
     accept_preset_mismatch: bool = False  # --data tensors of another preset timed anyway (recorded)
 
     def timing(self) -> Timing:
