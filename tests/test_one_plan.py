@@ -158,3 +158,24 @@ def test_perf_checks_its_model_and_data_like_infer(tmp_path, tiny_dataset, weigh
     line = _one_error_line(run_cli("perf", "--model", weights, "--batches", "1", "--output", tmp_path / "p2",
                                    check=False))
     assert "clsbench export --weights" in line, line
+
+
+def test_every_record_carries_the_plan_in_runs_schema(tmp_path, tiny_dataset):
+    """compile's record, infer's, perf.json and zoo-style sweeps carry the plan: the same model
+    and preset decisions as `run --dry-run --json` for the same file, in the same schema."""
+    model = stamped(tmp_path / "m.onnx", "mnasnet1_0", provenance="stand-in")
+    dry = json.loads(run_cli("run", "--weights", model, "--data", tiny_dataset, "--dry-run", "--json",
+                             "--work-dir", tmp_path / "w").stdout)
+    run_cli("compile", "--model", model, "--backend", "onnxruntime", "--precision", "fp32", "--output", tmp_path / "c")
+    run_cli("infer", "-q", "--model", model, "--loop", "2", "--warmup", "0", "--output", tmp_path / "i")
+    run_cli("perf", "-q", "--model", model, "--batches", "1", "--duration", "0", "--iterations", "2", "--warmup", "0",
+            "--repeats", "1", "--output", tmp_path / "p")
+    plans = {"compile": json.loads(next((tmp_path / "c").glob("*.compile.json")).read_text())["plan"],
+             "infer": json.loads(next((tmp_path / "i").glob("perf_pure_*.json")).read_text())["plan"],
+             "perf": json.loads((tmp_path / "p" / "perf.json").read_text())["plan"]}
+    for cmd, plan in plans.items():
+        assert {"weights", "weights_kind", "model", "preset", "target"} <= set(plan), cmd
+        assert plan["model"] == dry["model"] and plan["preset"] == dry["preset"], cmd
+        assert set(plan["target"]) == set(dry["target"]), cmd
+        assert plan["model"]["provenance"] == "stand-in" and plan["model"]["reference_top1"] is None, cmd
+    assert plans["compile"]["target"]["artifact"] == "compile"

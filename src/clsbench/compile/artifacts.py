@@ -322,6 +322,7 @@ def compile_model(onnx_path: str, options: CompileOptions | None = None, **kw) -
     if old and not o.overwrite:
         return {**old, "reused": True}
     record = _compile(onnx_path, dst, o, t, identity)
+    record["plan"] = compile_plan(onnx_path, o, t)
     if adapted:
         record["calib_images_adapted"] = adapted
         record["notes"].append(f"--calib-images not given: {adapted['used']} calibration images, the "
@@ -329,6 +330,19 @@ def compile_model(onnx_path: str, options: CompileOptions | None = None, **kw) -
                                f"(the default {adapted['default']} is more than the folder holds)")
     atomic_write_json(record_path(dst), record)
     return record
+
+
+def compile_plan(onnx_path: str, o: CompileOptions, t) -> dict:
+    """The record's plan, in the schema of every record's: the source model as the resolver
+    sees it (model, provenance, reference), the preset the images were preprocessed with (the
+    model file's, or the flags given: then so sourced), the target compiled for."""
+    from ..plan import RunnableRequest, TargetPlan, resolve_runnable, target_dict
+
+    r = resolve_runnable(onnx_path, RunnableRequest())
+    preset = r.preset.as_dict()
+    if o.pp.as_dict() != r.preset.pp.as_dict():
+        preset = {**o.pp.as_dict(), "sources": {f: "compile's --preset or flags" for f in preset["sources"]}}
+    return {**r.as_dict(), "preset": preset, "target": target_dict(TargetPlan(t.backend, t.precision, "compile", (), None))}
 
 
 def _identity(onnx_path: str, o: CompileOptions, t, calib_data: str | None) -> dict:

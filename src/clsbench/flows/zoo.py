@@ -96,6 +96,7 @@ def run_zoo(models: str, options: ZooOptions | None = None, **kw) -> dict:
     from .._io import atomic_write_json, atomic_write_text, folder_lock
     from ..runtime.timing import Timing, parse_batches
     from ..measure.sweep import resolve_configs, sweep
+    from ..plan import RunnableRequest, resolve_runnable
     from ..ui import progress
 
     o = options or ZooOptions(**kw)
@@ -112,7 +113,7 @@ def run_zoo(models: str, options: ZooOptions | None = None, **kw) -> dict:
             cfgs = resolve_configs(o.configs, model=onnx_path, weights=weights, compiled=str(work / "compiled"))
             res = sweep(cfgs, sizes, timing,
                         checkpoint=str(work / "cells" / f"{spec.key.replace(':', '_')}.json"))
-            results[spec.key] = res
+            results[spec.key] = {**res, "plan": resolve_runnable(onnx_path, RunnableRequest()).as_dict()}
             rows += [csv_row(spec, r, kind, res["environment"]) for r in res["rows"]]
             advance()
         atomic_write_text(work / "zoo.csv", to_csv(rows))
