@@ -179,3 +179,34 @@ def test_every_record_carries_the_plan_in_runs_schema(tmp_path, tiny_dataset):
         assert set(plan["target"]) == set(dry["target"]), cmd
         assert plan["model"]["provenance"] == "stand-in" and plan["model"]["reference_top1"] is None, cmd
     assert plans["compile"]["target"]["artifact"] == "compile"
+
+
+def _source(kind: str, tmp_path: Path) -> Path:
+    """A model file of each kind a command may be given."""
+    stamped_onnx = stamped(tmp_path / "m.onnx", "efficientnet_b0")
+    if kind == "exported":
+        return stamped_onnx
+    if kind == "foreign":
+        return tiny_classifier(tmp_path / "foreign.onnx", size=224)
+    backend = {"ort-optimized": "onnxruntime", "openvino-ir": "openvino"}[kind]
+    run_cli("compile", "--model", stamped_onnx, "--backend", backend, "--precision", "fp32", "--output", tmp_path / "c")
+    return next(p for p in (tmp_path / "c").iterdir() if p.suffix in (".onnx", ".xml"))
+
+
+@pytest.mark.parametrize("kind", ["exported", "foreign", "ort-optimized", "openvino-ir"])
+def test_infer_and_perf_decide_what_run_decides(tmp_path, tiny_dataset, kind):
+    """Every model source: the model, preset and target `infer` and `perf` record are the ones
+    `run --dry-run --json` resolves for the same file (one resolver, one answer)."""
+    model = _source(kind, tmp_path)
+    dry = json.loads(run_cli("run", "--weights", model, "--data", tiny_dataset, "--dry-run", "--json",
+                             "--work-dir", tmp_path / "w").stdout)
+    run_cli("infer", "-q", "--model", model, "--loop", "1", "--warmup", "0", "--output", tmp_path / "i")
+    infer = json.loads(next((tmp_path / "i").glob("perf_pure_*.json")).read_text())["plan"]
+    for part in ("model", "preset", "weights_kind"):
+        assert infer[part] == dry[part], (kind, part)
+    assert infer["target"] == {**dry["target"], "threads": infer["target"]["threads"]}, kind
+    if kind != "openvino-ir":  # perf sweeps an ONNX (an IR is compiled into --compiled)
+        run_cli("perf", "-q", "--model", model, "--batches", "1", "--duration", "0", "--iterations", "1", "--warmup",
+                "0", "--repeats", "1", "--output", tmp_path / "p")
+        perf = json.loads((tmp_path / "p" / "perf.json").read_text())["plan"]
+        assert perf["model"] == dry["model"] and perf["preset"] == dry["preset"], kind
