@@ -149,7 +149,9 @@ def test_ray_actor_killed_mid_run(ray_env, ray_head, proxy_onnx, data_with_bad_f
     environment set here), even with another cluster's address in Ray's temp folder: the
     head's, unreachable from this run's namespace (Ray's default would join it and hang)."""
     marker = tmp_path / "died"
-    env = dict(ray_env, CLSBENCH_RAY_TEST_DIE=f"{marker}:2")  # the actor exits at its 3rd batch
+    faults = Path(__file__).parent / "faults"  # its sitecustomize wraps the actor: no hook in clsbench
+    env = dict(ray_env, CLSBENCH_FAULT_RAY_DIE=f"{marker}:2",  # the actor exits at its 3rd batch
+               PYTHONPATH=os.pathsep.join([str(faults), ray_env["PYTHONPATH"]]))
     p = ray_run(env, proxy_onnx, data_with_bad_file, tmp_path / "ray", timeout=150)  # ~15-25 s here
     assert p.returncode == 0, p.stdout + p.stderr
     assert marker.exists()  # it did die

@@ -173,13 +173,10 @@ class Infer:
     def __init__(self, job):
         self.rt, self.step = job.open()
         self.pp, self.bs = job.pp, job.batch_size
-        self.calls = 0
 
     def __call__(self, batch: dict) -> dict:
         from ...data.preprocess import normalize_batch
 
-        _maybe_die(self.calls)  # tests: a worker process that dies mid-run
-        self.calls += 1
         n_rows = len(batch["path"])
         logits = np.zeros((n_rows, self.step.num_classes), np.float32)
         ms = np.full(n_rows, np.nan)
@@ -192,21 +189,6 @@ class Infer:
             logits[idx] = out
         return {"path": batch["path"], "error": batch["error"], "decode_s": batch["decode_s"],
                 "logits": logits, "compute_ms": ms}
-
-
-def _maybe_die(calls: int) -> None:
-    """CLSBENCH_RAY_TEST_DIE=FILE:N — the first actor to reach its N-th batch exits hard
-    (once: it creates FILE), the way a crashed or OOM-killed worker disappears."""
-    spec = os.environ.get("CLSBENCH_RAY_TEST_DIE")
-    if spec:
-        marker, n = spec.rsplit(":", 1)
-        if calls == int(n):
-            try:
-                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                return
-            os.close(fd)
-            os._exit(1)
 
 
 def build(ray, paths: list[str], job, actors: int):
