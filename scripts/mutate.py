@@ -5,7 +5,8 @@ time, run the tests that guard that promise, and record whether they caught it.
 
 Not in CI (it runs the relevant tests once per mutation: about 10 minutes of tests on 2 cores);
 `--check` only checks that every mutation still applies, and CI runs that.
-Each mutation is an exact text replacement that must match once; the file is restored
+Each mutation is an exact text replacement that must match once, made in a copy of the tree
+whose tests are checked to import the copy (never the working tree); the file is restored
 afterwards even on Ctrl-C. "killed": the tests failed with the bug in; "survived": they
 passed, i.e. the promise is not really tested.
 """
@@ -49,6 +50,8 @@ T_NO_NEWLINE = ("tests/test_offpath.py::test_last_line_without_newline_counts",)
 T_HELD_OUT = ("tests/test_offpath.py::test_held_out_images_are_named_and_disjoint_from_calibration",)
 T_REUSE = ("tests/test_plan.py::test_second_dataset_in_the_same_work_dir_is_not_reused",
            "tests/test_plan.py::test_image_replaced_in_place_is_redone_alone")
+
+T_ONE_PLAN_PRESET = ("tests/test_one_plan.py::test_infer_refuses_bin_files_of_another_preset",)
 
 CATALOGUE = [
     Mutation("resize-rounds", "preprocess: long side truncated as torchvision", "data/preprocess.py",
@@ -209,6 +212,32 @@ CATALOGUE = [
     Mutation("reference-run-per-precision", "compile: one fp32 reference run per images", "compile/artifacts.py",
              "    if key not in _REFERENCE:\n", "    if True:\n",
              ("tests/test_backends.py::test_the_fp32_reference_is_computed_once_per_images",)),
+    # every command through one plan (issue 32): the shared resolver, the reuse rule, the new checks
+    Mutation("tensors-never-checked", "plan: tensors meet only the model whose preset made them", "plan.py",
+             "if have == need or not r.preset_known:", "if True:", T_ONE_PLAN_PRESET),
+    Mutation("tensor-preset-not-read", "infer: the .bin folder's recorded preset is what is checked", "measure/infer.py",
+             "self.made_with = recorded_preset(info, {os.path.dirname(os.path.abspath(e.path)) for e in entries})",
+             "self.made_with = None", T_ONE_PLAN_PRESET),
+    Mutation("eval-ignores-the-record", "eval: the model recorded beside the outputs decides the verdict", "plan.py",
+             'recorded = ((read_record(where) or {}).get("identity") or {}).get("model")', "recorded = None",
+             ("tests/test_one_plan.py::test_eval_check_gives_no_verdict_on_stand_in_outputs",)),
+    Mutation("pth-reaches-the-backend", "infer: a .pth is refused with what to type, never a traceback", "plan.py",
+             'if not can_export and t.artifact in ("export", "compile"):', "if False:",
+             ("tests/test_one_plan.py::test_infer_pth_is_refused_with_what_to_type_not_a_traceback",)),
+    Mutation("cells-reused-by-path", "perf: cells reused only when measured from the same files", "measure/sweep.py",
+             "changed = [n for n in now if n not in still_valid(now, recorded, now)] + [n for n in recorded if n not in now]",
+             "changed = []", ("tests/test_cell_reuse.py::test_perf_model_replaced_at_the_same_path_is_measured_again",)),
+    Mutation("artifact-by-name", "perf: a compiled artifact only of the model given", "measure/sweep.py",
+             "    if was == now:", "    if True:",
+             ("tests/test_cell_reuse.py::test_perf_refuses_a_compiled_artifact_of_another_model",)),
+    Mutation("bf16-labelled-fp32", "compile: no IR labelled bf16 where the CPU runs fp32", "compile/artifacts.py",
+             "check_precision_supported(t.backend, t.precision)  # an IR", "(t.backend, t.precision)  # an IR",
+             ("tests/test_precision_executed.py::test_compile_refuses_bf16_without_data_too",)),
+    Mutation("output-over-input-by-link", "an output is never its own input, however spelled", "_io.py",
+             "same = same or os.path.samefile(output, p)", "same = same",
+             ("tests/test_not_own_input.py::test_export_never_writes_over_its_weights",)),
+    Mutation("nan-accepted", "options: NaN and infinities are refused in one line", "cli/commands.py",
+             "if not math.isfinite(v) or v < least", "if v < least", ("tests/test_options.py",)),
 ]
 
 
@@ -218,15 +247,35 @@ def _test_exists(test: str) -> bool:
     return f.is_file() and (not name or f"def {name.split('[')[0]}(" in f.read_text())
 
 
-def run_tests(tests, timeout=900) -> tuple[bool, float]:
+def make_copy() -> tuple[Path, dict]:
+    """The tree copied to a temp folder, with the environment its tests run in: its src/
+    first on the import path, checked (an editable install of the original would otherwise
+    be what the tests import, and every mutant would survive untested)."""
+    import os
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="clsbench-mutate-"))
+    for d in ("src", "tests", "compat", "scripts", "benchmarks"):
+        shutil.copytree(ROOT / d, tmp / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp / "src"), os.environ.get("PYTHONPATH", "")]))
+    where = subprocess.run([sys.executable, "-c", "import clsbench; print(clsbench.__file__)"], env=env, cwd=tmp,
+                           capture_output=True, text=True).stdout.strip()
+    if not where.startswith(str(tmp)):
+        raise SystemExit(f"the copy's tests would import {where}, not the copy in {tmp}")
+    return tmp, env
+
+
+def run_tests(tests, root: Path, env: dict, timeout=900) -> tuple[bool, float]:
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                       cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+                       cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     return p.returncode == 0, time.perf_counter() - t0
 
 
-def apply(m: Mutation) -> str:
-    path = SRC / m.file
+def apply(m: Mutation, src: Path = SRC) -> str:
+    path = src / m.file
     text = path.read_text()
     if text.count(m.old) != 1:
         raise SystemExit(f"mutation {m.name}: the text to replace occurs {text.count(m.old)} times in {path}")
@@ -250,17 +299,19 @@ def main() -> int:
     if a.check:
         print(f"all {len(todo)} mutations apply")
         return 0
+    copy, env = make_copy()  # the mutants are made there: the working tree is never edited
+    src = copy / "src" / "clsbench"
     union = sorted({t for m in todo for t in m.tests})
-    ok, secs = run_tests(union)
+    ok, secs = run_tests(union, copy, env)
     if not ok:
         raise SystemExit("the guarding tests fail without any mutation: fix them first")
     rows = []
     for m in todo:
-        original = apply(m)
+        original = apply(m, src)
         try:
-            passed, secs = run_tests(m.tests)
+            passed, secs = run_tests(m.tests, copy, env)
         finally:
-            (SRC / m.file).write_text(original)
+            (src / m.file).write_text(original)
         verdict = "survived" if passed else "killed"
         rows.append((m, verdict, secs))
         print(f"{verdict:9} {secs:6.1f}s  {m.name}: {m.promise}", flush=True)
