@@ -216,7 +216,7 @@ CATALOGUE = [
     Mutation("tensors-never-checked", "plan: tensors meet only the model whose preset made them", "plan.py",
              "if have == need or not r.preset_known:", "if True:", T_ONE_PLAN_PRESET),
     Mutation("tensor-preset-not-read", "infer: the .bin folder's recorded preset is what is checked", "measure/infer.py",
-             "self.made_with = recorded_preset(info, {os.path.dirname(os.path.abspath(e.path)) for e in entries})",
+             "self.made_with = recorded_preset(info, used)",
              "self.made_with = None", T_ONE_PLAN_PRESET),
     Mutation("eval-ignores-the-record", "eval: the model recorded beside the outputs decides the verdict", "plan.py",
              'recorded = ((read_record(where) or {}).get("identity") or {}).get("model")', "recorded = None",

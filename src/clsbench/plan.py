@@ -504,6 +504,10 @@ def resolve(weights: str, data: str, o) -> Plan:
         flag = "--check" if o.check else "--label-set" if o.label_set else "--real-labels"
         raise ClsbenchError(f"{flag} scores against labels: {data} has none (no val_label.txt, no class "
                             f"folders); without it the run writes predictions only")
+    from ._io import check_not_input
+
+    check_not_input(o.work_dir, {"the weights": weights}, "--work-dir (outside --data)",
+                    folders={"the images of --data": d.images})
     return Plan(weights, k, model, preset, t, d, o.batch_size, o.engine, stream, o.outfmt,
                 str(Path(o.work_dir).resolve()), scoring)
 

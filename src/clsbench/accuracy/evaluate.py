@@ -223,9 +223,13 @@ def check_result_path(out_dir: str | os.PathLike, name: str, result_dir: str | o
     read back as an output). Cheap: call it before reading the outputs."""
     from .._io import check_not_input
 
+    from .._io import sidecar
+
     path = Path(out_dir) / name
-    check_not_input(path, {"the label file": label_file} if label_file else {}, "OUT_DIR or result.json name",
-                    folders={"RESULT_DIR": result_dir} if result_dir else {})
+    inputs = {"the label file": label_file} if label_file else {}
+    if result_dir:  # the record beside the outputs says whose they are (plan.outputs_reference reads it)
+        inputs["the record of RESULT_DIR's outputs"] = sidecar(Path(result_dir))
+    check_not_input(path, inputs, "OUT_DIR or result.json name", folders={"RESULT_DIR": result_dir} if result_dir else {})
     if path.is_dir():
         raise ClsbenchError(f"{path}: is a directory; give another result.json name")
     return path

@@ -84,7 +84,11 @@ class _BinFiles(_Source):
         self.items = [(stem(e.path), e.path) for e in entries]
         self.where = os.path.abspath(info)
         self.unavailable, self.failed = [], []
-        self.made_with = recorded_preset(info, {os.path.dirname(os.path.abspath(e.path)) for e in entries})
+        used: dict = {}
+        for e in entries:
+            used.setdefault(os.path.dirname(os.path.abspath(e.path)), []).append(os.path.basename(e.path))
+        self.made_with = recorded_preset(info, used)
+        self.folders = sorted(used)
 
     def read(self, group, batch: np.ndarray) -> None:
         for i, (_, path) in enumerate(group):
@@ -93,24 +97,34 @@ class _BinFiles(_Source):
                     raise ClsbenchError(f"{path}: shorter than expected (changed during the run?)")
 
 
-def recorded_preset(info: str, folders: set):
+def recorded_preset(info: str, folders):
     """The preset the .bin files were made with, from each folder's record beside it
     (`<folder>.clsbench.json`, written by `clsbench preprocess`); None where none says.
-    Folders made with different presets are an error: the run would mix them."""
+    `folders`: folder -> the .bin names used from it (a set of folders: every .bin there).
+    A record vouches only for the files it lists: one it does not list is of unknown
+    preprocessing, and folders of different presets would mix: both are errors."""
     from .._io import read_record, sidecar
     from ..model.table import Preprocessing
 
+    if not isinstance(folders, dict):
+        folders = {f: sorted(n for n in os.listdir(f) if n.endswith(".bin")) for f in folders}
     found = {}
     for folder in sorted(folders):
-        rec = read_record(sidecar(folder))
-        pp = (rec or {}).get("identity", {}).get("preprocessing")
-        if pp is not None:
-            found[folder] = Preprocessing.from_dict(pp, f"{sidecar(folder)}: identity.preprocessing")
+        rec = read_record(sidecar(folder)) or {}
+        pp = rec.get("identity", {}).get("preprocessing")
+        if pp is None:
+            continue
+        found[folder] = Preprocessing.from_dict(pp, f"{sidecar(folder)}: identity.preprocessing")
+        stray = [n for n in folders[folder] if n not in (rec.get("sources") or {})]
+        if stray:
+            raise ClsbenchError(f"{os.path.join(folder, stray[0])}: not among the files {sidecar(folder)} records "
+                                f"(made by `clsbench preprocess`), so of unknown preprocessing among checked ones"
+                                + (f" ({len(stray)} such files)" if len(stray) > 1 else ""))
     if len({p.describe() for p in found.values()}) > 1:
         raise ClsbenchError(f"{info}: lists .bin files of folders made with different presets: "
                             + "; ".join(f"{f}: {p.describe()}" for f, p in found.items()))
     if found and len(found) < len(folders):
-        missing = sorted(folders - set(found))
+        missing = sorted(set(folders) - set(found))
         raise ClsbenchError(f"{info}: some .bin folders record their preset and {missing[0]} does not: "
                             f"tensors of unknown preprocessing among checked ones")
     return next(iter(found.values()), None)
@@ -131,6 +145,7 @@ class _StoreSource(_Source):
         self.where = os.path.abspath(root)
         self.failed = []
         self.made_with = self.store.pp
+        self.folders = [self.where]
 
     def read(self, group, batch: np.ndarray) -> None:
         first, last = group[0][1], group[-1][1]
@@ -186,6 +201,7 @@ class _ImageFolder(_Source):
         self.where = os.path.abspath(images)
         self.unavailable, self.failed = [], []
         self.made_with = pp
+        self.folders = [self.where]
 
 
 def _open_source(rt, info, store, images, preprocessing) -> _Source:
@@ -258,6 +274,7 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
     Settings: InferOptions (or its fields as keywords)."""
     from .._io import check_memory
 
+    from .._io import check_not_input
     from ..plan import check_tensor_preset
 
     o = options or InferOptions(**kw)
@@ -267,6 +284,7 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
     check_memory(3 * o.batch_size * int(np.prod(rt.input_shape)) * 4, f"{model}: a batch of {o.batch_size}")
     source = _open_source(rt, info, o.store, o.images, o.preprocessing)
     tensors = check_tensor_preset(source.where, source.made_with, r, o.accept_preset_mismatch)
+    check_not_input(o.output, {}, "--output", folders={f"the inputs' folder {f}": f for f in source.folders})
     out = open_outputs(o.output, o.device_id, o.outfmt, o.labels)
     names = [out.name(key) for key, _ in source.items]
     check_unique(zip(names, (src for _, src in source.items)), source.where)

@@ -102,15 +102,30 @@ def read_metadata(path: str | os.PathLike, file_kind: str | None = None) -> dict
     if file_kind == "onnx":
         return dict(parsed_onnx(path).metadata)
     if file_kind == "ir":
-        import openvino as ov
-
-        check_ir_weights(path)
-        model = ov.Core().read_model(str(path))
+        model = read_ir(path)
         if not model.has_rt_info(["clsbench"]):
             return {}
         info = model.get_rt_info()["clsbench"]  # a dict of str, or of OVAny in some releases
         return {k: v if isinstance(v, str) else v.astype(str) for k, v in dict(info).items()}
     return {}
+
+
+def read_ir(path: str | os.PathLike):
+    """An OpenVINO IR read (its weights checked first, check_ir_weights); what OpenVINO cannot
+    read — weights missing, truncated or not this graph's — is a one-line error, not its
+    C++ exception."""
+    import openvino as ov
+
+    check_ir_weights(path)
+    try:
+        return ov.Core().read_model(str(path))
+    except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses of its own
+        weights = Path(path).with_suffix(".bin")
+        why = (f"its weights {weights.name} are missing" if not os.path.exists(weights) else
+               f"its weights {weights.name} do not hold what the graph needs (truncated, or of another model?)"
+               if "weights" in str(e).lower() or "bin" in str(e).lower() or "size" in str(e).lower() else
+               str(e).strip().splitlines()[-1][:200])
+        raise ClsbenchError(f"{path}: OpenVINO cannot read this IR: {why}") from None
 
 
 def set_onnx_metadata(model, values: dict) -> None:
@@ -132,9 +147,7 @@ def stored_precision(path: str | os.PathLike, file_kind: str) -> str | None:
         if parsed_onnx(path).ops & {"QuantizeLinear", "QLinearConv", "DequantizeLinear"}:
             return "int8"
     elif file_kind == "ir":
-        import openvino as ov
-
-        if any(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(path)).get_ops()):
+        if any(op.get_type_name() == "FakeQuantize" for op in read_ir(path).get_ops()):
             return "int8"
     return recorded
 

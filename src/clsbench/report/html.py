@@ -63,6 +63,9 @@ details{margin:.3em 0}code{font-size:.92em}.scroll{overflow-x:auto}td .num+b,td 
 
 # ---------------------------------------------------------------- loading records
 
+RECORD_FILES = ("summary.json", "perf.json", "loadgen.json")  # what load() reads (records.load_record)
+
+
 def load(folder: str) -> tuple[str, dict]:
     """('run', summary.json) or ('perf', perf.json) of a folder, checked against its schema
     (records.py): a record from elsewhere is untrusted input."""
@@ -479,8 +482,12 @@ def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
     beside it; returns their paths, the rows, a terminal table and the regression count.
     Regressions are judged only between like runs (JUDGED_ON equal); otherwise the runs are
     shown side by side with what differs, and no verdict."""
-    from .._io import atomic_write_json, atomic_write_text
+    from .._io import atomic_write_json, atomic_write_text, check_not_input
 
+    json_path = os.path.splitext(output)[0] + ".json"
+    records = {f"{f}'s record": [os.path.join(f, n) for n in RECORD_FILES] for f in folders}
+    for path in (output, json_path):  # the page and compare.json beside it: never over a record read
+        check_not_input(path, records, "--output")
     loaded = [load(f) for f in folders]
     kinds = {k for k, _ in loaded}
     if len(kinds) != 1:
@@ -503,8 +510,6 @@ def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
               "rows": rows, "plan_differences": plan_diff, "environment_differences": env_diff,
               "judged": judge, "not_judged_because": unlike,
               "regressions": sum(c.get("regression", False) for r in rows for c in r["cells"])}
-    base, _ = os.path.splitext(output)
-    json_path = base + ".json"
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     atomic_write_json(json_path, result)
     atomic_write_text(output, compare_page(result, labels, recs, kind))

@@ -198,8 +198,8 @@ def check_precision_supported(backend: str, precision: str) -> None:
     `precision_unsupported` gives a reason."""
     why = precision_unsupported(backend, precision)
     if why:
-        raise ClsbenchError(f"{backend}:{precision}: {why}. Use --precision fp32 ({backend}:fp32 in "
-                            f"--configs), or a CPU with AVX512-BF16 or AMX")
+        raise ClsbenchError(f"{backend}:{precision}: {why}. Ask for fp32 instead (--precision fp32; in perf's "
+                            f"and zoo's --configs {backend}:fp32), or use a CPU with AVX512-BF16 or AMX")
 
 
 def open_backend(backend: str | None, model: str, *, batch_size: int, precision: str | None = None,
