@@ -107,3 +107,21 @@ def test_run_refuses_a_work_dir_among_its_images_before_any_step(tmp_path, tiny_
                                        *extra, check=False))
         assert "--work-dir" in line and "--data" in line, line
     assert not (data / "val" / "w").exists()
+
+
+def test_small_refusals_say_what_is_wrong(tmp_path, tiny_dataset):
+    """An ONNX given to export as weights (was: 'holds pickled code'), --cuda-mode on another
+    backend (was: silently dropped), a perf folder compared with a LoadGen one (was: 'a run
+    folder with a perf folder')."""
+    model = stamped(tmp_path / "m.onnx", "mnasnet1_0")
+    line = _one_error_line(run_cli("export", "--weights", model, "--output", tmp_path / "e.onnx", check=False))
+    assert "an ONNX model" in line and "clsbench run --weights" in line, line
+    line = _one_error_line(run_cli("run", "--weights", model, "--data", tiny_dataset, "--cuda-mode", "eager",
+                                   "--dry-run", "--work-dir", tmp_path / "w", check=False))
+    assert "--cuda-mode applies to the cuda backend" in line, line
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "lg" / "loadgen.json").write_text("{}")
+    run_cli("perf", "-q", "--model", model, "--batches", "1", "--duration", "0", "--iterations", "2", "--warmup", "0",
+            "--repeats", "1", "--output", tmp_path / "p")
+    p = run_cli("report", tmp_path / "p", tmp_path / "lg", check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "run folder" not in p.stderr, p.stderr

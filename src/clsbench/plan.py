@@ -391,6 +391,8 @@ def runtime_options(backend: str, spec: ModelSpec | None, pp: Preprocessing, hin
         opts["arch"], opts["preprocessing"] = spec.key, pp
     if backend == "cuda":
         opts["mode"] = cuda_mode or "graph"
+    if backend != "cuda" and cuda_mode not in (None, "graph"):
+        raise ClsbenchError(f"--cuda-mode applies to the cuda backend, not {backend}")
     if backend == "openvino" and hint not in (None, "latency"):
         opts["hint"] = hint
     elif hint not in (None, "latency"):

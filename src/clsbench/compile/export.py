@@ -301,6 +301,12 @@ def check_export_arguments(weights: str, output: str, opset: int | None, parity_
     if opset is not None and not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
         raise ClsbenchError(f"--opset {opset}: the exporter writes opsets {OPSET_RANGE[0]} to {OPSET_RANGE[1]}")
     regular_file(weights, "weights file")
+    from ..model.files import kind
+
+    if kind(weights) != "pth":
+        what = {"onnx": "an ONNX model", "ir": "an OpenVINO IR"}[kind(weights)]
+        raise ClsbenchError(f"{weights}: {what}, already exported; export takes PyTorch weights (.pth). Run it as "
+                            f"it is: clsbench run --weights {weights} --data DIR")
     images = []
     if parity_images:
         if not os.path.isdir(parity_images):

@@ -491,7 +491,9 @@ def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
     loaded = [load(f) for f in folders]
     kinds = {k for k, _ in loaded}
     if len(kinds) != 1:
-        raise ClsbenchError(f"{', '.join(folders)}: cannot compare a run folder with a perf folder")
+        what = {"run": "a run folder", "perf": "a perf folder", "loadgen": "a LoadGen folder"}
+        raise ClsbenchError(f"{', '.join(folders)}: cannot compare " + " with ".join(what[k] for k in sorted(kinds))
+                            + "; compare folders of one kind")
     kind = kinds.pop()
     if kind == "loadgen":
         raise ClsbenchError("report compares runs and perf sweeps; for LoadGen folders open each one's report.html")
