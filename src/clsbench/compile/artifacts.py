@@ -43,6 +43,36 @@ def record_path(artifact: str) -> str:
     return str(Path(artifact).with_suffix("")) + ".compile.json"
 
 
+def artifact_files(artifact: str) -> list[str]:
+    """The files an artifact is: itself, and an OpenVINO IR's weights (.bin)."""
+    return [artifact] + ([str(Path(artifact).with_suffix(".bin"))] if artifact.endswith(".xml") else [])
+
+
+def artifact_digests(artifact: str) -> dict:
+    """file name -> SHA-256 of each of the artifact's files, as the compile record keeps them."""
+    return {os.path.basename(f): file_sha256(f) for f in artifact_files(artifact)}
+
+
+def artifact_changed(artifact: str, record: dict, sha=file_sha256) -> str | None:
+    """Why the artifact's files are not the bytes its compile record vouches for (its
+    `artifact_sha256`, taken once they were in place), or None when they are: asked before
+    compile reuses an artifact and before perf times one (a file copied over it in place keeps
+    its name and its record)."""
+    want = record.get("artifact_sha256")
+    if not isinstance(want, dict):
+        return f"its record {record_path(artifact)} holds no SHA-256 of the compiled files"
+    for f in artifact_files(artifact):
+        was = want.get(os.path.basename(f))
+        if not os.path.isfile(f):
+            return f"{f} is missing"
+        now = sha(f)
+        if was != now:
+            said = f"{was[:12]}…" if isinstance(was, str) else "none"
+            return (f"{f} is not the file compiled (SHA-256 {now[:12]}…; its record {record_path(artifact)} "
+                    f"says {said})")
+    return None
+
+
 def _ort_fp32(src: str, dst: str, notes: list) -> None:
     import onnxruntime as ort
 
@@ -320,8 +350,14 @@ def compile_model(onnx_path: str, options: CompileOptions | None = None, **kw) -
     identity = _identity(onnx_path, o, t, calib_data)
     old = reusable_record(record_path(dst), identity) if os.path.exists(dst) else None
     if old and not o.overwrite:
-        return {**old, "reused": True}
+        changed = artifact_changed(dst, old)
+        if changed is None:
+            return {**old, "reused": True}
+        from ..ui import info
+
+        info(f"compile: {changed}: compiling again")
     record = _compile(onnx_path, dst, o, t, identity)
+    record["artifact_sha256"] = artifact_digests(dst)  # the bytes moved into place, for reuse and perf
     record["plan"] = compile_plan(onnx_path, o, t)
     if adapted:
         record["calib_images_adapted"] = adapted

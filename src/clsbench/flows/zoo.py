@@ -7,7 +7,10 @@ passing one is there), then `perf.sweep` over the configs and batch sizes with o
 per model, so a killed run measures only what is missing. Writes zoo.csv (timm's benchmark
 CSV columns, plus backend, precision, reference accuracy, weights and the environment),
 zoo.md, zoo.json and zoo.png: measured img/s (log x) against each model's reference Top-1,
-one mark per model × config, with each config's accuracy/speed frontier.
+one mark per model × config, with each config's accuracy/speed frontier. The reference is the
+plan's (plan.resolve_runnable: by the weights' provenance, recorded in every row): official
+weights get torchvision's figure, the proxy its own record, other and stand-in weights none,
+and only official weights' rows are on the plot.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ log = logging.getLogger("clsbench")
 
 CSV_COLUMNS = ["model", "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
                "infer_gflops", "param_count", "backend", "precision", "reference_top1", "reference_top5",
-               "weights", "threads", "cpu", "runtime_version", "clsbench"]
+               "weights", "provenance", "provenance_text", "reference_source", "threads", "cpu", "runtime_version",
+               "clsbench"]
 
 
 def parse_models(text: str) -> list:
@@ -113,8 +117,9 @@ def run_zoo(models: str, options: ZooOptions | None = None, **kw) -> dict:
             cfgs = resolve_configs(o.configs, model=onnx_path, weights=weights, compiled=str(work / "compiled"))
             res = sweep(cfgs, sizes, timing,
                         checkpoint=str(work / "cells" / f"{spec.key.replace(':', '_')}.json"))
-            results[spec.key] = {**res, "plan": resolve_runnable(onnx_path, RunnableRequest()).as_dict()}
-            rows += [csv_row(spec, r, kind, res["environment"]) for r in res["rows"]]
+            plan = resolve_runnable(onnx_path, RunnableRequest()).as_dict()  # the reference, by provenance
+            results[spec.key] = {**res, "plan": plan}
+            rows += [csv_row(spec, r, kind, res["environment"], plan["model"]) for r in res["rows"]]
             advance()
         atomic_write_text(work / "zoo.csv", to_csv(rows))
         atomic_write_text(work / "zoo.md", to_markdown(rows))
@@ -124,13 +129,17 @@ def run_zoo(models: str, options: ZooOptions | None = None, **kw) -> dict:
                                     "json": str(work / "zoo.json"), "png": png}}
 
 
-def csv_row(spec, r: dict, weights_kind: str, env: dict) -> dict:
+def csv_row(spec, r: dict, weights_kind: str, env: dict, model: dict) -> dict:
+    """One row; its reference Top-1/Top-5 are the plan's (`model`: plan.ModelPlan.as_dict()),
+    None unless the weights are official (torchvision's table) or the proxy (its own record)."""
     rt = r["runtime"]
     return {"model": spec.key, "infer_samples_per_sec": round(r["throughput_compute"], 2),
             "infer_step_time": round(r["latency_ms"]["p50"], 3) if r["latency_ms"] else None, "infer_batch_size": r["batch_size"],
             "infer_img_size": spec.preprocessing.crop, "infer_gflops": spec.gflops,
             "param_count": round(spec.params / 1e6, 2), "backend": r["backend"], "precision": r["precision"],
-            "reference_top1": spec.top1, "reference_top5": spec.top5, "weights": weights_kind,
+            "reference_top1": model["reference_top1"], "reference_top5": model["reference_top5"],
+            "weights": weights_kind, "provenance": model["provenance"], "provenance_text": model["provenance_text"],
+            "reference_source": model["reference_source"],
             "threads": rt.get("threads"), "cpu": env.get("cpu"), "runtime_version": rt.get("version"),
             "clsbench": env.get("clsbench")}
 
@@ -143,6 +152,17 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def on_plot(r: dict) -> bool:
+    """Whether a row is on zoo.png, whose y axis is the reference ImageNet Top-1: only rows of
+    official weights with a published figure (the proxy's reference is its own 16-class task's;
+    stand-in and other weights have none)."""
+    return r.get("reference_top1") is not None and r.get("provenance") == "official"
+
+
+def _weights(r: dict) -> str:
+    return f"{r['weights']}, {r['provenance']}" if r.get("provenance") else r["weights"]
+
+
 def to_markdown(rows: list[dict]) -> str:
     head = ["model", "backend", "precision", "batch", "img/s", "p50 ms/batch", "ref. Top-1", "GFLOPS", "params (M)",
             "weights"]
@@ -153,13 +173,22 @@ def to_markdown(rows: list[dict]) -> str:
     # models fastest first; a model's own rows by backend, precision and batch, smallest first
     for r in sorted(rows, key=lambda r: (-best[r["model"]], r["model"], r["backend"], r["precision"],
                                          r["infer_batch_size"])):
+        ref = "–" if r["reference_top1"] is None else r["reference_top1"]
         lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['infer_batch_size']} | "
-                     f"{r['infer_samples_per_sec']:,.1f} | {r['infer_step_time']:.2f} | {r['reference_top1']} | "
-                     f"{r['infer_gflops']} | {r['param_count']} | {r['weights']} |")
+                     f"{r['infer_samples_per_sec']:,.1f} | {r['infer_step_time']:.2f} | {ref} | "
+                     f"{r['infer_gflops']} | {r['param_count']} | {_weights(r)} |")
     env = rows[0] if rows else {}
     lines += ["", f"CPU: {env.get('cpu')}, {env.get('threads')} threads; clsbench {env.get('clsbench')}. "
               "img/s is compute only: batch × runs / time inside the runtime (as `clsbench perf`); "
-              "Top-1 is torchvision's reference for the weights, not measured here."]
+              "ref. Top-1 is not measured here: it is the reference of the weights as their provenance decides."]
+    models = {r["model"]: r for r in rows}
+    lines += [""] + [f"- {k}: {r['provenance_text']}; ref. Top-1: "
+                     + (f"{r['reference_top1']} ({r.get('reference_source')})" if r["reference_top1"] is not None
+                        else "none") for k, r in models.items() if r.get("provenance_text")]
+    off = [k for k, r in models.items() if not on_plot(r)]
+    if off:
+        lines += ["", f"Not on zoo.png (its y axis is the reference ImageNet Top-1 of official weights): "
+                      f"{', '.join(off)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +216,7 @@ def frontier_plot(rows: list[dict], path: str) -> str | None:
         groups.setdefault((r["backend"], r["precision"], r["infer_batch_size"]), []).append(r)
     markers = "osD^vP*X"
     for i, ((b, p, bs), rs) in enumerate(sorted(groups.items())):
-        pts = [(r["infer_samples_per_sec"], r["reference_top1"]) for r in rs if r["reference_top1"] is not None]
+        pts = [(r["infer_samples_per_sec"], r["reference_top1"]) for r in rs if on_plot(r)]
         if not pts:
             continue
         sc = ax.scatter(*zip(*pts), s=36, marker=markers[i % len(markers)], label=f"{b} {p}, batch {bs}",
@@ -196,7 +225,7 @@ def frontier_plot(rows: list[dict], path: str) -> str | None:
         ax.plot(*zip(*f), color=sc.get_facecolor()[0], alpha=0.5, lw=1.5, zorder=2)
     fastest: dict = {}  # one label per model, at its fastest mark
     for r in rows:
-        if r["reference_top1"] is not None and r["infer_samples_per_sec"] > fastest.get(r["model"], {}).get(
+        if on_plot(r) and r["infer_samples_per_sec"] > fastest.get(r["model"], {}).get(
                 "infer_samples_per_sec", 0):
             fastest[r["model"]] = r
     import math
@@ -215,7 +244,11 @@ def frontier_plot(rows: list[dict], path: str) -> str | None:
     ax.set_title(f"Accuracy / speed frontier on this machine\n{cpu}, {rows[0]['threads'] if rows else ''} threads",
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    if fastest:
+        ax.legend(fontsize=8, loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "no row has a reference ImageNet Top-1 (see zoo.md)", transform=ax.transAxes,
+                ha="center", fontsize=9, color="#666")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

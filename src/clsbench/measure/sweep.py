@@ -51,9 +51,10 @@ def resolve_configs(configs: str, *, model: str, weights: str | None, compiled: 
 
 def _check_compiled_from(art: str, model: str, t) -> None:
     """An artifact in --compiled is chosen by its name (the model's stem): it is used only when
-    its record (<artifact>.compile.json) says it was compiled from `model` as the file is now."""
+    its record (<artifact>.compile.json) says it was compiled from `model` as the file is now,
+    and its files (an IR's .bin too) are still the bytes that compile wrote."""
     from .._io import read_record
-    from ..compile.artifacts import record_path
+    from ..compile.artifacts import artifact_changed, record_path
 
     try:
         rec = read_record(record_path(art)) or {}
@@ -61,10 +62,13 @@ def _check_compiled_from(art: str, model: str, t) -> None:
         rec = {}
     was = (rec.get("identity") or {}).get("source_sha256")
     now = file_sha256(model)
-    if was == now:
-        return
     how = (f"`clsbench compile --model {model} --backend {t.backend} --precision {t.precision}"
            f"{' --data DIR' if t.calibration else ''} --output {os.path.dirname(art) or '.'}`")
+    if was == now:
+        changed = artifact_changed(art, rec, file_sha256)
+        if changed is None:
+            return
+        raise ClsbenchError(f"{art}: {changed}, so not what was compiled from {model}; make it again with {how}")
     source = (f"was compiled from {rec.get('source') or 'another model'} (SHA-256 {was[:12]}…)" if was else
               f"has no record of the model it was compiled from ({record_path(art)})")
     raise ClsbenchError(f"{art} {source}, not from {model} (SHA-256 {now[:12]}…); make it again with {how}")
@@ -258,6 +262,7 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
     from ..ui import progress
 
     o = options or PerfOptions(**kw)
+    _check_output(model, o)
     sizes, timing = parse_batches(o.batches), o.timing()
     plan = perf_plan(model, o)
     cfgs = resolve_configs(o.configs, model=model, weights=o.weights, compiled=o.compiled)
@@ -279,6 +284,22 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
                        "png": png, "html": html}
     result["markdown"] = md
     return result
+
+
+PERF_FILES = ("perf.json", "perf.md", "perf.png", "report.html", ".perf.partial.json")  # besides latencies/
+
+
+def _check_output(model: str, o: PerfOptions) -> None:
+    """Before anything is read or timed: the --output folder is neither the --data folder nor
+    inside it (the .bin files are read whole), and no file perf writes there is the --model or
+    --weights file. A --compiled folder may be the output: no artifact has a name perf writes."""
+    from .._io import check_not_input
+
+    if o.data:
+        check_not_input(o.output, what="--output folder", folders={"the --data folder": o.data})
+    inputs = {"the --model file": model, **({"the --weights file": o.weights} if o.weights else {})}
+    for path in (o.output, *(os.path.join(o.output, n) for n in PERF_FILES)):
+        check_not_input(path, inputs, "--output folder")
 
 
 def perf_plan(model: str, o: PerfOptions) -> dict:
