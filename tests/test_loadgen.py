@@ -36,9 +36,10 @@ def light(tmp_path_factory):
 @pytest.mark.parametrize("scenario", ["offline", "server", "single-stream", "multi-stream"])
 def test_each_scenario_runs_valid_on_a_light_model(tmp_path, light, scenario):
     model, data = light
-    extra = ["--target-qps", "150", "--latency-bound-ms", "50"] if scenario == "server" else []
+    extra = {"server": ["--target-qps", "150", "--latency-bound-ms", "50"],
+             "multi-stream": ["--samples-per-query", "4"]}.get(scenario, [])  # each where it acts
     p = run_cli("loadgen", "--model", model, "--data", data, "--scenario", scenario, "--duration", "1",
-                "--samples-per-query", "4", "--output", tmp_path / "o", *extra, env={"COLUMNS": "160"}, check=False)
+                "--output", tmp_path / "o", *extra, env={"COLUMNS": "160"}, check=False)
     f = lg_fields(tmp_path / "o" / "performance" / "mlperf_log_summary.txt")
     name = {"offline": "Offline", "server": "Server", "single-stream": "SingleStream", "multi-stream": "MultiStream"}
     assert f["Scenario"] == name[scenario] and f["Mode"] == "PerformanceOnly"

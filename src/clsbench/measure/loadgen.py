@@ -42,10 +42,25 @@ SCENARIOS = {"offline": "Offline", "server": "Server", "single-stream": "SingleS
              "multi-stream": "MultiStream"}
 MODES = ("performance", "accuracy", "both")
 # MLPerf's user.conf keys (LoadGen's own names; durations and latencies in ms), each one
-# clsbench sets overridable with --setting KEY=VALUE
-USER_CONF_KEYS = ("min_duration", "max_duration", "min_query_count", "max_query_count",
-                  "performance_sample_count_override", "target_qps", "target_latency",
-                  "target_latency_percentile", "samples_per_query")
+# clsbench sets overridable with --setting KEY=VALUE: its type, its bound as LoadGen means it,
+# and the scenarios LoadGen reads it in (elsewhere it would have no effect). Measured on
+# LoadGen 6: min_query_count 0 with min_duration 0 segfaults, target_latency 0 in SingleStream
+# exhausts memory, a negative count wraps to 2^64 (vector::reserve, then a segfault).
+_ALL = ("offline", "server", "single-stream", "multi-stream")
+_LATENCY = ("server", "single-stream", "multi-stream")
+SETTING_RULES = {  # key: (int or float, lowest, lowest allowed itself, highest, scenarios)
+    "min_duration": (int, 0, True, None, _ALL),  # 0: no minimum
+    "max_duration": (int, 0, True, None, _ALL),  # 0: no maximum
+    "min_query_count": (int, 1, True, None, _ALL),
+    "max_query_count": (int, 0, True, None, _ALL),  # 0: no maximum
+    "performance_sample_count_override": (int, 1, True, None, _ALL),
+    "target_qps": (float, 0, False, None, ("offline", "server")),
+    "target_latency": (float, 0, False, None, _LATENCY),
+    "target_latency_percentile": (float, 0, False, 100, _LATENCY),
+    "samples_per_query": (int, 1, True, None, ("multi-stream",)),
+}
+USER_CONF_KEYS = tuple(SETTING_RULES)
+_INT_MAX = 2 ** 63 - 1  # LoadGen's counts and durations are 64-bit
 OFFICIAL_MIN_DURATION_MS = 600_000  # MLPerf Inference's rule for every scenario
 OFFICIAL_MIN_QUERIES = {"offline": 1, "server": 270_336, "single-stream": 1024, "multi-stream": 270_336}
 # short runs: enough queries for LoadGen's early stopping to be able to pass at the scenario's
@@ -108,9 +123,70 @@ def check(o: LoadgenOptions) -> None:
         raise ClsbenchError("--find-peak searches the Server scenario's highest QPS: give --scenario server")
     if o.find_peak and o.mode != "performance":
         raise ClsbenchError("--find-peak runs performance tries only: leave --mode at performance")
+    _check_no_idle_options(o)
     bad = sorted(set(o.settings) - set(USER_CONF_KEYS))
     if bad:
         raise ClsbenchError(f"--setting {bad[0]}: not a key clsbench sets ({', '.join(USER_CONF_KEYS)})")
+    for k, v in o.settings.items():
+        setting_value(k, v)
+        if o.scenario not in SETTING_RULES[k][4]:
+            raise ClsbenchError(f"--setting {k}: LoadGen reads it in {', '.join(SETTING_RULES[k][4])} only, "
+                                f"not in {o.scenario} (it would have no effect)")
+    if o.find_peak and "target_qps" in o.settings:
+        raise ClsbenchError("--setting target_qps: --find-peak sets each try's target QPS itself; leave it out")
+
+
+# options that act in some scenarios or modes only: (option, field, what decides, where it acts, what it is)
+_ONLY_IN = (("--latency-bound-ms", "latency_bound_ms", "scenario", ("server",), "the server scenario's latency bound"),
+            ("--max-wait-ms", "max_wait_ms", "scenario", ("server",), "the server batcher's wait"),
+            ("--samples-per-query", "samples_per_query", "scenario", ("multi-stream",),
+             "the multi-stream scenario's query size"),
+            ("--target-qps", "target_qps", "scenario", ("offline", "server"), "the offline and server scenarios' QPS"),
+            ("--batch-size", "batch_size", "scenario", ("offline", "server"),
+             "the offline and server scenarios' largest batch (single-stream runs 1, multi-stream a query)"),
+            ("--labels", "labels", "mode", ("accuracy", "both"), "accuracy mode's labels (--mode accuracy or both)"))
+
+
+def _given(o: LoadgenOptions, name: str) -> bool:
+    """Whether option `name` was given. The CLI fills each option left out with its default from
+    clsbench.defaults (or None where the table has none), so a value equal to the default cannot
+    be told from one left out: only a value other than the default counts as given."""
+    from ..defaults import has_default
+
+    v = getattr(o, name)
+    return v != default("loadgen", name) if has_default("loadgen", name) else v is not None
+
+
+def _check_no_idle_options(o: LoadgenOptions) -> None:
+    """An option that would have no effect in this scenario or mode is refused (it would be
+    recorded in loadgen.json's options as if it had been used)."""
+    for flag, name, by, where, what in _ONLY_IN:
+        if _given(o, name) and getattr(o, by) not in where:
+            raise ClsbenchError(f"{flag}: {what}, not used with --{by} {getattr(o, by)} "
+                                f"(it would have no effect); leave it out")
+    if _given(o, "peak_steps") and not o.find_peak:
+        raise ClsbenchError("--peak-steps: --find-peak's bisection steps, not used without --find-peak "
+                            "(it would have no effect); leave it out")
+    if o.find_peak and o.target_qps is not None:
+        raise ClsbenchError("--target-qps: --find-peak sets each try's target QPS itself; leave it out")
+
+
+def setting_value(key: str, raw) -> int | float:
+    """A --setting value as LoadGen takes it (SETTING_RULES: type and bound), else one line naming
+    the key, the value and the bound."""
+    import math
+
+    kind, lo, lo_ok, hi, _ = SETTING_RULES[key]
+    bound = f"{'>=' if lo_ok else '>'} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+    what = "a whole number" if kind is int else "a finite number"
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        v = math.nan
+    if (not math.isfinite(v) or v < lo or (v == lo and not lo_ok) or (hi is not None and v > hi)
+            or (kind is int and (v != int(v) or v > _INT_MAX))):
+        raise ClsbenchError(f"--setting {key}={raw}: must be {what} {bound}")
+    return int(v) if kind is int else v
 
 
 # ---------------------------------------------------------------- the query sample library
@@ -265,7 +341,7 @@ def user_conf(o: LoadgenOptions, count: int, expected_qps: float, expected_laten
         conf["samples_per_query"] = o.samples_per_query
         conf["target_latency_percentile"] = 99
     for k, v in o.settings.items():
-        conf[k] = float(v) if k in ("target_qps", "target_latency", "target_latency_percentile") else int(float(v))
+        conf[k] = setting_value(k, v)
     return conf
 
 
@@ -506,11 +582,17 @@ def _latency_ms(backend, x: np.ndarray, runs: int = 7) -> float:
 def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) -> dict:
     """`clsbench loadgen`: the scenario's LoadGen run(s) into options.output, and loadgen.json
     (with report.html) reading them back. Returns that record."""
-    from .._io import atomic_write_json, folder_lock
+    from .._io import atomic_write_json, check_not_input, folder_lock
     from ..runtime.timing import environment
 
     o = options or LoadgenOptions(**kw)
     check(o)
+    check_not_input(o.output, {"the --model file": model, "the --labels file": o.labels or []}, "--output",
+                    folders={"the --data folder": data})
+    out_dir, data_dir = os.path.realpath(o.output), os.path.realpath(data)
+    if data_dir.startswith(out_dir.rstrip(os.sep) + os.sep):
+        raise ClsbenchError(f"{data}: lies inside --output {o.output}, whose folders each LoadGen run rewrites; "
+                            f"give the data from elsewhere")
     _lg()
     sizes = batch_sizes(o)
     batch = sizes[-1]
@@ -532,19 +614,7 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
     out = Path(o.output)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
-        shutil.rmtree(out / "offline-sizing", ignore_errors=True)  # an earlier run's: not this one's
-        sizing = size_offline(b, out / "offline-sizing")
-        if sizing:
-            b = dataclasses.replace(b, expected_qps=sizing["loadgen_samples_per_s"])
-        runs = {}
-        for mode in (("accuracy", "performance") if o.mode == "both" else (o.mode,)):
-            if mode == "performance" and o.find_peak:
-                continue
-            log.info(f"      {mode} run → {out / mode}")
-            runs[mode] = run_once(b, out / mode, mode)
-            if mode == "accuracy":
-                runs[mode]["accuracy"] = accuracy_record(b, out / mode)
-        peak = find_peak(b, out / "peak") if o.find_peak else None
+        sizing, runs, peak = run_all(b, out)
         rec = {"tool": f"clsbench {__import__('clsbench').__version__}", "command": o.command,
                "scenario": o.scenario, "loadgen_scenario": SCENARIOS[o.scenario], "mode": o.mode,
                "model": {"path": os.path.abspath(model), "key": m.key, "provenance": m.provenance},
@@ -559,6 +629,63 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
 
         write_report(str(out))
     return rec
+
+
+def run_all(b: Bench, out: Path) -> tuple[dict | None, dict, dict | None]:
+    """The command's LoadGen runs into `out`: Offline's sizing pass (size_offline), each mode's
+    run (performance through performance_run), the peak search. Returns (sizing, runs, peak)."""
+    o = b.o
+    shutil.rmtree(out / "offline-sizing", ignore_errors=True)  # an earlier run's: not this one's
+    sizing = size_offline(b, out / "offline-sizing")
+    if sizing:
+        b = dataclasses.replace(b, expected_qps=sizing["loadgen_samples_per_s"])
+    runs = {}
+    for mode in (("accuracy", "performance") if o.mode == "both" else (o.mode,)):
+        if mode == "performance" and o.find_peak:
+            continue
+        log.info(f"      {mode} run → {out / mode}")
+        if mode == "performance":
+            runs[mode] = performance_run(b, out / mode, sizing)
+        else:
+            runs[mode] = run_once(b, out / mode, mode)
+            runs[mode]["accuracy"] = accuracy_record(b, out / mode)
+    peak = find_peak(b, out / "peak") if o.find_peak else None
+    return sizing, runs, peak
+
+
+RESIZES = 2  # Offline reruns sized from a run's own rate, at most
+RESIZE_FACTOR = 1.2  # the expected QPS of a rerun: this times the rate the short run measured
+
+
+def performance_run(b: Bench, outdir: Path, sizing: dict | None) -> dict:
+    """The performance run. An Offline query clsbench sized itself (`sizing`: no --target-qps,
+    no target_qps setting) that ends before min_duration, with no other constraint failed, was
+    sized on a busier machine than the run's: it is sized again from the rate that run measured
+    (expected RESIZE_FACTOR times it, so LoadGen's query is 1.5 times that) and rerun, at most
+    RESIZES times. Each short run stays under the sizing folder, listed in `resized`; every
+    other verdict is LoadGen's as it came."""
+    r = run_once(b, outdir, "performance")
+    resized: list[dict] = []
+    while sizing and len(resized) < RESIZES and _only_too_short(r["summary"]):
+        rate = float(r["summary"]["fields"]["Samples per second"])
+        kept = Path(sizing["folder"]) / f"short-run{len(resized) + 1}"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.move(str(outdir), str(kept))
+        b = dataclasses.replace(b, expected_qps=round(RESIZE_FACTOR * rate, 2))
+        resized.append({"target_qps": r["user_conf"]["target_qps"], "measured_samples_per_s": rate,
+                        "reasons": r["summary"]["reasons"], "folder": str(kept), "expected_qps": b.expected_qps})
+        log.info(f"      Offline query ended before min duration ({rate:,.0f} samples/s, sized for "
+                 f"{r['user_conf']['target_qps']:g} QPS): sized again from that rate, rerun "
+                 f"({len(resized)} of at most {RESIZES}; the short run kept in {kept})")
+        r = run_once(b, outdir, "performance")
+    r["resized"] = resized
+    return r
+
+
+def _only_too_short(summary: dict) -> bool:
+    rate = summary["fields"].get("Samples per second")
+    return (not summary["valid"] and summary["reasons"] == ["Min duration satisfied: NO"]
+            and isinstance(rate, (int, float)) and rate > 0)
 
 
 SIZING_S = 0.1  # the Offline sizing pass's min duration
