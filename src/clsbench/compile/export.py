@@ -303,8 +303,12 @@ def check_export_arguments(weights: str, output: str, opset: int | None, parity_
     regular_file(weights, "weights file")
     from ..model.files import kind
 
-    if kind(weights) != "pth":
-        what = {"onnx": "an ONNX model", "ir": "an OpenVINO IR"}[kind(weights)]
+    try:
+        k = kind(weights)
+    except ClsbenchError:
+        k = "pth"  # not recognised: torch.load names what is wrong with it (or what to install)
+    if k != "pth":
+        what = {"onnx": "an ONNX model", "ir": "an OpenVINO IR"}[k]
         raise ClsbenchError(f"{weights}: {what}, already exported; export takes PyTorch weights (.pth). Run it as "
                             f"it is: clsbench run --weights {weights} --data DIR")
     images = []
