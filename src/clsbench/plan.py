@@ -255,8 +255,8 @@ def outputs_reference(result_dir: str, model: str | None) -> ModelPlan | None:
     recorded = ((read_record(where) or {}).get("identity") or {}).get("model")
     if recorded is None:
         return reference_for(model) if model else None
-    key, provenance = recorded.get("key") if isinstance(recorded, dict) else None, (recorded or {}).get("provenance")
-    if provenance not in PROVENANCE or not isinstance(key, (str, type(None))):
+    key, provenance = (recorded.get("key"), recorded.get("provenance")) if isinstance(recorded, dict) else (0, 0)
+    if not isinstance(provenance, str) or provenance not in PROVENANCE or not isinstance(key, (str, type(None))):
         raise ClsbenchError(f"{where}: identity.model is not a model record ({recorded!r:.80}); remove it or "
                             f"evaluate outputs that clsbench wrote")
     asked = get_model(model) if model else None
