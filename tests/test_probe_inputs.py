@@ -125,3 +125,48 @@ def test_small_refusals_say_what_is_wrong(tmp_path, tiny_dataset):
             "--repeats", "1", "--output", tmp_path / "p")
     p = run_cli("report", tmp_path / "p", tmp_path / "lg", check=False)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "run folder" not in p.stderr, p.stderr
+
+
+def test_a_review_of_the_landed_code(tmp_path, tiny_dataset, info_file):
+    """Found reading the diff: a --setting that overrode its own flag behind the batcher's
+    back, an idle --openvino-hint in perf, compare.json named like the page, a work dir that
+    is the --data folder (run wrote val_label.txt there, which the next run read as labels)."""
+    model = stamped(tmp_path / "m.onnx", "mnasnet1_0")
+    pytest.importorskip("mlperf_loadgen")
+    for extra, says in ((["--scenario", "multi-stream", "--setting", "samples_per_query=16"], "--samples-per-query"),
+                        (["--scenario", "server", "--setting", "target_latency=50"], "--latency-bound-ms"),
+                        (["--official-durations", "--setting", "min_duration=1000"], "--official-durations")):
+        line = _one_error_line(run_cli("loadgen", "--model", model, "--data", tiny_dataset, "--output",
+                                       tmp_path / "lg", *extra, check=False))
+        assert says in line, line
+    line = _one_error_line(run_cli("perf", "--model", model, "--openvino-hint", "throughput", "--batches", "1",
+                                   "--output", tmp_path / "p", check=False))
+    assert "--openvino-hint applies to openvino configs" in line, line
+    (tmp_path / "a").mkdir()
+    line = _one_error_line(run_cli("report", tmp_path / "a", tmp_path / "a", "--output", tmp_path / "cmp.json",
+                                   check=False))
+    assert "NAME.html" in line, line
+    data = tmp_path / "d"
+    shutil.copytree(tiny_dataset, data)
+    line = _one_error_line(run_cli("run", "--weights", model, "--data", data, "--work-dir", data, "--dry-run",
+                                   check=False))
+    assert "--work-dir" in line and "--data" in line, line
+
+
+def test_streamed_outputs_are_not_reused_under_another_preset(tmp_path, tiny_dataset):
+    """run --stream, then again with --interpolation bicubic in the same work dir: every output
+    was reused (the resume identity of streamed images held no preprocessing), and the bilinear
+    figures were recorded under the bicubic plan."""
+    model = stamped(tmp_path / "m.onnx", "mnasnet1_0")
+    work = tmp_path / "w"
+    run_cli("run", "-q", "--weights", model, "--data", tiny_dataset, "--stream", "--work-dir", work)
+    first = {p.name: p.read_text() for p in (work / "result" / "dumpOutput_device0").iterdir()}
+    again = ("run", "-q", "--weights", model, "--data", tiny_dataset, "--stream", "--interpolation", "bicubic",
+             "--work-dir", work)
+    line = _one_error_line(run_cli(*again, check=False))  # another run's outputs: said, not reused
+    assert "preprocessing" in line and "--overwrite" in line, line
+    run_cli(*again, "--overwrite")
+    s = json.loads((work / "summary.json").read_text())
+    assert s["performance"]["resumed"] == 0 and s["plan"]["preset"]["interpolation"] == "bicubic"
+    second = {p.name: p.read_text() for p in (work / "result" / "dumpOutput_device0").iterdir()}
+    assert first.keys() == second.keys() and any(first[k] != second[k] for k in first)

@@ -508,8 +508,8 @@ def resolve(weights: str, data: str, o) -> Plan:
                             f"folders); without it the run writes predictions only")
     from ._io import check_not_input
 
-    check_not_input(o.work_dir, {"the weights": weights}, "--work-dir (outside --data)",
-                    folders={"the images of --data": d.images})
+    check_not_input(o.work_dir, {"the weights": weights, "the label file": d.labels or []},
+                    "--work-dir (outside --data)", folders={"--data": data, "the images of --data": d.images})
     return Plan(weights, k, model, preset, t, d, o.batch_size, o.engine, stream, o.outfmt,
                 str(Path(o.work_dir).resolve()), scoring)
 

@@ -110,8 +110,10 @@ def _add_infer_args(p: argparse.ArgumentParser, backend_default: str | None) -> 
 
     p.add_argument("--backend", default=backend_default, choices=available(),
                    help="inference runtime" + (f" (default {backend_default})" if backend_default else
-                                               " (default: what the model file is: .pth → torch, IR → openvino, "
-                                               "ONNX → the backend it was compiled for, else onnxruntime)"))
+                                               " (default: what the model file is: IR → openvino, ONNX → the backend it "
+                                               "was compiled for, else onnxruntime; a .pth → onnxruntime through an "
+                                               "export, which run does and infer/loadgen/perf ask you to: give "
+                                               "--backend torch to run the weights eagerly)"))
     p.add_argument("--precision", default=None,
                    help="precision, per backend: " + _pairs_help() + ". Default: the one the model file "
                         "records (a `clsbench compile` artifact knows its own), else the backend's first")
@@ -282,8 +284,9 @@ def _parser_eval(command) -> None:
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("name", metavar="result.json")
     p.add_argument("--model", default=None,
-                   help="NAME[:WEIGHTS_TAG] whose reference accuracy to compare with (default: none, the "
-                        "accuracy is reported without a verdict)")
+                   help="NAME[:WEIGHTS_TAG] whose reference accuracy to compare with, for outputs that record no "
+                        "model (the vendor tool's); outputs clsbench wrote are judged by the model and weights "
+                        "recorded beside them, and a --model that contradicts that record is refused")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when Top-1 is more than --tolerance points below the reference")
     p.add_argument("--tolerance", type=_real(0), help="allowed Top-1 drop, points (default 1, as the guide)")
@@ -776,7 +779,10 @@ def cmd_eval(a) -> int:
                   f"not named as ImageNet validation images)")
     if not a.check:
         return 0
-    return _check(a, judge_accuracy(ref, acc.percent(1), acc.images, a.tolerance))
+    from ..data.folders import read_labels
+
+    top_label = max(read_labels(a.labels).values(), default=None)  # off the reference's task: no verdict (as run)
+    return _check(a, judge_accuracy(ref, acc.percent(1), acc.images, a.tolerance, top_label))
 
 
 def _judged_spec(ref):

@@ -274,7 +274,7 @@ def _calibration_count(o: "CompileOptions", t, calib_data: str | None) -> tuple[
         return o.calib_images, None
     if n >= DEFAULT_CALIB_IMAGES:
         return DEFAULT_CALIB_IMAGES, None
-    separate = bool(o.calib_data) and os.path.abspath(o.calib_data) != os.path.abspath(o.data or "")
+    separate = bool(o.calib_data) and os.path.realpath(o.calib_data) != os.path.realpath(o.data or "")
     wanted = (o.parity_images if o.data else 0) + (o.tune_images if o.max_drop is not None else 0)
     held = 0 if separate else min(wanted, n // 3)
     use = n - held
@@ -356,9 +356,10 @@ def compile_model(onnx_path: str, options: CompileOptions | None = None, **kw) -
         from ..ui import info
 
         info(f"compile: {changed}: compiling again")
+    plan = compile_plan(onnx_path, o, t)  # before the slow step: a refusal leaves no artifact without a record
     record = _compile(onnx_path, dst, o, t, identity)
     record["artifact_sha256"] = artifact_digests(dst)  # the bytes moved into place, for reuse and perf
-    record["plan"] = compile_plan(onnx_path, o, t)
+    record["plan"] = plan
     if adapted:
         record["calib_images_adapted"] = adapted
         record["notes"].append(f"--calib-images not given: {adapted['used']} calibration images, the "
@@ -377,7 +378,9 @@ def compile_plan(onnx_path: str, o: CompileOptions, t) -> dict:
     r = resolve_runnable(onnx_path, RunnableRequest())
     preset = r.preset.as_dict()
     if o.pp.as_dict() != r.preset.pp.as_dict():
-        preset = {**o.pp.as_dict(), "sources": {f: "compile's --preset or flags" for f in preset["sources"]}}
+        own, used = r.preset.pp.as_dict(), o.pp.as_dict()
+        preset = {**used, "sources": {f: "compile's --preset or flags" if used.get(f) != own.get(f) else s
+                                      for f, s in preset["sources"].items()}}
     return {**r.as_dict(), "preset": preset, "target": target_dict(TargetPlan(t.backend, t.precision, "compile", (), None))}
 
 
@@ -402,7 +405,7 @@ def _compile(onnx_path: str, dst: str, o: CompileOptions, t, identity: dict) -> 
     """Calibrate, build, and measure the artifact against the fp32 ONNX on held-out images."""
     from ..model.files import read_metadata
 
-    separate = bool(o.calib_data) and os.path.abspath(o.calib_data) != os.path.abspath(o.data or "")
+    separate = bool(o.calib_data) and os.path.realpath(o.calib_data) != os.path.realpath(o.data or "")
     meta = {**read_metadata(onnx_path, "onnx"), "backend": o.backend, "precision": o.precision,
             "source_sha256": identity["source_sha256"]}
     calib = load_folder(o.calib_data or o.data, o.pp, 0, o.calib_images) if t.calibration else None

@@ -290,7 +290,8 @@ def infer_offline(model: str, info: str | None = None, options: InferOptions | N
     check_unique(zip(names, (src for _, src in source.items)), source.where)
     identity = {"model_sha256": file_sha256(model), "batch_size": o.batch_size, "outfmt": o.outfmt,
                 "backend": rt.name, "precision": rt.precision, **({"input": source.where} if o.input_identity else {}),
-                **({"decode": o.decode} if o.decode != "cpu" else {}), "model": _model_identity(r)}
+                "decode": o.decode, "model": _model_identity(r),
+                **({"preprocessing": o.preprocessing.as_dict()} if o.images is not None else {})}
     sources = {n: source.fingerprint(src) for n, (_, src) in zip(names, source.items)}
     with folder_lock(out.dir):
         done = out.prepare(identity, o.overwrite, sources)

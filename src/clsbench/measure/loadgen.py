@@ -134,6 +134,13 @@ def check(o: LoadgenOptions) -> None:
                                 f"not in {o.scenario} (it would have no effect)")
     if o.find_peak and "target_qps" in o.settings:
         raise ClsbenchError("--setting target_qps: --find-peak sets each try's target QPS itself; leave it out")
+    for key, flag in (("samples_per_query", "--samples-per-query"), ("target_latency", "--latency-bound-ms")):
+        if key in o.settings:  # the batcher, the peak search and the record read the flag: one source
+            raise ClsbenchError(f"--setting {key}: give {flag} instead (the SUT is sized by it and the record "
+                                f"states it; the setting would override it behind their backs)")
+    if o.official_durations and {"min_duration", "min_query_count"} & set(o.settings):
+        raise ClsbenchError("--official-durations sets MLPerf's min_duration and min_query_count; leave them out "
+                            "of --setting, or leave --official-durations out")
 
 
 # options that act in some scenarios or modes only: (option, field, what decides, where it acts, what it is)
@@ -220,7 +227,7 @@ def load_samples(data: str, pp_for, labels: str | None = None) -> Samples:
         from .infer import recorded_preset
 
         return Samples(_read_bins(bins), [stem(b.name) for b in bins], f".bin tensors in {data}", labels,
-                       recorded_preset(data, {str(root.resolve())}))
+                       recorded_preset(data, {os.path.abspath(root)}))
     from ..plan import resolve_data
     from ..data.preprocess import load_folder
 

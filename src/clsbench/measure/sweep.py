@@ -266,6 +266,8 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
     sizes, timing = parse_batches(o.batches), o.timing()
     plan = perf_plan(model, o)
     cfgs = resolve_configs(o.configs, model=model, weights=o.weights, compiled=o.compiled)
+    if o.openvino_hint != "latency" and not any(c.backend == "openvino" for c in cfgs):
+        raise ClsbenchError(f"--openvino-hint applies to openvino configs; --configs {o.configs} has none")
     pool = load_pool(o.data, 2 * max(sizes)) if o.data else None
     out = o.output
     os.makedirs(os.path.join(out, "latencies"), exist_ok=True)
@@ -314,7 +316,7 @@ def perf_plan(model: str, o: PerfOptions) -> dict:
     if o.data:
         if not os.path.isdir(o.data):
             raise ClsbenchError(f"{o.data}: --data folder not found")
-        made_with = recorded_preset(o.data, {os.path.realpath(o.data)})
+        made_with = recorded_preset(o.data, {os.path.abspath(o.data)})
         tensors = check_tensor_preset(o.data, made_with, r, o.accept_preset_mismatch)
     return {**r.as_dict(), "tensors": tensors}
 

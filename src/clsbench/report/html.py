@@ -485,6 +485,9 @@ def compare(folders: list[str], output: str, threshold: float = 5.0) -> dict:
     from .._io import atomic_write_json, atomic_write_text, check_not_input
 
     json_path = os.path.splitext(output)[0] + ".json"
+    if json_path == output:
+        raise ClsbenchError(f"--output {output}: the comparison page is HTML and its JSON goes beside it "
+                            f"({json_path}); give --output NAME.html")
     records = {f"{f}'s record": [os.path.join(f, n) for n in RECORD_FILES] for f in folders}
     for path in (output, json_path):  # the page and compare.json beside it: never over a record read
         check_not_input(path, records, "--output")
