@@ -170,3 +170,15 @@ def test_streamed_outputs_are_not_reused_under_another_preset(tmp_path, tiny_dat
     assert s["performance"]["resumed"] == 0 and s["plan"]["preset"]["interpolation"] == "bicubic"
     second = {p.name: p.read_text() for p in (work / "result" / "dumpOutput_device0").iterdir()}
     assert first.keys() == second.keys() and any(first[k] != second[k] for k in first)
+
+
+def test_eval_gives_no_verdict_off_the_references_task(tmp_path, info_file, tiny_dataset):
+    """Outputs recorded as the proxy's, scored on ImageNet labels (281, 967, ...): its reference
+    was measured on its own 16 classes, so run gives no verdict, and now eval neither."""
+    model = stamped(tmp_path / "m.onnx", "mnasnet1_0", provenance="proxy")
+    run_cli("infer", "-q", "--model", model, "--info", info_file, "--output", tmp_path / "r")
+    labels = [int(line.split()[1]) for line in (tiny_dataset / "val_label.txt").read_text().splitlines()]
+    assert max(labels) >= 16  # the premise: labels off the proxy's task
+    line = _one_error_line(run_cli("eval", tmp_path / "r" / "dumpOutput_device0", tiny_dataset / "val_label.txt",
+                                   tmp_path, "x.json", "--check", check=False))
+    assert "no accuracy verdict" in line and "16 classes" in line, line
