@@ -305,7 +305,7 @@ class CompileOptions:
 
     backend: str = ""
     precision: str = ""
-    output_dir: str = "compiled"
+    output_dir: str = default("compile", "output")  # --output
     data: str | None = None  # images: calibration (unless calib_data) and held-out parity
     calib_images: int | None = None  # None: DEFAULT_CALIB_IMAGES, fewer where the folder holds fewer
     parity_images: int = default("compile", "parity_images")

@@ -473,7 +473,7 @@ def _finish(ctx: _Run, st: StageTimes, lat: LatencyLog, mode) -> dict:
     return record
 
 
-def pure_inference(model: str, loop: int, options: InferOptions | None = None, *, warmup: int = 5, seed: int = 0,
+def pure_inference(model: str, loop: int, options: InferOptions | None = None, *, warmup: int = default("infer", "warmup"), seed: int = 0,
                    **kw) -> dict:
     """The vendor tool's pure-inference mode: random input, `loop` timed runs (with the
     options' `output`, the record and each run's latency as a .csv are written there)."""

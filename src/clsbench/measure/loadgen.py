@@ -81,7 +81,7 @@ class LoadgenOptions:
     latency_bound_ms: float | None = None  # server's p99 bound (default 15 ms, MLPerf's ResNet-50 bound)
     max_wait_ms: float = default("loadgen", "max_wait_ms")  # server batcher's wait for a batch to fill after its first sample
     samples_per_query: int = default("loadgen", "samples_per_query")  # multi-stream
-    duration_s: float = 5.0
+    duration_s: float = default("loadgen", "duration")  # --duration
     official_durations: bool = False  # MLPerf's 600 s and query counts
     settings: dict = field(default_factory=dict)  # user.conf keys, as given
     find_peak: bool = False
