@@ -148,7 +148,7 @@ def test_compile_artifacts_and_records(compiled):
 ])
 def test_reduced_precision_agreement_on_held_out_images(compiled, key, min_top1, max_rel):
     if key not in compiled:
-        pytest.skip(f"{key[0]}:{key[1]} does not run on this CPU (refused when compiled)")
+        pytest.skip(f"expected: {key[0]}:{key[1]} does not run on this CPU (refused when compiled)")
     p = compiled[key]["parity"]
     assert p["top1_agreement"] >= min_top1, p
     assert p["rel_l2_error"] <= max_rel, p

@@ -19,8 +19,8 @@ _CORE = ov.Core()
 CAPS = [str(c) for c in _CORE.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
 CPU_NAME = str(_CORE.get_property("CPU", "FULL_DEVICE_NAME"))
 HAS_BF16 = "BF16" in CAPS
-needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason=f"OpenVINO reports no BF16 on this CPU ({', '.join(CAPS)})")
-lacks_bf16 = pytest.mark.skipif(HAS_BF16, reason="OpenVINO reports BF16 on this CPU: bf16 runs here")
+needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason=f"expected: OpenVINO reports no BF16 on this CPU ({', '.join(CAPS)})")
+lacks_bf16 = pytest.mark.skipif(HAS_BF16, reason="expected: OpenVINO reports BF16 on this CPU: bf16 runs here")
 
 
 def _exec_graph(model_path: str, hint: str) -> tuple[str, Counter]:
@@ -149,7 +149,7 @@ def test_compile_refuses_bf16_without_data_too(tmp_path, proxy_onnx):
     from clsbench.runtime.backends import precision_unsupported
 
     if not precision_unsupported("openvino", "bf16"):
-        pytest.skip("this CPU runs bf16")
+        pytest.skip("expected: this CPU runs bf16 (OpenVINO reports BF16)")
     p = run_cli("compile", "--model", proxy_onnx, "--backend", "openvino", "--precision", "bf16",
                 "--output", tmp_path / "c", check=False)
     assert p.returncode == 2 and "has no bf16" in p.stderr, p.stderr
