@@ -362,10 +362,7 @@ def _parser_perf(command) -> None:
                    help="comma-separated backend:precision, e.g. onnxruntime:fp32,onnxruntime:int8,"
                         "openvino:fp32,openvino:bf16,openvino:int8,torch:fp32")
     p.add_argument("--batches")
-    p.add_argument("--duration", type=_real(0),
-                   help="minimum seconds per cell (0: --iterations alone decide)")
-    p.add_argument("--iterations", type=_int(1), help="minimum runs per cell")
-    p.add_argument("--warmup", type=_int(0))
+    _add_cell_timing(p)
     p.add_argument("--repeats", type=_int(1),
                    help="windows the timed runs are split into; images/s is their median (default 5)")
     _add_percentiles(p, "")
@@ -383,6 +380,14 @@ def _parser_perf(command) -> None:
     _add_accept_preset(p)
 
 
+def _add_cell_timing(p) -> None:
+    """How one perf or zoo cell is timed (one definition for both sweeps)."""
+    p.add_argument("--duration", type=_real(0),
+                   help="minimum seconds per cell (0: --iterations alone decide)")
+    p.add_argument("--iterations", type=_int(1), help="minimum runs per cell")
+    p.add_argument("--warmup", type=_int(0))
+
+
 def _parser_zoo(command) -> None:
     p = command("zoo", help="many models × configs in one resumable run → CSV, Markdown, accuracy/speed plot",
                 description="For each model: its weights (from --weights-dir, by torchvision's file name or "
@@ -398,10 +403,7 @@ def _parser_zoo(command) -> None:
     p.add_argument("--stand-in-weights", action="store_true",
                    help="models without weights get realistic random ones: right for speed, not for accuracy "
                         "(marked in every row)")
-    p.add_argument("--duration", type=_real(0),
-                   help="minimum seconds per cell (0: --iterations alone decide)")
-    p.add_argument("--iterations", type=_int(1), help="minimum runs per cell")
-    p.add_argument("--warmup", type=_int(0))
+    _add_cell_timing(p)
     p.add_argument("--threads", type=_int(1), default=None)
     p.add_argument("--output", help="output folder (default ./zoo)")
 
