@@ -32,6 +32,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "loadgen": {"output": "loadgen", "scenario": "offline", "mode": "performance", "batch_size": 8,
                 "samples_per_query": 8, "max_wait_ms": 0.0, "duration": 5.0, "peak_steps": 6},
     "info": {},
+    "profile": {},
+    "tune": {},
 }
 
 # why a value differs between commands (every option whose value is not one everywhere)

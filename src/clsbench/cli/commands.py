@@ -7,6 +7,7 @@ import sys
 from .. import ClsbenchError, __version__
 from ..runtime.outputs import OUTFMTS
 from ..plan import DEFAULT_MODEL
+from . import profile_cmd, tune_cmd
 
 OUTFMT_HELP = ("txt: one line of floats per image (the guide's eval reads it); bin: raw float32; npy; "
                "parquet: one dataset of (image, label, top5, logits) rows in result/outputs_device<N>.parquet/ "
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     _parser_demo(command)
     _parser_report(command)
     _parser_loadgen(command)
+    profile_cmd.add_parser(command)
+    tune_cmd.add_parser(command)
     _apply_defaults(sub)
     return ap
 
@@ -1021,7 +1024,8 @@ def cmd_loadgen(a) -> int:
 
 
 COMMANDS = {"loadgen": cmd_loadgen, "report": cmd_report, "models": cmd_models, "export": cmd_export, "compile": cmd_compile, "perf": cmd_perf, "zoo": cmd_zoo, "preprocess": cmd_preprocess, "info": cmd_info,
-            "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo}
+            "infer": cmd_infer, "eval": cmd_eval, "run": cmd_run, "demo": cmd_demo,
+            "profile": profile_cmd.cmd_profile, "tune": tune_cmd.cmd_tune}
 
 if __name__ == "__main__":
     sys.exit(main())
