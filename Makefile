@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ demo: $(VENV)/.installed-demo
 # clsbench and the tests from source again (about 0.2 s each here). __pycache__ is ignored.
 test: $(VENV)/.installed-dev $(VENV)/.installed-browser
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal
+
+# mutation testing by mutmut (not part of `make test`; docs/testing.md has its table and time)
+mutate: $(VENV)/.installed-dev
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python scripts/mutmut_run.py --write
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/overhead.py

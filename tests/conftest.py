@@ -39,6 +39,27 @@ os.environ["CLSBENCH_CACHE"] = _test_cache()
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds")
     _pin_xdist_worker()
+    _check_mutants_imported()
+
+
+def _check_mutants_imported() -> None:
+    """Under mutmut (`make mutate`), the tests must import the mutated copy of clsbench, not
+    the tree the editable install points at (a mutant the tests never import survives for
+    nothing): refuse to start otherwise, and hand the copy to every process a test starts."""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    import clsbench
+
+    src = Path(clsbench.__file__).resolve().parents[1]
+    if src.parent.name != "mutants":
+        raise pytest.UsageError(f"mutmut: the tests import clsbench from {src}, not from mutants/src")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
+    # a mutant a property fails is killed by its first failing example: shrinking it to the
+    # smallest one (what a person debugging wants) took most of each mutant's time
+    from hypothesis import Phase, settings
+
+    settings.register_profile("mutmut", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+    settings.load_profile("mutmut")
 
 
 def _pin_xdist_worker() -> None:

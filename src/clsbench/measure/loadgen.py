@@ -186,12 +186,12 @@ def setting_value(key: str, raw) -> int | float:
     kind, lo, lo_ok, hi, _ = SETTING_RULES[key]
     bound = f"{'>=' if lo_ok else '>'} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
     what = "a whole number" if kind is int else "a finite number"
-    try:
-        v = float(raw)
+    try:  # a whole number exactly (float() rounds 2**63 - 1 up past LoadGen's largest)
+        v = int(raw) if kind is int and str(raw).strip().lstrip("+-").isdigit() else float(raw)
     except (TypeError, ValueError):
         v = math.nan
-    if (not math.isfinite(v) or v < lo or (v == lo and not lo_ok) or (hi is not None and v > hi)
-            or (kind is int and (v != int(v) or v > _INT_MAX))):
+    if ((isinstance(v, float) and (not math.isfinite(v) or (kind is int and v != int(v))))
+            or v < lo or (v == lo and not lo_ok) or (hi is not None and v > hi) or (kind is int and v > _INT_MAX)):
         raise ClsbenchError(f"--setting {key}={raw}: must be {what} {bound}")
     return int(v) if kind is int else v
 
