@@ -54,16 +54,25 @@ def lookup(record, field: str):
     return record
 
 
+# The record's fractions (0..1) that a page shows as percentages: decided here, from the
+# record's schema (report/records.py: FRAC fields and the spread of stability), never from
+# the page's own data-scale, which a page that forgot the ×100 would simply not carry.
+FRACTIONS = re.compile(r"(/spread|/prob|top1_agreement)$")
+
+
 def check_numbers(page: dict, record: dict) -> int:
     """Each tagged number: its data-value is the record's value at its field, and the text
-    shown is that value rounded as displayed (digits after the point, or 3 significant
-    digits in e-notation). Returns how many were checked."""
+    shown is that value, ×100 where the record holds a fraction, rounded as displayed
+    (digits after the point, or 3 significant digits in e-notation). Returns how many were
+    checked."""
     for f in page["fields"]:
         want = lookup(record, f["field"])
         got = float(f["value"])
         assert got == pytest.approx(want, rel=1e-12, abs=0), f
         shown = re.sub(r"[≈,%\s]", "", f["text"])
-        scaled = want * float(f["scale"])
+        scale = 100.0 if FRACTIONS.search(f["field"]) else 1.0
+        assert float(f["scale"]) == scale, f  # the page says what it did; the test knows what it should
+        scaled = want * scale
         if "e" in shown:
             assert float(shown) == pytest.approx(scaled, rel=6e-3), f
         else:
