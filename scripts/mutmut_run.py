@@ -97,8 +97,14 @@ def survivors(work: Path, patterns: list[str]) -> list[str]:
 
 
 def refresh_tests(work: Path) -> None:
-    """The tests as they are now (mutmut copies them into mutants/ itself); the coverage of
-    each function is collected again, so that a new test is run on the mutants it reaches."""
+    """The tests as they are now (mutmut copies them into mutants/ itself), and any source
+    file changed since (mutmut makes that file's mutants again); the coverage of each function
+    is collected again, so that a new test is run on the mutants it reaches."""
+    for src in (ROOT / "src").rglob("*.py"):
+        dest = work / src.relative_to(ROOT)
+        if not dest.exists() or dest.read_bytes() != src.read_bytes():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
     for rel in ("tests", "pyproject.toml"):
         src, dest = ROOT / rel, work / rel
         if src.is_dir():

@@ -941,3 +941,235 @@ def test_compiled_artifact_used_only_when_compiled_from_this_model(tmp_path):
     rec.write_text("{")
     with pytest.raises(ClsbenchError, match=r"has no record of the model it was compiled from"):
         _check_compiled_from(str(art), str(model), t)
+
+
+# ---------------------------------------------------------------- what the first `make mutate` left alive
+
+def test_summary_notes_continue_only_the_last_and_fields_after_notes_stay_fields(tmp_path):
+    from clsbench.measure.loadgen import parse_summary
+
+    text = ("Result is : VALID\nEarly Stopping Result:\n * first.\n * second\n * third\n continued here\n"
+            "   \n  Min duration satisfied : NO\n==== : not a field\n")
+    (tmp_path / "s.txt").write_bytes(text.encode() + b"SUT name : caf\xe9\n")
+    s = parse_summary(tmp_path / "s.txt")
+    assert s["notes"] == ["first.", "second", "third continued here"]
+    assert s["valid"] is True and s["result"] == "VALID" and s["reasons"] == ["Min duration satisfied: NO"]
+    assert s["fields"]["Min duration satisfied"] == "NO" and s["fields"]["SUT name"] == "caf\ufffd"
+    assert "====" not in s["fields"]
+
+
+def test_settings_keep_their_kind_and_a_signed_whole_number_exactly():
+    from clsbench.measure.loadgen import setting_value
+
+    v = setting_value("target_qps", "5")
+    assert v == 5.0 and isinstance(v, float)
+    assert setting_value("min_query_count", "+9223372036854775807") == 2**63 - 1
+    assert setting_value("min_query_count", " 7 ") == 7
+
+
+def test_perf_rows_a_zero_module_latency_is_idle_and_default_percentiles():
+    from clsbench.report.tables import latency_cells, perf_rows
+
+    assert perf_rows({"stages": {"S": {"moduleLatency": 0.0, "throughputRate": 1.0}}}) == [
+        ("S", "time per image", "– (under 0.005 ms: no work in this step here)")]
+    assert perf_rows({"stages": {"S": {"moduleLatency": None}}}) == [
+        ("S", "time per image", "– (under 0.005 ms: no work in this step here)")]
+    assert [k for k, _ in latency_cells({"min": 1, "p50": 2, "p90": 3, "p99": 4, "max": 5})] == [
+        "min", "p50", "p90", "p99", "max"]
+
+
+def test_reuse_messages_name_every_change_and_a_bad_checkpoint(tmp_path, caplog):
+    from clsbench.measure.sweep import reusable_cells
+
+    ck = tmp_path / "cells.json"
+    ck.write_text(json.dumps({"identity": {}, "sources": {"a": "1", "b": "2"}, "rows": [{}]}))
+    with caplog.at_level("INFO", logger="clsbench"):
+        assert reusable_cells(str(ck), {}, {"a": "3", "b": "4"}) == []
+        ck.write_text("[1]")
+        assert reusable_cells(str(ck), {}, {}) == []
+    text = [r.getMessage() for r in caplog.records]
+    assert text[0] == f"perf: a, b changed since the cells in {ck} were measured: measuring again"
+    assert text[1].startswith(f"perf: {ck}: unreadable clsbench record (not a JSON object)") and text[1].endswith(
+        ": measuring again")
+
+
+def test_compiled_artifact_messages_say_the_command_to_type(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from clsbench.measure.sweep import _check_compiled_from
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src.onnx").write_bytes(b"model")
+    (tmp_path / "m.onnx").write_bytes(b"artifact")
+    (tmp_path / "m.compile.json").write_text(json.dumps({"identity": {"source_sha256": "cd" * 32}}))
+    with pytest.raises(ClsbenchError) as e:
+        _check_compiled_from("m.onnx", "src.onnx", SimpleNamespace(backend="openvino", precision="fp32", calibration=False))
+    assert str(e.value) == ("m.onnx was compiled from another model (SHA-256 cdcdcdcdcdcd…), not from src.onnx "
+                            f"(SHA-256 {_sha(tmp_path / 'src.onnx')[:12]}…); make it again with `clsbench compile "
+                            "--model src.onnx --backend openvino --precision fp32 --output .`")
+
+
+def _rec(top1=70.0, top5=90.0, ips=100.0, stable=True, images="/d", p99=9.0, stages=True, acc=True):
+    r = _run_rec(top1, ips, stable=stable, images=images)
+    r["accuracy"]["top5"] = top5
+    r["performance"]["compute_latency_ms_per_batch"]["p99"] = p99
+    if not stages:
+        del r["performance"]["stages"]
+    if not acc:
+        r["accuracy"], r["predictions"] = None, {"images": 12}
+    return r
+
+
+def test_run_comparison_top5_latency_counts_and_missing_stages():
+    from clsbench.report.html import _cell, _run_rows
+
+    def rows(recs, **kw):
+        return {r["figure"]: r["cells"] for r in _run_rows(recs, 5.0, **kw)}
+
+    got = rows([_rec(top5=90.0, p99=9.0), _rec(top5=89.5, p99=12.0)])
+    assert got["Top-5 %"][1] == {"value": 89.5, "delta": -0.5, "points": True, "regression": True}
+    assert got["Top-5 %"][0] == {"value": 90.0, "delta": 0.0, "points": True}
+    assert got["p99 ms per batch"][1] == {"value": 12.0, "delta": pytest.approx(100 / 3)}
+    small = rows([_rec(top5=90.0), _rec(top5=89.95)])
+    assert "regression" not in small["Top-5 %"][1]
+    other = rows([_rec(top5=90.0), _rec(top5=80.0, images="/e")])
+    assert "regression" not in other["Top-5 %"][1]
+    preds = rows([_rec(acc=False), _rec(acc=False)])
+    assert preds["images counted"][0]["value"] == 12 and preds["Top-1 %"][0] == {"value": None, "delta": None}
+    bare = rows([_rec(stages=False), _rec()])
+    assert bare["images/s compute"][0] == {"value": None, "delta": None}
+    assert bare["images/s end to end"][1] == {"value": 50.0, "delta": None}
+    three = rows([_rec(stable=False), _rec(), _rec(ips=50.0)])
+    assert three["images/s compute"][2] == {"value": 50.0, "delta": -50.0, "unstable": True}
+    assert _cell(95.0, 100.0, limit=5.0, unstable=True) == {"value": 95.0, "delta": -5.0}
+
+
+def _runnable(pp, known=True, key="resnet18:IMAGENET1K_V1", path="/m/model.onnx"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(preset=SimpleNamespace(pp=pp), preset_known=known, model=SimpleNamespace(key=key), path=path)
+
+
+def test_tensors_meet_only_the_model_whose_preset_made_them(caplog):
+    import dataclasses
+
+    from clsbench.model.table import get_model
+    from clsbench.plan import check_tensor_preset
+
+    pp = get_model("resnet18").preprocessing
+    other = dataclasses.replace(pp, crop=200, interpolation="bicubic")
+    with caplog.at_level("INFO", logger="clsbench"):
+        assert check_tensor_preset("bins/", None, _runnable(pp), False) == {
+            "tensors": None, "checked": False, "why": "the tensors' preprocessing is not recorded"}
+        assert check_tensor_preset("bins/", pp, _runnable(pp), False) == {
+            "tensors": json.loads(json.dumps(pp.as_dict())), "checked": True, "match": True}
+        unknown = check_tensor_preset("bins/", other, _runnable(pp, known=False), False)
+    assert unknown == {"tensors": json.loads(json.dumps(other.as_dict())), "checked": False, "match": False,
+                       "why": "the model records no preset"}
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == ("bins/: the tensors' preprocessing is not recorded (not made by clsbench preprocess): "
+                       f"not checked against the model's ({pp.describe()})")
+    assert said[1] == f"bins/: the model records no preset; the tensors' ({other.describe()}) taken as is"
+    with pytest.raises(ClsbenchError) as e:
+        check_tensor_preset("bins/", other, _runnable(pp), False)
+    assert str(e.value) == (f"bins/: tensors preprocessed with {other.describe()}; the model resnet18:IMAGENET1K_V1 "
+                            f"expects {pp.describe()} (they differ in crop, interpolation): preprocess them again "
+                            "with `clsbench preprocess --model resnet18:IMAGENET1K_V1 ...`, or give "
+                            "--accept-preset-mismatch to run them anyway")
+    with pytest.raises(ClsbenchError) as e:
+        check_tensor_preset("bins/", other, _runnable(pp, key=None), False)
+    assert "the model model.onnx expects" in str(e.value) and "`clsbench preprocess --model NAME ...`" in str(e.value)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="clsbench"):
+        took = check_tensor_preset("bins/", other, _runnable(pp), True)
+    assert took == {"tensors": json.loads(json.dumps(other.as_dict())), "checked": True, "match": False,
+                    "accepted_mismatch": ["crop", "interpolation"]}
+    assert caplog.records[0].getMessage() == (f"bins/: tensors preprocessed with {other.describe()}, not the model's "
+                                              f"{pp.describe()} (--accept-preset-mismatch): recorded")
+
+
+def test_judged_keeps_the_models_identity():
+    import dataclasses
+
+    from clsbench.model.table import get_model
+    from clsbench.plan import _judged
+
+    spec = dataclasses.replace(get_model("resnet18"), num_classes=1001)
+    for prov in ("proxy", "official", "other"):
+        m = _judged(spec, prov, "sha")
+        assert (m.key, m.provenance, m.weights_sha256, m.num_classes) == (spec.key, prov, "sha", 1001)
+        assert m.spec is spec
+
+
+def test_stage_latencies_per_image_by_hand():
+    from clsbench.runtime.timing import StageTimes, latency_stats
+
+    r = StageTimes(samples=1, computed=1, wall_s=1.0, read_s=0.002, preprocess_s=0.004, infer_s=0.006,
+                   post_s=0.008).rates()
+    assert [r[s]["moduleLatency"] for s in ("data read", "preprocess", "infer", "post")] == pytest.approx([2, 4, 6, 8])
+    r = StageTimes(samples=4, computed=4, wall_s=1.0, read_s=0.0, preprocess_s=0.02, infer_s=0.0, post_s=0.0).rates()
+    assert r["preprocess"]["moduleLatency"] == pytest.approx(5.0) and r["preprocess"]["throughputRate"] == 200.0
+    a = np.array([1.1, 2.2, 3.3], np.float32)  # float32 timings: the statistics in float64 all the same
+    s = latency_stats(a, (50.0, 90.0))
+    b = a.astype(np.float64)
+    assert s["p90"] == float(np.percentile(b, 90)) and s["mean"] == float(b.mean())
+
+
+def test_package_data_read_afresh():
+    from clsbench.data.labelsets import _data
+
+    assert _data("imagenet_classes.txt") == (DATA / "imagenet_classes.txt").read_text(encoding="utf-8")
+    assert _data("imagenet_a_indices.txt").split()[:2] == (DATA / "imagenet_a_indices.txt").read_text().split()[:2]
+
+
+def _parquet(folder, rows: dict) -> None:
+    from clsbench.runtime.parquet import ParquetOutput
+
+    out = ParquetOutput(folder)
+    out.prepare({}, False, {})
+    out.write(list(rows), np.array(list(rows.values()), np.float32))
+    out.finish()
+
+
+def test_parquet_outputs_scored_and_named_by_key(tmp_path):
+    from clsbench.accuracy.evaluate import evaluate
+
+    _parquet(tmp_path / "pq", {"a": [0, 1, 2], "b": [2, 1, 0], "c": [0, 0, 1]})
+    lf = _labels(tmp_path / "l.txt", {"a": 2, "b": 1})
+    acc = evaluate(tmp_path / "pq", lf)
+    assert acc.images == 2 and acc.hits == [1, 1, 0, 0, 0] and acc.unlabelled_outputs == ["c"]
+    with pytest.raises(ClsbenchError, match=rf"^{lf}: no label for 1 outputs, e\.g\. c$"):
+        evaluate(tmp_path / "pq", lf, strict=True)
+    with pytest.raises(ClsbenchError, match=rf"none of the 3 outputs in {tmp_path / 'pq'} has a label$"):
+        evaluate(tmp_path / "pq", _labels(tmp_path / "z.txt", {"z": 1}))
+
+
+def test_in_memory_scores_name_where_and_the_label_file(tmp_path):
+    from clsbench.accuracy.evaluate import evaluate_scores
+
+    lf = _labels(tmp_path / "l.txt", {"a": 1, "b": 7})
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ClsbenchError, match=r"^log: a second output for image 'a'$"):
+        evaluate_scores("log", ["a", "a"], x, lf)
+    with pytest.raises(ClsbenchError, match=rf"^{lf}: label 7 of 'b' is out of range for a 3-class output$"):
+        evaluate_scores("log", ["a", "b"], x, lf)
+
+
+def test_result_json_never_over_its_inputs(tmp_path):
+    from clsbench.accuracy.evaluate import check_result_path
+
+    out = tmp_path / "out"
+    _txt_outputs(out, {"a": [0, 1]})
+    lf = _labels(tmp_path / "l.txt", {"a": 1})
+    with pytest.raises(ClsbenchError) as e:
+        check_result_path(tmp_path, "l.txt", out, lf)
+    assert str(e.value) == (f"{tmp_path / 'l.txt'}: is also the label file (the same file); give another "
+                            "OUT_DIR or result.json name")
+    with pytest.raises(ClsbenchError) as e:
+        check_result_path(tmp_path, "out.clsbench.json", out, lf)
+    assert str(e.value).startswith(f"{tmp_path / 'out.clsbench.json'}: is also the record of RESULT_DIR's outputs")
+    with pytest.raises(ClsbenchError) as e:
+        check_result_path(out, "r.json", out, None)
+    assert "RESULT_DIR" in str(e.value) and str(e.value).endswith("give another OUT_DIR or result.json name")
+    assert check_result_path(tmp_path, "r.json", out, lf) == tmp_path / "r.json"
+    assert check_result_path(tmp_path, "l.txt", out, None) == tmp_path / "l.txt"
