@@ -732,7 +732,7 @@ def test_run_comparison_rows_judge_only_what_can_be_judged():
                           "p50 ms per batch", "p99 ms per batch"]
     assert rows["Top-1 %"]["cells"][1] == {"value": 69.5, "delta": -0.5, "points": True, "regression": True}
     assert rows["images/s compute"]["cells"][1] == {"value": 80.0, "delta": -20.0, "regression": True}
-    assert rows["images/s end to end"]["cells"][1]["value"] == 40.0
+    assert rows["images/s end to end"]["cells"][1] == {"value": 40.0, "delta": -20.0, "regression": True}
     assert rows["p50 ms per batch"]["cells"][1]["value"] == 100.0 and "regression" not in rows["p50 ms per batch"]["cells"][1]
     assert rows["images counted"]["cells"][0] == {"value": 100, "delta": 0, "points": True}
     assert rows["Top-1 %"]["config"] == "m · onnxruntime fp32 · batch 8"
@@ -1173,3 +1173,134 @@ def test_result_json_never_over_its_inputs(tmp_path):
     assert "RESULT_DIR" in str(e.value) and str(e.value).endswith("give another OUT_DIR or result.json name")
     assert check_result_path(tmp_path, "r.json", out, lf) == tmp_path / "r.json"
     assert check_result_path(tmp_path, "l.txt", out, None) == tmp_path / "l.txt"
+
+
+def test_top5_is_int32_and_softmax_is_each_rows_own_without_overflow():
+    from clsbench.accuracy.predict import softmax
+    from clsbench.runtime.scores import top5
+
+    assert top5(np.array([[0.1, 0.3, 0.2]], np.float32)).dtype == np.int32
+    assert top5(np.array([[0.1, 0.3, 0.2]], np.float32)).tolist() == [[1, 2, 0]]
+    assert top5(np.zeros((2, 9), np.float32)).dtype == np.int32
+    p = softmax(np.array([[1000.0, 999.0], [0.0, -1.0]], np.float32))
+    want = [1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1))]
+    assert np.all(np.isfinite(p)) and p.tolist() == [pytest.approx(want), pytest.approx(want)]
+    assert p.dtype == np.float64
+
+
+def test_schema_rest_before_named_keys_and_lists_of_sixteen():
+    from clsbench.report.records import Num, Scalar, Str, validate
+
+    schema = {"*": Num(), "a": Str()}
+    with pytest.raises(ClsbenchError, match=r"field a: expected text, got int 1$"):
+        validate({"a": 1}, schema, "r.json")
+    assert validate({"f": [1] * 16}, {"f": Scalar()}, "r.json")
+
+
+def test_load_record_says_each_kind(tmp_path):
+    from clsbench.report.records import load_record
+
+    env = {"cpu": "x"}
+    perf = {"rows": [], "configs": [], "batches": [1], "warmup": 0, "min_iterations": 1, "duration_s": 1.0,
+            "environment": env}
+    rt = {"runtime": "onnxruntime", "version": "1"}
+    lg = {"scenario": "server", "loadgen_scenario": "Server", "mode": "performance",
+          "model": {"path": "m", "key": None, "provenance": "foreign"},
+          "target": {"backend": "onnxruntime", "precision": "fp32", "batch_size": 1, "runtime": rt},
+          "data": {"source": "random", "samples": 8, "labels": None}, "measured_batch_ms": 1.0, "runs": {},
+          "peak": None, "environment": env}
+    tune = {"plan": {}, "weights": "w", "data": "d", "options": {"max_drop": 0.5, "latency_bound_ms": None,
+                                                                "percentile": 99},
+            "split": {"calib": 1, "tune": 1, "held_out": 1},
+            "search": {"candidates": [], "accuracy": {}, "path": [], "winner": None, "stopped": "done",
+                       "space_size": 0, "timed": 0},
+            "baselines": {}, "winner_commands": {}, "measured": 0, "reused": 0, "environment": env}
+    for kind, name, rec in (("perf", "perf.json", perf), ("loadgen", "loadgen.json", lg), ("tune", "tune.json", tune)):
+        d = tmp_path / kind
+        d.mkdir()
+        (d / name).write_text(json.dumps(rec))
+        assert load_record(str(d)) == (kind, rec)
+        (d / name).write_text(json.dumps({**rec, "environment": 3}))
+        with pytest.raises(ClsbenchError) as e:
+            load_record(str(d))
+        assert str(e.value) == (f"{d / name}: not a clsbench record this version can read: field environment: "
+                                "expected an object, got int 3")
+
+
+def test_stability_defaults_bounds_and_wall_windows():
+    from clsbench.runtime.timing import stability
+
+    assert stability([10.0] * 10, 1)["repeats"] == 5  # five windows by default
+    edge = stability([110.0, 110.0, 100.0], 11, repeats=3)  # 100, 100 and 110 images/s: a spread of exactly 10 %
+    assert edge["rates"] == [100.0, 100.0, 110.0] and edge["spread"] == 0.1 and edge["stable"] is True
+    w = stability([10.0, 30.0, 40.0, 80.0], 1, repeats=4, wall=True)  # windows of 10, 20, 10 and 40 ms
+    assert w["rates"] == [100.0, 50.0, 100.0, 25.0]
+    w3 = stability([10.0, 20.0, 30.0, 60.0, 70.0, 80.0], 1, repeats=2, wall=True)  # 3 runs in 30 ms, 3 in 50 ms
+    assert w3["rates"] == [100.0, 60.0]
+    f32 = np.array([1.1, 2.3, 3.7, 1.9], np.float32)
+    assert stability(f32, 3, repeats=2)["rates"] == stability(f32.astype(np.float64), 3, repeats=2)["rates"]
+
+
+def test_what_the_second_make_mutate_run_left_alive(tmp_path, monkeypatch):
+    from clsbench.accuracy.evaluate import Scoring, check_result_path, evaluate
+    from clsbench.measure.loadgen import setting_value
+    from clsbench.plan import judge_accuracy
+
+    out = tmp_path / "w1001"
+    _txt_outputs(out, {"a": np.zeros(1001)})
+    with pytest.raises(ClsbenchError, match=r"label 1000 of 'a' is out of range for a 1001-class output$"):
+        evaluate(out, _labels(tmp_path / "l1.txt", {"a": 1000}))
+    a_idx = [int(x) for x in (DATA / "imagenet_a_indices.txt").read_text().split()]
+    out = tmp_path / "w1000"
+    _txt_outputs(out, {"a": np.zeros(1000)})
+    lf = _labels(tmp_path / "la.txt", {"a": a_idx[0]})
+    assert evaluate(out, lf, scoring=Scoring(label_set="imagenet-a")).label_set == "imagenet-a"
+    bad = _labels(tmp_path / "lb.txt", {"a": next(c for c in range(1000) if c not in a_idx)})
+    with pytest.raises(ClsbenchError, match=rf"^{bad}: label \d+ of 'a' is not one of the 200 classes"):
+        evaluate(out, bad, scoring=Scoring(label_set="imagenet-a"))
+    with pytest.raises(ClsbenchError, match=rf"^{lf}: no output has a ReaL label"):
+        evaluate(out, lf, scoring=Scoring(real_labels=True))
+    with pytest.raises(ClsbenchError) as e:
+        check_result_path(out, "r.json", out, None)
+    assert str(e.value) == (f"{out / 'r.json'}: lies inside RESULT_DIR {out}, which is read as input (an output is "
+                            "never written among its inputs); give another OUT_DIR or result.json name")
+    v = setting_value("min_query_count", "5.0")
+    assert v == 5 and isinstance(v, int)
+    m = _model_plan(top1=80.0)
+    v = judge_accuracy(m, 79.0, 50_000, 0.1)  # the margin, 0.3506, is the bound, said to 3 places
+    assert v["allowed_drop"] == 0.351 == v["sampling_margin"]
+
+
+def test_parquet_parts_counted_together_and_nan_refused(tmp_path, monkeypatch):
+    from clsbench.accuracy.evaluate import evaluate
+
+    monkeypatch.setenv("CLSBENCH_PARQUET_ROWS", "2")
+    _parquet(tmp_path / "pq", {"a": [0, 1], "b": [1, 0], "c": [0, 1]})
+    assert len(list((tmp_path / "pq").glob("part-*.parquet"))) == 2
+    with pytest.raises(ClsbenchError, match=rf"none of the 3 outputs in {tmp_path / 'pq'} has a label$"):
+        evaluate(tmp_path / "pq", _labels(tmp_path / "z.txt", {"z": 1}))
+    _parquet(tmp_path / "nan", {"a": [0, float("nan")]})
+    with pytest.raises(ClsbenchError, match=r"part-00000\.parquet: holds NaN or infinite scores$"):
+        evaluate(tmp_path / "nan", _labels(tmp_path / "l.txt", {"a": 1}))
+
+
+def test_folder_fingerprint_follows_the_images_only(tmp_path):
+    import os
+
+    from clsbench.plan import folder_fingerprint
+    from PIL import Image
+
+    d = tmp_path / "val"
+    d.mkdir()
+    for n in ("a", "b"):
+        Image.new("RGB", (4, 4), (9, 9, 9)).save(d / f"{n}.JPEG")
+    first = folder_fingerprint(d)
+    assert first == folder_fingerprint(str(d)) and len(first) == 16
+    (d / "notes.txt").write_text("not an image")
+    assert folder_fingerprint(d) == first
+    Image.new("RGB", (4, 4), (200, 9, 9)).save(d / "b.JPEG")
+    os.utime(d / "b.JPEG", ns=(1, 1))
+    second = folder_fingerprint(d)
+    assert second != first
+    os.rename(d / "b.JPEG", d / "c.JPEG")
+    assert folder_fingerprint(d) != second

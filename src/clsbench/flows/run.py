@@ -167,10 +167,14 @@ def _labels(plan, val: Path, work: Path):
 
 
 def _predictions(plan, dump: Path, work: Path) -> dict:
+    from ..accuracy.evaluate import Outputs
     from ..data.labelsets import class_names
     from ..accuracy.predict import predictions, record, write_predictions
 
-    names = class_names(plan.model.num_classes, plan.model.provenance)
+    # named by the outputs' own width: an unnamed model's plan cannot know it, and a 1001-class
+    # output's column 0 is the background class (its names shift by one)
+    width = next(Outputs(dump).batches())[2].shape[1]
+    names = class_names(width, plan.model.provenance)
     rows = predictions(dump, names)
     path = write_predictions(rows, work / "predictions.csv")
     names_from = (None if names is None else "the trained proxy's task" if plan.model.provenance == "proxy"

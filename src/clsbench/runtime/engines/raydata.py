@@ -91,8 +91,62 @@ def connect(ray, address: str | None, timeout: float = 30.0) -> bool:
     # "local": a new instance, as the plan says; ray.init() without an address would join the
     # cluster last started on this machine (its address file in Ray's temp folder), even one
     # this process cannot reach, and wait for it forever
+    _watch_local_instance()
     ray.init(address="local", **kw)
     return True
+
+
+# The watcher of a local instance: while this process lives (its pipe open), it notes this
+# process's descendants every second (pid, start time); when the pipe ends (this process exited,
+# however), it SIGKILLs those still alive.
+_WATCH = """import os, select, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+driver, seen = os.getppid(), {}
+def stat(p):
+    try:
+        with open(f"/proc/{p}/stat", "rb") as f:
+            s = f.read().rsplit(b")", 1)[1].split()
+        return int(s[1]), s[19]
+    except (OSError, IndexError, ValueError):
+        return None
+while not select.select([sys.stdin], [], [], 1.0)[0] or sys.stdin.buffer.read1(4096):
+    procs = {int(p): stat(p) for p in os.listdir("/proc") if p.isdigit()}
+    todo, now = [driver], set()
+    while todo:
+        parent = todo.pop()
+        for pid, st in procs.items():
+            if st and st[0] == parent and pid != os.getpid() and pid not in now:
+                now.add(pid)
+                seen[pid] = st[1]
+                todo.append(pid)
+for pid, start in seen.items():
+    st = stat(pid)
+    if st and st[1] == start:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def _watch_local_instance() -> None:
+    """A local instance must not outlive this process. Ray kills its GCS and raylet with the
+    driver (PR_SET_PDEATHSIG), but the raylet's agents (dashboard agent, runtime-env agent) of
+    a SIGKILLed driver live ~60 s more (they report the raylet's death to the dead GCS, with a
+    60 s timeout; tests/test_parent_death.py). A watcher started here kills what this process
+    started (the agents were noted while the raylet, their parent, lived) once this process is
+    gone; after a normal `ray.shutdown()` none is left. Linux (/proc) only; one per process."""
+    import subprocess
+    import sys
+
+    if _WATCHERS or not os.path.isdir("/proc/self"):
+        return
+    # its pipe stays open while this process lives
+    _WATCHERS.append(subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCH], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+_WATCHERS: list = []
 
 
 def plan_actors(cluster_cpus: float, actors: int | None) -> int:
