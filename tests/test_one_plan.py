@@ -158,6 +158,7 @@ def test_perf_checks_its_model_and_data_like_infer(tmp_path, tiny_dataset, weigh
     line = _one_error_line(run_cli("perf", "--model", weights, "--batches", "1", "--output", tmp_path / "p2",
                                    check=False))
     assert "clsbench export --weights" in line, line
+    assert "--backend" not in line and f"--weights {weights} --configs torch:fp32" in line, line  # perf's own flags
 
 
 def test_every_record_carries_the_plan_in_runs_schema(tmp_path, tiny_dataset):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import ClsbenchError, __version__
@@ -381,6 +382,9 @@ def _parser_perf(command) -> None:
     p.add_argument("--ray-address", default=None, help="with --engine ray: join this cluster (default: start one)")
     _add_ray_timeout(p)
     _add_accept_preset(p)
+    p.add_argument("--profile", action="store_true",
+                   help="also a per-operator profile of each cell (random input), run after the timed runs, in "
+                        "OUTPUT/profiles/<backend>-<precision>-bs<N>/ (see `clsbench profile`)")
 
 
 def _add_cell_timing(p) -> None:
@@ -493,6 +497,10 @@ def _parser_loadgen(command) -> None:
                    help="server: the highest target QPS LoadGen judges VALID at p99 <= --latency-bound-ms "
                         "(doubling, then bisecting; each try a run of --duration)")
     p.add_argument("--peak-steps", type=_int(0), help="bisection steps of --find-peak (default 6)")
+    p.add_argument("--workers", type=_int(1),
+                   help="backend instances, each with its own session and thread, all fed by the one batcher's "
+                        "queue (MLPerf's CPU instances); --threads is per worker (without it, each worker gets "
+                        "the usable CPUs divided by the workers, at least 1)")
     p.add_argument("--labels", default=None, help="accuracy mode: label file (default: the data's val_label.txt)")
     p.add_argument("--output", help="output folder (default ./loadgen)")
     p.add_argument("--cuda-mode", choices=("graph", "eager", "compile"))
@@ -968,18 +976,25 @@ def cmd_perf(a) -> int:
                  compiled=a.compiled, data=a.data, duration=a.duration, iterations=a.iterations,
                  warmup=a.warmup, threads=a.threads, show_progress=not a.quiet, openvino_hint=a.openvino_hint,
                  repeats=a.repeats, percentiles=a.percentiles, command=command_line(), engine=a.engine,
-                 ray_address=a.ray_address, ray_timeout=a.ray_timeout, accept_preset_mismatch=a.accept_preset_mismatch)
+                 ray_address=a.ray_address, ray_timeout=a.ray_timeout, accept_preset_mismatch=a.accept_preset_mismatch,
+                 profile=a.profile)
     out.print(r["markdown"], markup=False)
     f = r["files"]
     out.print(f"wrote {f['md']}, {f['json']}" + (f", {f['png']}" if f["png"] else " (no matplotlib: no plot)"))
     out.print(f"report: {f['html']}", markup=False)
+    if a.profile:
+        out.print(f"profiles: {os.path.join(a.output, 'profiles')}/ (one folder per cell; `clsbench report A B` "
+                  f"compares two)", markup=False)
     return 0
 
 
 def cmd_report(a) -> int:
     from ..report.html import compare, write_report
+    from ..report import profiles
     from ..ui import out
 
+    if any(profiles.is_profile_folder(f) for f in a.folders):  # `clsbench profile` folders
+        return profiles.report_command(a.folders, a.output, a.threshold, out)
     if len(a.folders) == 1:
         out.print(f"report: {write_report(a.folders[0])}", markup=False)
         return 0
@@ -1012,7 +1027,7 @@ def cmd_loadgen(a) -> int:
                        latency_bound_ms=a.latency_bound_ms, max_wait_ms=a.max_wait_ms,
                        samples_per_query=a.samples_per_query, duration_s=a.duration,
                        official_durations=a.official_durations, settings=settings, find_peak=a.find_peak,
-                       peak_steps=a.peak_steps, output=a.output, labels=a.labels, cuda_mode=a.cuda_mode,
+                       peak_steps=a.peak_steps, workers=a.workers, output=a.output, labels=a.labels, cuda_mode=a.cuda_mode,
                        openvino_hint=a.openvino_hint, command=command_line(),
                        accept_preset_mismatch=a.accept_preset_mismatch)
     rec = loadgen(a.model, a.data, o)

@@ -3,7 +3,8 @@ pip install 'clsbench[loadgen]'), on any backend and precision `run` accepts.
 
     QSL   every sample preprocessed into memory before timing (an image folder with the
           model's preset, a compact store, or a folder of the guide's .bin tensors)
-    SUT   one worker thread in front of the backend:
+    SUT   --workers worker threads (default 1), each with its own backend instance, all fed by
+          one batcher's queue:
           offline        LoadGen's one big query, run in batches of --batch-size
           server         a dynamic batcher: what has arrived while the last batch ran, up to
                          --batch-size (Triton's default), or waiting up to --max-wait-ms for
@@ -75,7 +76,8 @@ class LoadgenOptions:
     batch_size: int = default("loadgen", "batch_size")
     backend: str | None = None
     precision: str | None = None
-    threads: int | None = None
+    threads: int | None = None  # per worker (default: the usable CPUs split between the workers)
+    workers: int = default("loadgen", "workers")  # backend instances, each its own thread, fed by one batcher
     model_name: str | None = None  # NAME[:TAG]: the architecture of a .pth, the preset of an image folder
     target_qps: float | None = None  # server; offline: the expected QPS (default: measured)
     latency_bound_ms: float | None = None  # server's p99 bound (default 15 ms, MLPerf's ResNet-50 bound)
@@ -110,7 +112,8 @@ def check(o: LoadgenOptions) -> None:
         raise ClsbenchError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {o.scenario!r}")
     if o.mode not in MODES:
         raise ClsbenchError(f"--mode must be one of {', '.join(MODES)}, got {o.mode!r}")
-    for name, v in (("--batch-size", o.batch_size), ("--samples-per-query", o.samples_per_query)):
+    for name, v in (("--batch-size", o.batch_size), ("--samples-per-query", o.samples_per_query),
+                    ("--workers", o.workers)):
         if v < 1:
             raise ClsbenchError(f"{name} must be >= 1, got {v}")
     for name, v in (("--duration", o.duration_s), ("--target-qps", o.target_qps),
@@ -255,20 +258,28 @@ def _read_bins(bins: list[Path]) -> np.ndarray:
 # ---------------------------------------------------------------- the system under test
 
 class Sut:
-    """One worker thread in front of the backend(s); LoadGen's threads only enqueue. `backend`
-    is one backend, or {batch size: backend} (static shapes, as TensorRT profiles and
-    OpenVINO reshapes have them): a batch of n runs on the smallest size >= n, padded."""
+    """Worker threads in front of the backend(s), all pulling batches from the one dynamic
+    batcher's queue; LoadGen's threads only enqueue. `backend` is one backend, or {batch size:
+    backend} (static shapes, as TensorRT profiles and OpenVINO reshapes have them: a batch of n
+    runs on the smallest size >= n, padded), or a list of those: one per worker, each its own
+    session(s) and thread (`--workers`, as MLPerf's CPU submissions run several instances fed
+    by one queue). Each worker answers its own batch's samples with their own logits."""
 
     def __init__(self, backend, samples: Samples, scenario: str, max_batch: int, max_wait_s: float):
         self.lg = _lg()
-        self.backends = backend if isinstance(backend, dict) else {backend.batch_size: backend}
+        per_worker = backend if isinstance(backend, list) else [backend]
+        self.workers = [b if isinstance(b, dict) else {b.batch_size: b} for b in per_worker]
+        self.backends = self.workers[0]
         self.x = samples.x
         self.scenario, self.max_batch, self.max_wait_s = scenario, max_batch, max_wait_s
         self.q: queue.Queue = queue.Queue()
         self.batch_sizes: list[int] = []
+        self.worker_batches = [0] * len(self.workers)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._loop, name="clsbench-sut", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._loop, args=(i,), name=f"clsbench-sut-{i}", daemon=True)
+                        for i in range(len(self.workers))]
+        for t in self.threads:
+            t.start()
 
     def issue(self, query_samples) -> None:
         if self.scenario == "multi-stream":  # one query: its samples together, one batch
@@ -281,8 +292,10 @@ class Sut:
         pass
 
     def stop(self) -> None:
-        self.q.put(None)
-        self.thread.join()
+        for _ in self.threads:  # one stop mark per worker (a worker that meets one mid-batch puts it back)
+            self.q.put(None)
+        for t in self.threads:
+            t.join()
 
     def _next_batch(self, first) -> list:
         if isinstance(first, list):
@@ -301,27 +314,29 @@ class Sut:
             items.append(nxt)
         return items
 
-    def _loop(self) -> None:
+    def _loop(self, worker: int = 0) -> None:
         while True:
             first = self.q.get()
             if first is None:
                 return
             items = self._next_batch(first)
             try:
-                self._run(items)
+                self._run(items, worker)
             except BaseException as e:  # noqa: BLE001 - LoadGen must still get its answers
                 self.error = self.error or e
                 self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, 0, 0) for s in items])
 
-    def _run(self, items: list) -> None:
+    def _run(self, items: list, worker: int = 0) -> None:
         n = len(items)
-        bs = min((b for b in self.backends if b >= n), default=max(self.backends))
-        backend = self.backends[bs]
+        backends = self.workers[worker]
+        bs = min((b for b in backends if b >= n), default=max(backends))
+        backend = backends[bs]
         x = self.x[[s.index for s in items]]
         if n < bs and not getattr(backend, "any_batch", False):  # a dynamic batch axis runs n as is;
             x = np.concatenate([x, np.repeat(x[-1:], bs - n, axis=0)])  # else pad with the last sample
         y = np.ascontiguousarray(backend.run(x)[:n], dtype=np.float32)
         self.batch_sizes.append(n)
+        self.worker_batches[worker] += 1
         self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, y[i].ctypes.data, y[i].nbytes)
                                       for i, s in enumerate(items)])
 
@@ -367,7 +382,7 @@ class Bench:
     """What every LoadGen run of a command shares: the backend, the samples, the settings
     the backend was measured at (expected QPS and latency, for LoadGen's schedules)."""
 
-    backend: object  # a backend, or {batch size: backend} (Sut)
+    backend: object  # a backend, or {batch size: backend}, or a list of those, one per worker (Sut)
     samples: Samples
     o: LoadgenOptions
     expected_qps: float
@@ -407,7 +422,8 @@ def run_once(b: Bench, outdir: Path, mode: str, target_qps: float | None = None)
     if sut.error is not None:
         raise ClsbenchError(f"the backend failed during the LoadGen run: {sut.error}")
     rec = {"mode": mode, "folder": str(outdir), "user_conf": conf, "wall_s": round(time.perf_counter() - t0, 2),
-           "batches": _batch_stats(sut.batch_sizes), "max_wait_ms": round(wait * 1e3, 3) if o.scenario == "server" else None}
+           "batches": {**_batch_stats(sut.batch_sizes), "per_worker": sut.worker_batches},
+           "max_wait_ms": round(wait * 1e3, 3) if o.scenario == "server" else None}
     if mode == "performance":
         rec["summary"] = parse_summary(outdir / "mlperf_log_summary.txt")
     return rec
@@ -496,7 +512,7 @@ def accuracy_record(b: Bench, outdir: Path) -> dict:
 
 # ---------------------------------------------------------------- the highest valid Server load
 
-def find_peak(b: Bench, outdir: Path) -> dict:
+def find_peak(b: Bench, outdir: Path, floor_share: float = 1 / 16) -> dict:
     """The highest Server target QPS LoadGen judges VALID at the latency bound: from half the
     measured batch throughput, double (or halve) until a VALID and an INVALID try bracket
     it, then bisect `peak_steps` times. Every try is a LoadGen run of its own, kept."""
@@ -515,14 +531,14 @@ def find_peak(b: Bench, outdir: Path) -> dict:
 
     lo = hi = None
     q = max(b.expected_qps / 2, 1.0)
-    floor = b.expected_qps / 16  # below a 16th of the batch throughput the server is idle: the
+    floor = b.expected_qps * floor_share  # below a 16th of the batch throughput the server is idle: the
     while (lo is None or hi is None) and len(tries) < 10:  # bound is the service time's, not the load's
         if attempt(q):
             lo, q = q, q * 2
         else:
             hi, q = q, q / 2
             if lo is None and q < floor:
-                log.info(f"      peak search: INVALID down to {hi:g} QPS, a 16th of the measured throughput: "
+                log.info(f"      peak search: INVALID down to {hi:g} QPS, 1/{1 / floor_share:g} of the measured throughput: "
                          f"the bound is below what one sample takes here")
                 break
         if lo is not None and hi is not None and lo > hi:  # not monotone: LoadGen's verdict moved
@@ -558,11 +574,14 @@ def batch_sizes(o: LoadgenOptions) -> list[int]:
 
 def open_target(model: str, o: LoadgenOptions, batch: int):
     """The model through the same seam as every command: plan.resolve_runnable (the plan's
-    model, preset and target rules), then `open_backend`. Returns (backend, the Runnable)."""
+    model, preset and target rules), then `open_backend`. Returns (backend, the Runnable).
+    Several workers without --threads: each gets its share of the usable CPUs (at least 1)."""
+    from .._io import usable_cpus
     from ..plan import RunnableRequest, resolve_runnable
 
+    threads = o.threads or (max(1, usable_cpus() // o.workers) if o.workers > 1 else None)
     r = resolve_runnable(model, RunnableRequest(model=o.model_name, backend=o.backend, precision=o.precision,
-                                                threads=o.threads, hint=o.openvino_hint, cuda_mode=o.cuda_mode))
+                                                threads=threads, hint=o.openvino_hint, cuda_mode=o.cuda_mode))
     return open_at(r, batch), r
 
 
@@ -571,6 +590,18 @@ def open_at(r, batch: int):
     from ..runtime.backends import open_backend
 
     return open_backend(model=r.path, batch_size=batch, **r.open_kwargs())
+
+
+def worker_backends(r, first, sizes: list[int], workers: int) -> list[dict]:
+    """Each worker's {batch size: backend}: the resolved target (plan.Runnable) opened once per
+    worker (its own session or infer request); `first` (opened at the largest size) is worker
+    0's. A runtime with a dynamic batch axis keeps one backend a worker, others one per size."""
+    out = []
+    for w in range(workers):
+        be = first if w == 0 else open_at(r, sizes[-1])
+        out.append({sizes[-1]: be} if getattr(be, "any_batch", False)
+                   else {sizes[-1]: be, **{n: open_at(r, n) for n in sizes[:-1]}})
+    return out
 
 
 def _latency_ms(backend, x: np.ndarray, runs: int = 7) -> float:
@@ -613,11 +644,15 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
         raise ClsbenchError(f"{data}: samples are {tuple(samples.x.shape[1:])}, the model takes "
                             f"{tuple(be.input_shape)} (preprocess the data with the model's preset)")
     lat = _latency_ms(be, samples.x)
-    backends = {batch: be} if getattr(be, "any_batch", False) else {batch: be, **{n: open_at(r, n)
-                                                                                 for n in sizes[:-1]}}
-    b = Bench(backends, samples, o, expected_qps=batch * 1e3 / lat, expected_latency_ms=lat)
+    backends = worker_backends(r, be, sizes, o.workers)
+    for w in backends[1:]:  # the other workers' sessions warmed as worker 0's was (two runs each)
+        for other in w.values():
+            _latency_ms(other, samples.x, runs=1)
+    b = Bench(backends if o.workers > 1 else backends[0], samples, o,
+              expected_qps=o.workers * batch * 1e3 / lat, expected_latency_ms=lat)
     log.info(f"loadgen {SCENARIOS[o.scenario]} · {t.label} · batch {batch} · {len(samples.names)} samples in "
-             f"memory · one batch {lat:.2f} ms ({b.expected_qps:,.0f} samples/s back to back)")
+             f"memory · one batch {lat:.2f} ms ({b.expected_qps:,.0f} samples/s back to back"
+             + (f", {o.workers} workers of {t.threads} threads" if o.workers > 1 else "") + ")")
     out = Path(o.output)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
@@ -626,7 +661,8 @@ def loadgen(model: str, data: str, options: LoadgenOptions | None = None, **kw) 
                "scenario": o.scenario, "loadgen_scenario": SCENARIOS[o.scenario], "mode": o.mode,
                "model": {"path": os.path.abspath(model), "key": m.key, "provenance": m.provenance},
                "target": {"backend": t.backend, "precision": t.precision, "artifact": t.artifact,
-                          "batch_size": batch, "batch_sizes": sizes, "runtime": be.describe()},
+                          "batch_size": batch, "batch_sizes": sizes, "runtime": be.describe(),
+                          "workers": o.workers, "threads": t.threads},
                "preset": preset.as_dict(), "data": {"source": samples.source, "samples": len(samples.names),
                                                     "labels": samples.labels},
                "measured_batch_ms": round(lat, 4), "offline_sizing": sizing, "options": _options_record(o),

@@ -247,6 +247,7 @@ class PerfOptions:
     ray_address: str | None = None
     ray_timeout: float = default("perf", "ray_timeout")
     accept_preset_mismatch: bool = False  # --data tensors of another preset timed anyway (recorded)
+    profile: bool = False  # one per-operator profile per cell, after the timed runs (measure/profile.py)
 
     def timing(self) -> Timing:
         pct = parse_percentiles(self.percentiles) if isinstance(self.percentiles, str) else tuple(self.percentiles)
@@ -276,6 +277,10 @@ def run_perf(model: str, options: PerfOptions | None = None, **kw) -> dict:
         result = sweep(cfgs, sizes, timing, pool=pool, progress_cb=advance,
                        checkpoint=os.path.join(out, ".perf.partial.json"), latencies_dir=os.path.join(out, "latencies"),
                        cluster=_cluster(o) if o.engine == "ray" else None)
+        if o.profile:  # after every cell was timed: a profiler never runs inside a timed run
+            from .profile import profile_cells
+
+            profile_cells(cfgs, result["rows"], out, timing)
         result.update(model=model_identity(model), command=o.command, plan=plan)
         md = perf_markdown(result)
         atomic_write_json(os.path.join(out, "perf.json"), result)
@@ -311,6 +316,12 @@ def perf_plan(model: str, o: PerfOptions) -> dict:
     from .infer import recorded_preset
     from ..plan import RunnableRequest, check_tensor_preset, resolve_runnable
 
+    from ..model.files import kind
+
+    if os.path.isfile(model) and kind(model) == "pth":  # perf has no --backend: say perf's own flags
+        raise ClsbenchError(f"{model}: PyTorch weights; perf's --model is the exported ONNX (`clsbench export "
+                            f"--weights {model} --output model.onnx`); the weights themselves are timed eagerly "
+                            f"with `--model model.onnx --weights {model} --configs torch:fp32`")
     r = resolve_runnable(model, RunnableRequest(threads=o.threads))
     tensors = None
     if o.data:

@@ -63,7 +63,7 @@ details{margin:.3em 0}code{font-size:.92em}.scroll{overflow-x:auto}td .num+b,td 
 
 # ---------------------------------------------------------------- loading records
 
-RECORD_FILES = ("summary.json", "perf.json", "loadgen.json")  # what load() reads (records.load_record)
+RECORD_FILES = ("summary.json", "perf.json", "loadgen.json", "tune.json")  # what load() reads (records.load_record)
 
 
 def load(folder: str) -> tuple[str, dict]:
@@ -79,7 +79,7 @@ def write_report(folder: str) -> str:
     from .._io import atomic_write_text
 
     kind, rec = load(folder)
-    html = str({"run": run_page, "perf": perf_page, "loadgen": loadgen_page}[kind](rec))
+    html = str({"run": run_page, "perf": perf_page, "loadgen": loadgen_page, "tune": tune_page}[kind](rec))
     path = os.path.join(folder, "report.html")
     atomic_write_text(path, html)
     return path
@@ -443,7 +443,9 @@ def rows_table(p: dict) -> Markup:
         cells = (latency_cells(f + "/latency_ms", lat)[1][1:] if lat  # without the run count
                  else ["(requests overlap)"] + [""] * (len(pcts) + 2))
         raw = r.get("latencies_csv")
-        lat_rows.append([*name, *cells, T('<a href="{{ raw }}">csv</a>', raw=raw) if raw else ""])
+        prof = os.path.dirname(str(r["profile"])) + "/report.html" if r.get("profile") else None  # perf --profile
+        lat_rows.append([*name, *cells, T('{% if raw %}<a href="{{ raw }}">csv</a>{% endif %}{% if prof %} '
+                                          '<a href="{{ prof }}">profile</a>{% endif %}', raw=raw, prof=prof)])
         classes.append("warnrow" if (r.get("stability") or {}).get("stable") is False else "")
     return (table(["config", "input", "batch", "images/s compute", "images/s end to end", "repeats", "runs"],
                   tput, classes) + Markup("<h3>Latency, ms per batch</h3>") +
@@ -721,6 +723,17 @@ def loadgen_page(r: dict) -> str:
                                 {"model": r["model"]["path"], "data": r["data"]["source"],
                                  "scenario": r["scenario"], "mode": r["mode"]})
     return page(title, sub, body)
+
+
+def tune_page(r: dict) -> str:
+    """`clsbench tune`'s page: templates/tune.html.j2 (the winner, its ratios and commands, the
+    frontier chart, every candidate, the search's path), then the environment."""
+    model = (r["plan"].get("model") or {}).get("key") or os.path.basename(r["weights"])
+    body = Markup(_env().get_template("tune.html.j2").render(r=r, num=num))
+    env = environment_section(dict(r["environment"]), None, r.get("command"),
+                              {"weights": r["weights"], "data": r["data"], "held-out images": r["split"].get("held_out_folder")})
+    sub = T("backends × precisions × batch × parallelism, accuracy first · {{ tool }}", tool=r.get("tool", ""))
+    return page(f"clsbench tune · {model}", sub, [body, *env])
 
 
 def _lg_card(mode: str, run: dict, scenario: str) -> Markup:

@@ -167,7 +167,8 @@ LOADGEN = {
     "scenario": Str(r"offline|server|single-stream|multi-stream"), "loadgen_scenario": TEXT, "mode": TEXT,
     "command?": OPT_TEXT, "tool?": TEXT,
     "model": {"path": TEXT, "key": OPT_TEXT, "provenance": TEXT, "*": Any_()},
-    "target": {"backend": TEXT, "precision": TEXT, "batch_size": INT1, "runtime": RUNTIME, "*": Any_()},
+    "target": {"backend": TEXT, "precision": TEXT, "batch_size": INT1, "runtime": RUNTIME, "workers?": INT1,
+               "*": Any_()},
     "data": {"source": TEXT, "samples": INT0, "labels": OPT_TEXT},
     "measured_batch_ms": POS, "runs": MapOf(LG_RUN),
     "peak": Maybe({"peak_qps": Num(0, none=True), "bracket": ListOf(Num(0, none=True)),
@@ -176,6 +177,21 @@ LOADGEN = {
                                     "completed_qps": Num(0, none=True), "p99_ms": Num(0, none=True),
                                     "folder": TEXT, "*": Any_()})}),
     "environment": ENVIRONMENT, "*": Any_(),
+}
+
+# `clsbench profile`'s profile.json (report/profiles.py reads it: load_profile)
+PROFILE_NODE = {"name": TEXT, "op_type": TEXT, "kernel": TEXT, "precision": TEXT, "calls": INT1, "ms": POS,
+                "mean_ms": POS, "percent": PCT, "source?": OPT_TEXT, "originals?": ListOf(TEXT), "*": Any_()}
+PROFILE = {
+    "plan": {"weights": TEXT, "model": MapOf(Any_()), "target": {"backend": TEXT, "precision": TEXT, "*": Any_()},
+             "*": Any_()},
+    "batch_size": INT1, "input": TEXT, "warmup": INT0, "runs": INT1, "timed_runs": INT1,
+    "nodes": ListOf(PROFILE_NODE),
+    "op_types": ListOf({"op_type": TEXT, "nodes": INT1, "calls": INT1, "ms": POS, "percent": PCT, "*": Any_()}),
+    "coverage": {"node_ms_per_run": POS, "measured_ms": POS, "percent": Num(0, none=True), "text": TEXT,
+                 "measured_after_ms?": Num(0, none=True), "unsteady?": Bool(), "profiled_run_ms?": POS},
+    "kept_in_float?": ListOf(TEXT), "trace?": OPT_TEXT, "command?": OPT_TEXT, "runtime?": RUNTIME,
+    "environment?": ENVIRONMENT, "*": Any_(),
 }
 
 
@@ -227,12 +243,28 @@ def validate(record, schema: dict, path: str) -> dict:
     return record
 
 
+_TUNE_ROW = {"key": TEXT, "label": TEXT, "top1": PCT, "drop": Num(-100, 100), "margin": Num(0, none=True),
+             "accuracy_passed": Bool(), "confident": Bool(), "ips": POS, "latency_ms": Num(0, none=True),
+             "meets_latency": Bool(), "server_qps": Num(0, none=True), "server_p_ms": Num(0, none=True),
+             "y": Num(0), "frontier": Bool(), "*": Any_()}
+TUNE = {  # tune.json (flows/tune_flow.py), the fields its page reads
+    "command?": OPT_TEXT, "tool?": TEXT, "plan": {"*": Any_()}, "weights": TEXT, "data": TEXT,
+    "options": {"max_drop": POS, "latency_bound_ms": Num(0, none=True), "percentile": PCT, "*": Any_()},
+    "split": {"calib": INT0, "tune": INT0, "held_out": INT0, "*": Any_()},
+    "search": {"candidates": ListOf(_TUNE_ROW), "accuracy": MapOf({"*": Any_()}), "path": ListOf({"*": Any_()}),
+               "winner": Maybe({"key": TEXT, "label": TEXT, "value": POS, "*": Any_()}), "stopped": TEXT,
+               "space_size": INT0, "timed": INT0, "*": Any_()},
+    "baselines": MapOf({"*": Any_()}), "winner_commands": MapOf(TEXT), "measured": INT0, "reused": INT0,
+    "environment": ENVIRONMENT, "*": Any_(),
+}
+
+
 def load_record(folder: str) -> tuple[str, dict]:
     """('run', summary.json), ('perf', perf.json) or ('loadgen', loadgen.json) of a folder,
     each field the report reads checked (records are untrusted: reports are sent, run
     folders compared)."""
     for kind, name, schema in (("run", "summary.json", RUN), ("perf", "perf.json", PERF),
-                               ("loadgen", "loadgen.json", LOADGEN)):
+                               ("loadgen", "loadgen.json", LOADGEN), ("tune", "tune.json", TUNE)):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             try:
@@ -242,7 +274,8 @@ def load_record(folder: str) -> tuple[str, dict]:
                 raise ClsbenchError(f"{path}: not a readable clsbench record ({e})") from None
             return kind, validate(rec, schema, path)
     raise ClsbenchError(f"{folder}: no summary.json (a `clsbench run` folder), perf.json "
-                        f"(a `clsbench perf` folder) or loadgen.json (a `clsbench loadgen` folder)")
+                        f"(a `clsbench perf` folder), loadgen.json (a `clsbench loadgen` folder) or tune.json "
+                        f"(a `clsbench tune` folder)")
 
 
 def _no_constant(name: str):
