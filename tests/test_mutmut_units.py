@@ -1303,4 +1303,17 @@ def test_folder_fingerprint_follows_the_images_only(tmp_path):
     second = folder_fingerprint(d)
     assert second != first
     os.rename(d / "b.JPEG", d / "c.JPEG")
-    assert folder_fingerprint(d) != second
+    third = folder_fingerprint(d)
+    assert third != second
+    when = (d / "a.JPEG").stat().st_mtime_ns
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(d / "a.JPEG")  # another size, the same mtime
+    os.utime(d / "a.JPEG", ns=(when, when))
+    assert folder_fingerprint(d) != third
+
+
+def test_an_empty_parquet_dataset_is_refused(tmp_path):
+    from clsbench.accuracy.evaluate import evaluate
+
+    (tmp_path / "outputs_device0.parquet").mkdir()
+    with pytest.raises(ClsbenchError, match=r"outputs_device0\.parquet: holds no output rows \(part-\*\.parquet\)$"):
+        evaluate(tmp_path / "outputs_device0.parquet", _labels(tmp_path / "l.txt", {"a": 1}))
