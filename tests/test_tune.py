@@ -297,8 +297,186 @@ def test_the_winners_loadgen_command_carries_its_workers():
     real = SimpleNamespace(artifact=lambda b, p: ("/m.onnx", {}), p=None)
     w = {"candidate": Candidate("onnxruntime", "fp32", 4, 1, 2).as_dict(), "server": {"max_wait_ms": 10}}
     rec = {"search": {"winner": w}, "options": {"output": "/t", "latency_bound_ms": 100, "peak_steps": 3,
-                                                "percentile": 90}}
+                                                "percentile": 90, "lg_duration": 0.5}}
     cmds = winner_commands(rec, real, "/h")
     lg = cmds["loadgen"].split()
     assert lg[lg.index("--workers") + 1] == "2" and lg[lg.index("--threads") + 1] == "1"
+    # the tries as tune ran them: its --loadgen-duration and the query count it set (loadgen's defaults differ)
+    assert lg[lg.index("--duration") + 1] == "0.5" and "min_query_count=64" in lg
     assert "--workers" not in cmds["run"] and "--workers 2" in cmds["note"]
+
+
+def _rec(candidates, winner=None, stopped="searched", baselines=None, budget_min=None):
+    """A tune.json of stand-in figures, for the terminal output."""
+    return {"search": {"candidates": candidates, "space_size": 9, "stopped": stopped, "accuracy": {},
+                       "winner": winner}, "options": {"percentile": 99.0, "latency_bound_ms": 100.0,
+                                                      "budget_min": budget_min},
+            "measured": 1, "reused": 0, "baselines": baselines or {}, "winner_commands": {}}
+
+
+def test_the_terminal_table_marks_a_drop_that_cannot_be_told_and_rounds_the_peak(capsys):
+    from clsbench.cli.tune_cmd import print_tune
+
+    c = Candidate("onnxruntime", "int8", 2)
+    row = {"label": c.label(), "top1": 60.0, "drop": 4.0, "margin": 7.76, "confident": False, "ips": 40.9,
+           "server_qps": 38.123456789, "latency_ms": 50.0}
+    w = {"label": c.label(), "offline": {"ips": 40.9}, "server": {"peak_qps": 38.123456789}}
+    base = {"pytorch_eager_fp32": {"candidate": {}, "error": "torch: not installed"}}
+    print_tune(_rec([row], w, baselines=base))
+    got = capsys.readouterr().out
+    assert "cannot be told" in got, got  # as the page says it (the drop + margin is over the bound)
+    assert "38.1 QPS" in got and "38.123456789" not in got, got
+    assert "pytorch_eager_fp32: not measured (torch: not installed)" in got, got
+
+
+def test_a_budget_spent_before_any_timing_says_so_and_what_to_type(capsys):
+    from clsbench.cli.tune_cmd import print_tune
+
+    print_tune(_rec([], stopped="budget", budget_min=0.01))
+    got = capsys.readouterr().out
+    assert "--budget-min 0.01 budget ran out" in got and "larger --budget-min" in got, got
+
+
+def test_the_held_out_folder_holds_exactly_this_tunes_images(tmp_path):
+    """A rerun on other data (or another split) leaves no link of the earlier tune's images,
+    and a name that now means another image points at it: `run` scores what tune judged."""
+    from types import SimpleNamespace
+
+    from clsbench.flows.tune_flow import write_held_out
+
+    for d, names in (("d1", "abc"), ("d2", "bd")):
+        (tmp_path / d / "val").mkdir(parents=True)
+        for n in names:
+            (tmp_path / d / "val" / f"{n}.JPEG").write_bytes(b"x")
+    out = tmp_path / "out"
+    write_held_out(SimpleNamespace(val=str(tmp_path / "d1" / "val"), names=["a", "b"], labels={"a": 1, "b": 2}), out)
+    held = Path(write_held_out(SimpleNamespace(val=str(tmp_path / "d2" / "val"), names=["b", "d"],
+                                               labels={"b": 3, "d": 4}), out))
+    links = {p.name: os.path.realpath(p) for p in (held / "val").iterdir()}
+    assert links == {"b.JPEG": str((tmp_path / "d2" / "val" / "b.JPEG").resolve()),
+                     "d.JPEG": str((tmp_path / "d2" / "val" / "d.JPEG").resolve())}, links
+    assert (held / "val_label.txt").read_text() == "b.JPEG 3\nd.JPEG 4\n"
+
+
+def test_the_winners_run_command_runs_again_over_an_earlier_winners_run():
+    from types import SimpleNamespace
+
+    from clsbench.flows.tune_flow import winner_commands
+
+    real = SimpleNamespace(artifact=lambda b, p: ("/m.onnx", {}), p=None)
+    rec = {"search": {"winner": {"candidate": Candidate("onnxruntime", "fp32", 2).as_dict()}},
+           "options": {"output": "/t", "latency_bound_ms": None}}
+    run = winner_commands(rec, real, "/h")["run"].split()
+    assert run[run.index("--work-dir") + 1] == "/t/winner-run" and "--overwrite" in run
+
+
+def test_an_output_folder_of_another_command_or_around_the_data_is_refused(tmp_path):
+    from clsbench import ClsbenchError
+    from clsbench.flows.tune_flow import TuneOptions, run_tune
+
+    data = tmp_path / "data"
+    (data / "val").mkdir(parents=True)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text("{}")
+    (run_dir / "report.html").write_text("a run's page")
+    with pytest.raises(ClsbenchError, match=r"--output .*run: holds another command's files \(summary.json\)"):
+        run_tune("w.pth", str(data), TuneOptions(output=str(run_dir)))
+    assert (run_dir / "report.html").read_text() == "a run's page"
+    with pytest.raises(ClsbenchError, match=r"the --data folder .*heldout lies inside it"):  # an earlier tune's
+        run_tune("w.pth", str(tmp_path / "t" / "heldout"), TuneOptions(output=str(tmp_path / "t")))
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ClsbenchError, match="an existing file, not a folder"):
+        run_tune("w.pth", str(data), TuneOptions(output=str(tmp_path / "f")))
+
+
+def test_too_few_images_for_the_split_says_what_to_type():
+    from clsbench import ClsbenchError
+    from clsbench.flows.tune_flow import TuneOptions, split_notes
+    from clsbench.flows.tune_measure import MIN_HELD_OUT, split_counts
+
+    with pytest.raises(ClsbenchError, match="give --calib-images 5 --tune-images 5, or more images"):
+        split_counts(30, 100, 100, "/d/val")
+    assert split_counts(30, 5, 5, "/d/val") == (5, 5)  # the advice works
+    with pytest.raises(ClsbenchError, match=f"give at least {MIN_HELD_OUT + 2} images"):
+        split_counts(MIN_HELD_OUT, 1, 1, "/d/val")
+    assert split_counts(90, 100, 20, "/d/val") == (30, 20)
+    notes = split_notes({"images": 90, "calib": 30, "tune": 20}, TuneOptions(calib_images=100, tune_images=20))
+    assert notes == ["--calib-images 100: 30 used (at most a third of the 90 images)"]
+
+
+def test_a_baseline_without_throughput_is_recorded_not_a_crash():
+    from clsbench.flows.tune_flow import baselines
+
+    class NoRate:
+        def offline(self, c):
+            return {"ips": 0.0, "latency_ms": None}
+
+    w = {"candidate": Candidate("onnxruntime", "fp32", 2).as_dict(), "offline": {"ips": 50.0}, "server": None}
+    got = baselines(NoRate(), {"winner": w, "accuracy": {}}, space(), Bounds(0.5))
+    assert got["onnxruntime_defaults"]["offline_ratio"] is None
+
+
+def test_held_out_images_without_a_label_are_one_line_not_a_traceback():
+    from clsbench import ClsbenchError
+    from clsbench.flows.tune_measure import check_labelled
+
+    check_labelled(["a", "b"], {"a": 1, "b": 2}, "/d/val_label.txt")
+    with pytest.raises(ClsbenchError, match=r"/d/val_label.txt: no label for 1 of the 2 held-out images \(b\)"):
+        check_labelled(["a", "b"], {"a": 1}, "/d/val_label.txt")
+
+
+def test_no_winner_says_which_bound_and_what_to_type(capsys):
+    from clsbench.cli.tune_cmd import print_tune
+
+    c = Candidate("onnxruntime", "fp32", 1)
+    row = {"label": c.label(), "top1": 64.0, "drop": 0.0, "margin": 0.0, "confident": True, "ips": 36.3,
+           "server_qps": None, "latency_ms": 41.31}
+    print_tune(_rec([row]))  # bound 100 ms in _rec's options
+    assert "no candidate meets both bounds" in capsys.readouterr().out
+    rec = _rec([row])
+    rec["options"]["latency_bound_ms"] = 1.0
+    print_tune(rec)
+    assert "give a --latency-bound-ms above 41.31" in capsys.readouterr().out
+    rec = _rec([])
+    rec["options"]["max_drop"], rec["search"]["accuracy"] = 0.5, {"onnxruntime:int8": {
+        "passed": False, "top1": 50.0, "drop": 14.0, "margin": 2.0, "verdict": "over the bound"}}
+    print_tune(rec)
+    assert "every variant is over --max-drop 0.5" in capsys.readouterr().out
+
+
+def test_empty_backends_say_what_to_type():
+    from clsbench import ClsbenchError
+    from clsbench.flows.tune_flow import TuneOptions, build_space
+
+    with pytest.raises(ClsbenchError, match="names no backend; give e.g. --backends onnxruntime,openvino"):
+        build_space(TuneOptions(backends=" , "), 2)
+
+
+def test_a_try_file_without_its_result_is_measured_again(tmp_path):
+    m = Recorded(StandIn(), str(tmp_path), {"x": 1})
+    m.offline(Candidate("onnxruntime", "fp32", 8))
+    f = next(tmp_path.glob("offline-*.json"))
+    for broken in ({**json.loads(f.read_text()), "result": None}, "[1, 2", [1]):
+        f.write_text(broken if isinstance(broken, str) else json.dumps(broken))
+        again = Recorded(StandIn(), str(tmp_path), {"x": 1})
+        assert math.isfinite(again.offline(Candidate("onnxruntime", "fp32", 8))["ips"]) and again.measured == 1
+
+
+def test_a_resumed_tune_still_names_and_checks_every_artifact():
+    from clsbench import ClsbenchError
+    from clsbench.flows.tune_flow import name_artifacts
+
+    class Real:
+        def __init__(self):
+            self.compiled = {}
+
+        def artifact(self, b, p):
+            if b == "torch":
+                raise ClsbenchError("torch: runs PyTorch weights")
+            self.compiled[f"{b}:{p}"] = {"artifact": f"/c/{b}.{p}"}
+            return f"/c/{b}.{p}", {}
+
+    real = Real()
+    name_artifacts(real, [("onnxruntime", "int8"), ("torch", "fp32")])
+    assert real.compiled == {"onnxruntime:int8": {"artifact": "/c/onnxruntime.int8"}}

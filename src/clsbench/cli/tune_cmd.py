@@ -78,7 +78,8 @@ def print_tune(rec: dict) -> None:
     for col in ("candidate", "Top-1 %", "drop ± margin", "img/s", f"QPS at {pct} <= bound", f"{pct} ms a batch"):
         t.add_column(col, justify="left" if col == "candidate" else "right")
     for r in s["candidates"]:
-        t.add_row(r["label"], _f(r["top1"], ".2f"), f"{r['drop']:+.2f} ± {r['margin']:.2f}", _f(r["ips"]),
+        told = "" if r.get("confident", True) else " (cannot be told from over the bound)"
+        t.add_row(r["label"], _f(r["top1"], ".2f"), f"{r['drop']:+.2f} ± {r['margin']:.2f}{told}", _f(r["ips"]),
                   _f(r["server_qps"]), _f(r["latency_ms"], ".2f"))
     out.print(t)
     for v, a in s["accuracy"].items():
@@ -87,14 +88,33 @@ def print_tune(rec: dict) -> None:
                       f"points: {a['verdict']}", markup=False)
     w = s["winner"]
     if not w:
-        out.print("no candidate meets both bounds", markup=False)
+        out.print(_no_winner(rec), markup=False)
         return
     out.print(f"winner: {w['label']} — {w['offline']['ips']:,.1f} img/s offline"
-              + (f", {w['server']['peak_qps']} QPS at {pct} <= {o['latency_bound_ms']:g} ms" if w.get("server") else ""),
-              markup=False)
+              + (f", {_f(w['server']['peak_qps'])} QPS at {pct} <= {o['latency_bound_ms']:g} ms"
+                 if w.get("server") else ""), markup=False)
     for name, b in rec["baselines"].items():
-        if b.get("offline_ratio"):
+        if b.get("error"):
+            out.print(f"  {name}: not measured ({b['error']})", markup=False)
+        elif b.get("offline_ratio"):
             out.print(f"  {b['offline_ratio']:.2f}x {name} ({b['label']}: {b['offline']['ips']:,.1f} img/s)"
                       + (f"; Server {b['server_ratio']:.2f}x" if b.get("server_ratio") else ""), markup=False)
     for name, cmd in rec["winner_commands"].items():
         out.print(f"{name}: {cmd}", markup=False)
+
+
+def _no_winner(rec: dict) -> str:
+    """Why there is no winner: the budget ran out first (what to type), or nothing met both bounds."""
+    s, o = rec["search"], rec["options"]
+    if s["stopped"] == "budget":
+        return (f"no winner: the --budget-min {o['budget_min']:g} budget ran out after {len(s['candidates'])} "
+                f"candidate(s) timed, none meeting the bounds; give a larger --budget-min (a rerun reads back "
+                f"what was measured)")
+    lat = [r["latency_ms"] for r in s["candidates"] if r.get("latency_ms") is not None]
+    if o.get("latency_bound_ms") is not None and lat and min(lat) > o["latency_bound_ms"]:
+        return (f"no winner: no candidate meets p{o['percentile']:g} <= {o['latency_bound_ms']:g} ms (the quickest "
+                f"batch took {min(lat):.2f} ms); give a --latency-bound-ms above {min(lat):.2f}")
+    if s["accuracy"] and not any(a.get("passed") for a in s["accuracy"].values()):
+        return (f"no winner: every variant is over --max-drop {o['max_drop']:g} ({', '.join(s['accuracy'])}); give a "
+                f"larger --max-drop, or --backends with more variants")
+    return "no candidate meets both bounds"

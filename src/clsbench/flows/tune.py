@@ -427,7 +427,7 @@ class Recorded:
             old = read_record(path)
         except ClsbenchError:
             old = None  # unreadable: measured again
-        if old and old.get("fingerprint") == digest:
+        if old and old.get("fingerprint") == digest and isinstance(old.get("result"), dict):  # else: measured again
             self.reused += 1
             return {**old["result"], "reused": True}
         result = fn()

@@ -73,6 +73,8 @@ def build_space(o: TuneOptions, cores: int) -> tuple[Space, list[str]]:
                 notes.append(f"{b} {p}: {why}: left out")
             else:
                 variants.append((b, p))
+    if not variants and not notes:
+        raise ClsbenchError(f"--backends {o.backends!r}: names no backend; give e.g. --backends onnxruntime,openvino")
     if not variants:
         raise ClsbenchError(f"--backends {o.backends}: none of them runs here ({'; '.join(notes)})")
     pows = [2 ** k for k in range(cores.bit_length()) if 2 ** k <= cores]
@@ -118,6 +120,7 @@ def run_tune(weights: str, data: str, options: TuneOptions | None = None, **kw) 
     o = options or TuneOptions(**kw)
     check_options(o)
     check_not_input(o.output, {"the --weights file": weights}, "--output", folders={"the --data folder": data})
+    check_output_folder(o.output, data)
     out = Path(o.output)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
@@ -130,7 +133,9 @@ def run_tune(weights: str, data: str, options: TuneOptions | None = None, **kw) 
         budget = None if o.budget_min is None else o.budget_min * 60
         result = search(space, m, bounds, budget_s=budget, exhaustive=o.exhaustive)
         base = baselines(m, result, space, bounds) if o.baselines and result["winner"] else {}
+        name_artifacts(m.inner, space.variants)
         heldout = write_held_out(p, out)
+        notes += split_notes(p.split, o)
         rec = {"tool": f"clsbench {__version__}", "command": o.command, "plan": plan, "weights": os.path.abspath(weights),
                "data": p.plan.data.images, "options": _options(o), "space": _space_dict(space), "notes": notes,
                "split": {**p.split, "held_out_folder": heldout}, "compiled": m.inner.compiled,
@@ -142,6 +147,17 @@ def run_tune(weights: str, data: str, options: TuneOptions | None = None, **kw) 
 
         rec["report"] = write_report(str(out))
     return rec
+
+
+def name_artifacts(real, variants) -> None:
+    """Every variant's artifact, also where each try was read back (a resumed tune): so that the
+    record's `compiled` is the same however the tune ran, and each int8 artifact's calibration and
+    tuning names are checked disjoint from the held-out ones again (compile reuses it by its rule)."""
+    for b, p in variants:
+        try:
+            real.artifact(b, p)
+        except ClsbenchError as e:  # e.g. torch for an ONNX --weights: said in the accuracy pass already
+            log.info(f"tune: {b} {p}: no artifact ({e})")
 
 
 def check_options(o: TuneOptions) -> None:
@@ -157,6 +173,40 @@ def check_options(o: TuneOptions) -> None:
         from ..measure.loadgen import _lg
 
         _lg()  # the Server peak search needs LoadGen: said now, not after the accuracy pass
+
+
+# what a tune writes in --output: an earlier tune's folder is resumed; any other entry is another
+# command's (a `run` work dir, a perf folder: its report.html would be replaced by tune's)
+OWN_ENTRIES = {"tune.json", "report.html", "tries", "export", "compiled", "heldout", "loadgen", "winner-run",
+               "winner-loadgen"}
+
+
+def check_output_folder(output: str, data: str) -> None:
+    """--output is a new folder, an empty one or an earlier tune's: never a file, never a folder
+    holding another command's outputs, never one the --data folder lies in (tune rewrites its
+    held-out folder there)."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ClsbenchError(f"--output {output}: an existing file, not a folder; give a folder for tune.json, "
+                            f"report.html and the tries (e.g. --output {output}.tune)")
+    out, d = os.path.realpath(output), os.path.realpath(data)
+    if d == out or d.startswith(out.rstrip(os.sep) + os.sep):
+        raise ClsbenchError(f"--output {output}: the --data folder {data} lies inside it, and tune rewrites its "
+                            f"folders (the held-out images among them); give another --output")
+    if not os.path.isdir(output):
+        return
+    other = sorted(n for n in os.listdir(output) if n not in OWN_ENTRIES and not n.startswith("."))
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise ClsbenchError(f"--output {output}: holds another command's files ({shown}); give a new or empty "
+                            f"folder, or an earlier tune's folder (it resumes there)")
+
+
+def split_notes(split: dict, o: TuneOptions) -> list[str]:
+    """What the split took of --calib-images / --tune-images where the folder held too few
+    (each is at most a third of the images): said, not silently shrunk."""
+    return [f"--{flag} {want}: {got} used (at most a third of the {split['images']} images)"
+            for flag, want, got in (("calib-images", o.calib_images, split["calib"]),
+                                    ("tune-images", o.tune_images, split["tune"])) if got < want]
 
 
 def baselines(m, result: dict, space: Space, bounds: Bounds) -> dict:
@@ -184,7 +234,8 @@ def baselines(m, result: dict, space: Space, bounds: Bounds) -> dict:
         srv = (w["server"] or {}).get("peak_qps") if w.get("server") else None
         out[name] = {"candidate": c.as_dict(), "label": c.label(), "offline": r, "server": s,
                      "offline_ratio": ratio, "server_ratio": (srv / s["peak_qps"]) if s and s.get("peak_qps") and srv else None}
-        log.info(f"tune: baseline {c.label()}: {r['ips']:,.1f} img/s — the winner is {ratio:.2f}x")
+        log.info(f"tune: baseline {c.label()}: {r.get('ips') or 0:,.1f} img/s"
+                 + (f" — the winner is {ratio:.2f}x" if ratio else " — no ratio (no throughput)"))
     return out
 
 
@@ -197,15 +248,18 @@ def write_held_out(p, out: Path) -> str:
     folder = out / "heldout"
     val = folder / "val"
     val.mkdir(parents=True, exist_ok=True)
-    names = set(p.names)
-    lines = []
+    names, want = set(p.names), {}
     for rel in list_images(p.val).images:
-        if stem(Path(rel).name) not in names:
-            continue
-        link = val / Path(rel).name
-        if not link.is_symlink():
-            link.symlink_to(Path(p.val).resolve() / rel)
-        lines.append(f"{Path(rel).name} {p.labels[stem(Path(rel).name)]}")
+        if stem(Path(rel).name) in names:
+            want[Path(rel).name] = Path(p.val).resolve() / rel
+    for old in val.iterdir():  # an earlier tune's (other data, another split): exactly this tune's images stay
+        stale = old.name not in want or not old.is_symlink() or Path(os.readlink(old)) != want[old.name]
+        if stale and (old.is_symlink() or old.is_file()):
+            old.unlink()
+    for name, target in want.items():
+        if not (val / name).is_symlink():
+            (val / name).symlink_to(target)
+    lines = [f"{name} {p.labels[stem(name)]}" for name in want]
     atomic_write_text(folder / "val_label.txt", "\n".join(lines) + "\n")
     return str(folder)
 
@@ -213,6 +267,8 @@ def write_held_out(p, out: Path) -> str:
 def winner_commands(rec: dict, real, heldout: str) -> dict:
     """The commands that reproduce the winner: its accuracy and offline throughput (`run` on
     the held-out images, with the artifact tune judged), its Server peak (`loadgen`)."""
+    from .tune_measure import min_queries
+
     w = rec["search"]["winner"]
     if not w:
         return {}
@@ -226,7 +282,7 @@ def winner_commands(rec: dict, real, heldout: str) -> dict:
     if c.backend in ("torch", "cuda"):
         flags += ["--model", real.p.plan.model.spec.name]
     run = ["clsbench", "run", "--weights", path, "--data", heldout, *flags, "--work-dir",
-           str(Path(out) / "winner-run")]
+           str(Path(out) / "winner-run"), "--overwrite"]  # an earlier winner's run there is replaced, not refused
     cmds = {"run": shlex.join(run)}
     if c.sessions > 1:
         cmds["note"] = (f"run runs one session; the winner's {c.sessions} sessions of {c.threads} threads are a "
@@ -237,8 +293,9 @@ def winner_commands(rec: dict, real, heldout: str) -> dict:
         lg = ["clsbench", "loadgen", "--model", path, "--data", heldout, *flags[:6], *flags[6:], *workers,
               "--scenario", "server", "--latency-bound-ms", f"{rec['options']['latency_bound_ms']:g}",
               "--max-wait-ms", f"{srv.get('max_wait_ms') or 0:g}", "--find-peak",
-              "--peak-steps", str(rec["options"]["peak_steps"]),
+              "--peak-steps", str(rec["options"]["peak_steps"]), "--duration", f"{rec['options']['lg_duration']:g}",
               "--setting", f"target_latency_percentile={rec['options']['percentile']:g}",
+              "--setting", f"min_query_count={min_queries(rec['options']['percentile'])}",  # tune's own tries
               "--output", str(Path(out) / "winner-loadgen")]
         cmds["loadgen"] = shlex.join(lg)
     return cmds

@@ -71,7 +71,8 @@ class RealMeasurer:
             from ..measure.sweep import _eager_options
 
             if not self.p.pth:
-                raise ClsbenchError(f"{backend}: runs PyTorch weights; tune was given a model file (--weights W.pth)")
+                raise ClsbenchError(f"{backend}: runs PyTorch weights; tune was given a model file: give --weights "
+                                    f"W.pth, or leave {backend} out of --backends")
             got = (self.p.pth, dict(_eager_options(self.p.onnx, f"{backend}:{precision}")))
         elif t.compiled:
             got = (self._compile(backend, precision), {})
@@ -244,16 +245,36 @@ def prepare(weights: str, data: str, o) -> Prepared:
     if onnx is None:
         raise ClsbenchError(f"{weights}: tune takes PyTorch weights (.pth) or an fp32 ONNX model")
     n = len(list_images(val).images)
-    calib = min(o.calib_images, n // 3)
-    tune = min(o.tune_images, n // 3)
-    if n - calib - tune < MIN_HELD_OUT:
-        raise ClsbenchError(f"{val}: holds {n} images; tune needs --calib-images + --tune-images + at least "
-                            f"{MIN_HELD_OUT} held-out images (give fewer --calib-images or more images)")
+    calib, tune = split_counts(n, o.calib_images, o.tune_images, str(val))
     held = load_folder(val, plan.preset.pp, calib + tune)
+    check_labelled(held.names, labels, str(label_file))
     split = {"calib": calib, "tune": tune, "held_out": len(held.names), "held_out_from": calib + tune,
              "images": n, "held_out_names": held.names}
     return Prepared(plan, str(onnx), weights if plan.weights_kind == "pth" else None, str(val), str(label_file),
                     labels, split, held.x, held.names, str(work))
+
+
+def check_labelled(names: list, labels: dict, label_file: str) -> None:
+    """Every held-out image has a label (each is judged against it); else one line naming the
+    label file and the first images without one."""
+    missing = [n for n in names if n not in labels]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ClsbenchError(f"{label_file}: no label for {len(missing)} of the {len(names)} held-out images "
+                            f"({shown}); add their lines to it, or remove those images from --data")
+
+
+def split_counts(n: int, calib_images: int, tune_images: int, where: str) -> tuple[int, int]:
+    """(calibration, tuning) image counts of a folder of n: each at most a third of it, and at
+    least MIN_HELD_OUT left to judge; else one line saying what to type."""
+    calib, tune = min(calib_images, n // 3), min(tune_images, n // 3)
+    if n - calib - tune >= MIN_HELD_OUT:
+        return calib, tune
+    k = (n - MIN_HELD_OUT) // 2
+    fix = (f"give --calib-images {k} --tune-images {k}, or more images" if k >= 1 else
+           f"give at least {MIN_HELD_OUT + 2} images (1 calibrates, 1 tunes, {MIN_HELD_OUT} are held out)")
+    raise ClsbenchError(f"{where}: holds {n} images; tune needs --calib-images ({calib} here) + --tune-images "
+                        f"({tune} here) + at least {MIN_HELD_OUT} held-out images: {fix}")
 
 
 def dataclasses_replace_target(plan):
