@@ -1317,3 +1317,13 @@ def test_an_empty_parquet_dataset_is_refused(tmp_path):
     (tmp_path / "outputs_device0.parquet").mkdir()
     with pytest.raises(ClsbenchError, match=r"outputs_device0\.parquet: holds no output rows \(part-\*\.parquet\)$"):
         evaluate(tmp_path / "outputs_device0.parquet", _labels(tmp_path / "l.txt", {"a": 1}))
+
+
+def test_peak_cards_say_the_percentile_the_bound_was_judged_at():
+    from clsbench.report.html import _lg_peak_card
+
+    pk = {"peak_qps": 12.5, "bracket": [12.5, 14.0], "latency_bound_ms": 100.0, "tries": [{}, {}], "percentile": 90}
+    assert "highest VALID Server load at p90 ≤ 100.0 ms" in _text(_lg_peak_card(pk))
+    old = {k: v for k, v in pk.items() if k != "percentile"}  # records written before the field: p99, as run
+    assert "at p99 ≤ 100.0 ms" in _text(_lg_peak_card(old))
+    assert "no target QPS was VALID at p90 ≤ 100.0 ms (2 tries)" in _text(_lg_peak_card({**pk, "peak_qps": None}))

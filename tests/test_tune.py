@@ -327,6 +327,11 @@ def test_the_terminal_table_marks_a_drop_that_cannot_be_told_and_rounds_the_peak
     assert "cannot be told" in got, got  # as the page says it (the drop + margin is over the bound)
     assert "38.1 QPS" in got and "38.123456789" not in got, got
     assert "pytorch_eager_fp32: not measured (torch: not installed)" in got, got
+    assert "QPS at p99 <= bound" in got, got
+    unbound = _rec([{**row, "server_qps": None}])
+    unbound["options"]["latency_bound_ms"] = None
+    print_tune(unbound)
+    assert "<= bound" not in capsys.readouterr().out  # no bound given: no Server column
 
 
 def test_a_budget_spent_before_any_timing_says_so_and_what_to_type(capsys):
@@ -480,3 +485,18 @@ def test_a_resumed_tune_still_names_and_checks_every_artifact():
     real = Real()
     name_artifacts(real, [("onnxruntime", "int8"), ("torch", "fp32")])
     assert real.compiled == {"onnxruntime:int8": {"artifact": "/c/onnxruntime.int8"}}
+
+
+def test_a_tune_refused_before_measuring_leaves_no_output_folder(tmp_path):
+    from helpers import run_cli, tiny_classifier
+
+    model = tiny_classifier(tmp_path / "m.onnx", size=224)
+    (tmp_path / "unlabelled" / "val").mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(4):
+        Image.new("RGB", (32, 32), (i * 40, 9, 9)).save(tmp_path / "unlabelled" / "val" / f"i{i}.JPEG")
+    for data in (tmp_path / "missing", tmp_path / "unlabelled"):
+        p = run_cli("tune", "--weights", model, "--data", data, "--output", tmp_path / "out", check=False)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert not (tmp_path / "out").exists()  # was: an empty folder (and export/) left behind

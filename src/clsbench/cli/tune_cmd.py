@@ -75,12 +75,15 @@ def print_tune(rec: dict) -> None:
     pct = f"p{o['percentile']:g}"
     t = Table(title=f"tune: {len(s['candidates'])} candidates timed of {s['space_size']} "
                     f"({s['stopped']}; {rec['measured']} measured, {rec['reused']} read back)")
-    for col in ("candidate", "Top-1 %", "drop ± margin", "img/s", f"QPS at {pct} <= bound", f"{pct} ms a batch"):
+    bound = o.get("latency_bound_ms") is not None  # without a bound there is no Server column
+    cols = ("candidate", "Top-1 %", "drop ± margin", "img/s") + ((f"QPS at {pct} <= bound",) if bound else ()) \
+        + (f"{pct} ms a batch",)
+    for col in cols:
         t.add_column(col, justify="left" if col == "candidate" else "right")
     for r in s["candidates"]:
         told = "" if r.get("confident", True) else " (cannot be told from over the bound)"
         t.add_row(r["label"], _f(r["top1"], ".2f"), f"{r['drop']:+.2f} ± {r['margin']:.2f}{told}", _f(r["ips"]),
-                  _f(r["server_qps"]), _f(r["latency_ms"], ".2f"))
+                  *((_f(r["server_qps"]),) if bound else ()), _f(r["latency_ms"], ".2f"))
     out.print(t)
     for v, a in s["accuracy"].items():
         if not a["passed"]:

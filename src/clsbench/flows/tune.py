@@ -356,7 +356,8 @@ def _peak(st: State, c: Candidate, why: str = "LoadGen peak at the latency bound
     st.tries.append({"kind": "server", "candidate": c.as_dict(), "result": r, "why": why})
     st.path.append({"step": len(st.path) + 1, "candidate": c.key(), "why": "LoadGen Server peak" + ("" if why.startswith("LoadGen") else f": {why}"),
                     "peak_qps": r.get("peak_qps"), "p_ms": r.get("p_ms")})
-    log.info(f"tune: {c.label()}: Server peak {r.get('peak_qps')} QPS at p{st.bounds.percentile:g} "
+    peak = r.get("peak_qps")
+    log.info(f"tune: {c.label()}: Server peak {'none' if peak is None else f'{peak:,.2f}'} QPS at p{st.bounds.percentile:g} "
              f"<= {st.bounds.latency_ms:g} ms")
 
 

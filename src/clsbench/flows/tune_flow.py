@@ -4,6 +4,8 @@ Runtime's defaults, OpenVINO's THROUGHPUT hint, each at the winner's batch), the
 commands, tune.json and report.html in --output."""
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 import shlex
@@ -112,6 +114,15 @@ def identity(p, o: TuneOptions, space: Space) -> dict:
                          "lg_duration": o.lg_duration}}
 
 
+def _remove_empty(folder: Path) -> None:
+    """`folder` and the folders under it, where they hold no file."""
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 def run_tune(weights: str, data: str, options: TuneOptions | None = None, **kw) -> dict:
     """`clsbench tune`: returns the record (also tune.json, report.html in --output)."""
     from .._io import atomic_write_json, check_not_input, folder_lock, usable_cpus
@@ -122,11 +133,17 @@ def run_tune(weights: str, data: str, options: TuneOptions | None = None, **kw) 
     check_not_input(o.output, {"the --weights file": weights}, "--output", folders={"the --data folder": data})
     check_output_folder(o.output, data)
     out = Path(o.output)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
         t0 = time.monotonic()
         space, notes = build_space(o, usable_cpus())
-        p = prepare(weights, data, o)
+        try:
+            p = prepare(weights, data, o)
+        except ClsbenchError:  # refused before anything was measured: leave no empty folder behind
+            if created:
+                _remove_empty(out)
+            raise
         plan = p.plan.as_dict()
         m = Recorded(RealMeasurer(p, o), str(out / "tries"), identity(p, o, space), plan)
         bounds = Bounds(o.max_drop, o.latency_bound_ms, o.percentile)

@@ -550,8 +550,10 @@ def find_peak(b: Bench, outdir: Path, floor_share: float = 1 / 16) -> dict:
         else:
             hi = round(mid, 2)
     bound = b.o.latency_bound_ms or 15.0
+    pct = b.o.settings.get("target_latency_percentile")  # the percentile LoadGen judged the bound at
     return {"peak_qps": lo, "bracket": [lo, hi], "step": round(hi - lo, 2) if lo and hi else None,
-            "latency_bound_ms": bound, "tries": tries}
+            "latency_bound_ms": bound, "percentile": setting_value("target_latency_percentile", pct) if pct else 99,
+            "tries": tries}
 
 
 def _ms(ns) -> float | None:

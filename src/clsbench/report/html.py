@@ -793,12 +793,13 @@ def _lg_run_section(mode: str, run: dict) -> list:
 
 def _lg_peak_card(pk: dict) -> Markup:
     if pk["peak_qps"] is None:
-        return verdict("fail", "Peak", T("no target QPS was VALID at p99 ≤ {{ b }} ms ({{ n }} tries)",
-                                         b=pk["latency_bound_ms"], n=len(pk["tries"])))
-    return verdict("pass", "Peak", T("{{ q }} QPS, the highest VALID Server load at p99 ≤ {{ b }} ms "
+        return verdict("fail", "Peak", T("no target QPS was VALID at p{{ p }} ≤ {{ b }} ms ({{ n }} tries)",
+                                         p="%g" % pk.get("percentile", 99), b=pk["latency_bound_ms"],
+                                         n=len(pk["tries"])))
+    return verdict("pass", "Peak", T("{{ q }} QPS, the highest VALID Server load at p{{ p }} ≤ {{ b }} ms "
                                      "(next try {{ hi }} INVALID; {{ n }} LoadGen runs)",
                                      q=num("peak/peak_qps", pk["peak_qps"], ",.2f"), b=pk["latency_bound_ms"],
-                                     hi=pk["bracket"][1] if pk["bracket"][1] is not None else "–",
+                                     p="%g" % pk.get("percentile", 99), hi=pk["bracket"][1] if pk["bracket"][1] is not None else "–",
                                      n=len(pk["tries"])))
 
 

@@ -172,7 +172,7 @@ LOADGEN = {
     "data": {"source": TEXT, "samples": INT0, "labels": OPT_TEXT},
     "measured_batch_ms": POS, "runs": MapOf(LG_RUN),
     "peak": Maybe({"peak_qps": Num(0, none=True), "bracket": ListOf(Num(0, none=True)),
-                   "step": Num(0, none=True), "latency_bound_ms": POS,
+                   "step": Num(0, none=True), "latency_bound_ms": POS, "percentile?": Num(0, 100),
                    "tries": ListOf({"target_qps": POS, "valid": Bool(), "reasons": ListOf(TEXT),
                                     "completed_qps": Num(0, none=True), "p99_ms": Num(0, none=True),
                                     "folder": TEXT, "*": Any_()})}),

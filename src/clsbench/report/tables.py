@@ -383,7 +383,8 @@ def print_loadgen(rec: dict) -> None:
             out.print(f"  {n}", markup=False)
     pk = rec.get("peak")
     if pk:
-        t = Table(title=f"Peak search: highest VALID Server QPS at p99 <= {pk['latency_bound_ms']:g} ms: "
+        t = Table(title=f"Peak search: highest VALID Server QPS at p{pk.get('percentile', 99):g} <= "
+                        f"{pk['latency_bound_ms']:g} ms: "
                         f"{pk['peak_qps'] if pk['peak_qps'] is not None else 'none'}")
         for col in ("target QPS", "LoadGen", "completed QPS", "p99 ms", "why"):
             t.add_column(col, justify="right" if col != "why" else "left")
