@@ -326,6 +326,21 @@ def folder_lock(folder: str | os.PathLike):
         os.close(fd)
 
 
+def check_own_folder(output: str, own, writes: str, other: str, earlier: str) -> None:
+    """--output is a new folder, an empty one or an earlier one of this command's (its entries
+    `own`): never a file, never a folder holding anything else (another command's outputs would
+    be replaced or hidden). `writes`: what it holds, for the file case; `other`: how the foreign
+    entries are named; `earlier`: what giving an earlier folder of this command does."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ClsbenchError(f"--output {output}: an existing file, not a folder; give a folder for {writes}")
+    if not os.path.isdir(output):
+        return
+    found = sorted(n for n in os.listdir(output) if n not in own and not n.startswith("."))
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise ClsbenchError(f"--output {output}: holds {other} ({shown}); give a new or empty folder, or {earlier}")
+
+
 def check_not_input(output: str | os.PathLike, inputs: dict | None = None, what: str = "--output", *,
                     folders: dict | None = None) -> None:
     """THE rule that an output is never its own input, in every command, checked before any

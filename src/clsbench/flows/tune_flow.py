@@ -202,20 +202,14 @@ def check_output_folder(output: str, data: str) -> None:
     """--output is a new folder, an empty one or an earlier tune's: never a file, never a folder
     holding another command's outputs, never one the --data folder lies in (tune rewrites its
     held-out folder there)."""
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise ClsbenchError(f"--output {output}: an existing file, not a folder; give a folder for tune.json, "
-                            f"report.html and the tries (e.g. --output {output}.tune)")
+    from .._io import check_own_folder
+
     out, d = os.path.realpath(output), os.path.realpath(data)
     if d == out or d.startswith(out.rstrip(os.sep) + os.sep):
         raise ClsbenchError(f"--output {output}: the --data folder {data} lies inside it, and tune rewrites its "
                             f"folders (the held-out images among them); give another --output")
-    if not os.path.isdir(output):
-        return
-    other = sorted(n for n in os.listdir(output) if n not in OWN_ENTRIES and not n.startswith("."))
-    if other:
-        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-        raise ClsbenchError(f"--output {output}: holds another command's files ({shown}); give a new or empty "
-                            f"folder, or an earlier tune's folder (it resumes there)")
+    check_own_folder(output, OWN_ENTRIES, f"tune.json, report.html and the tries (e.g. --output {output}.tune)",
+                     "another command's files", "an earlier tune's folder (it resumes there)")
 
 
 def split_notes(split: dict, o: TuneOptions) -> list[str]:

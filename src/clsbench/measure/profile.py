@@ -86,19 +86,13 @@ OWN_FILES = ("profile.json", "profile.csv", "trace.json", "report.html")
 
 
 def _check_output_folder(output: str) -> None:
-    """--output is a new folder, an empty one or an earlier profile's: never a file, never a
-    folder with another command's outputs (its perf.json would be hidden behind profile.json
-    by `clsbench report`)."""
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise ClsbenchError(f"--output {output}: an existing file, not a folder; give a folder for profile.json, "
-                            f"profile.csv, trace.json and report.html (e.g. --output {output}.profile)")
-    if not os.path.isdir(output):
-        return
-    other = sorted(n for n in os.listdir(output) if n not in OWN_FILES and not n.startswith("."))
-    if other:
-        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-        raise ClsbenchError(f"--output {output}: holds other files ({shown}); give a new or empty folder, or an "
-                            f"earlier profile's folder (its files are replaced)")
+    """An earlier profile's folder is accepted (its files are replaced); one holding another
+    command's outputs is not (its perf.json would be hidden behind profile.json by `clsbench
+    report`)."""
+    from .._io import check_own_folder
+
+    check_own_folder(output, OWN_FILES, f"profile.json, profile.csv, trace.json and report.html (e.g. --output "
+                     f"{output}.profile)", "other files", "an earlier profile's folder (its files are replaced)")
 
 
 def _check_arch(model: str, arch: str | None) -> None:
