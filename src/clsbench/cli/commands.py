@@ -9,6 +9,7 @@ from .. import ClsbenchError, __version__
 from ..runtime.outputs import OUTFMTS
 from ..plan import DEFAULT_MODEL
 from . import profile_cmd, tune_cmd
+from .args import _add_accept_preset, _int, _real, command_line, set_argv
 
 OUTFMT_HELP = ("txt: one line of floats per image (the guide's eval reads it); bin: raw float32; npy; "
                "parquet: one dataset of (image, label, top5, logits) rows in result/outputs_device<N>.parquet/ "
@@ -25,36 +26,6 @@ def _add_preprocessing_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--std", type=_floats3, help="three comma-separated values")
     g.add_argument("--exif-transpose", action="store_true",
                    help="apply EXIF orientation (off by default: the reference and torchvision ignore it)")
-
-
-def _number(kind, least: float, strict: bool):
-    """THE parser of every numeric option: a finite number of `kind` (int or float), at least
-    `least` (above it when `strict`); NaN, infinities, words and out-of-range values are told
-    in one line naming the value and the bound."""
-    import math
-
-    bound = f"{'>' if strict else '>='} {least:g}"
-
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: not {'a whole number' if kind is int else 'a number'}") from None
-        if not math.isfinite(v) or v < least or (strict and v == least):
-            raise argparse.ArgumentTypeError(f"must be {'a whole number' if kind is int else 'a finite number'} "
-                                             f"{bound}, got {text!r}")
-        return v
-
-    parse.__name__ = "integer" if kind is int else "number"
-    return parse
-
-
-def _int(least: int):
-    return _number(int, least, False)
-
-
-def _real(least: float, strict: bool = False):
-    return _number(float, least, strict)
 
 
 def _floats3(text: str) -> tuple:
@@ -270,12 +241,6 @@ def _parser_infer(command) -> None:
                         "for an ONNX/IR it must agree with what the file records")
     _add_accept_preset(p)
     _add_infer_args(p, None)
-
-
-def _add_accept_preset(p) -> None:
-    p.add_argument("--accept-preset-mismatch", action="store_true",
-                   help="run tensors whose recorded preprocessing is not the model's preset (refused by "
-                        "default; the record says it was accepted)")
 
 
 def _parser_eval(command) -> None:
@@ -577,8 +542,7 @@ ADVICE = {
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    global _ARGV
-    _ARGV = argv
+    set_argv(argv)
     args = _parse(build_parser(), sys.argv[1:] if argv is None else list(argv))
     from rich.markup import escape as rich_escape
 
@@ -661,7 +625,6 @@ def _check_options(p: argparse.ArgumentParser, argv: list[str], cmd: str) -> Non
 
 # ---------------------------------------------------------------- commands
 
-_ARGV: list[str] | None = None  # main()'s argv, for command_line()
 
 
 def cmd_export(a) -> int:
@@ -821,13 +784,6 @@ def _check(a, verdict: dict) -> int:
         return 1
     out.print(f"PASS: Top-1 {ref - drop:.2f} within {allowed:.2f} point(s) of the reference {ref} ({how})")
     return 0
-
-
-def command_line() -> str:
-    """This invocation as one shell-quoted line, recorded beside the figures it produces."""
-    import shlex
-
-    return shlex.join(["clsbench", *(_ARGV if _ARGV is not None else sys.argv[1:])])
 
 
 def _run_options(a):

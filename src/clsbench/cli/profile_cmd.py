@@ -2,18 +2,11 @@
 (`cmd_profile`). Registered by `cli.commands`."""
 from __future__ import annotations
 
-
-# cli.commands' helpers, taken from the namespace of the `command` factory it hands to
-# add_parser rather than imported (layout_check counts a lazy import as a circle too), so
-# they are found however commands was started (imported, or run as __main__)
-_COMMANDS: dict = {}
+from .args import _add_accept_preset, _int, command_line
 
 
 def add_parser(command) -> None:
     from ..runtime.backends import available
-
-    _COMMANDS.update(command.__globals__)
-    _int, _add_accept_preset = _COMMANDS["_int"], _COMMANDS["_add_accept_preset"]
 
     p = command("profile", help="where the time goes: per-operator profile of one batch (ORT, OpenVINO, torch)",
                 description="Profiles one batch of the model on its runtime, in a session of its own after a "
@@ -46,8 +39,6 @@ def cmd_profile(a) -> int:
     from ..measure.profile import ProfileOptions, profile_model
     from ..report.profiles import terminal_table
     from ..ui import out
-
-    command_line = _COMMANDS["command_line"]
 
     o = ProfileOptions(output=a.output, backend=a.backend, precision=a.precision, batch_size=a.batch_size,
                        data=a.data, threads=a.threads, arch=a.arch, warmup=a.warmup, runs=a.runs,

@@ -2,16 +2,10 @@
 (`cmd_tune`). Registered by `cli.commands`."""
 from __future__ import annotations
 
-
-_CLI: dict = {}  # cli.commands' namespace, as add_parser found it
+from .args import _int, _real, command_line
 
 
 def add_parser(command) -> None:
-    # cli.commands' helpers from the namespace of its `command` factory, not imported: an import
-    # of cli.commands here would be an import circle (layout_check counts lazy imports too),
-    # and under `python -m clsbench.cli.commands` that module runs as __main__
-    _CLI.update(command.__globals__)
-    _int, _real = _CLI["_int"], _CLI["_real"]
     p = command("tune", help="the fastest deployment that keeps its accuracy and meets its latency",
                 description="Searches backend x precision (int8 through accuracy control) x batch x parallelism "
                             "for the highest throughput whose Top-1 on held-out labelled images stays within "
@@ -53,7 +47,7 @@ def cmd_tune(a) -> int:
                     percentile=a.percentile, backends=a.backends, batches=a.batches, budget_min=a.budget_min,
                     output=a.output, calib_images=a.calib_images, tune_images=a.tune_images, duration=a.duration,
                     repeats=a.repeats, peak_steps=a.peak_steps, lg_duration=a.lg_duration,
-                    exhaustive=a.exhaustive, baselines=not a.no_baselines, command=_CLI["command_line"]())
+                    exhaustive=a.exhaustive, baselines=not a.no_baselines, command=command_line())
     rec = run_tune(a.weights, a.data, o)
     print_tune(rec)
     out.print(f"report: {rec['report']}", markup=False)
