@@ -236,7 +236,7 @@ CATALOGUE = [
     Mutation("output-over-input-by-link", "an output is never its own input, however spelled", "_io.py",
              "same = same or os.path.samefile(output, p)", "same = same",
              ("tests/test_not_own_input.py::test_export_never_writes_over_its_weights",)),
-    Mutation("nan-accepted", "options: NaN and infinities are refused in one line", "cli/commands.py",
+    Mutation("nan-accepted", "options: NaN and infinities are refused in one line", "cli/args.py",
              "if not math.isfinite(v) or v < least", "if v < least", ("tests/test_options.py",)),
 ]
 
